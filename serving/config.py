@@ -1,0 +1,41 @@
+"""The service section of the configuration: where it listens, which models it loads, and its limits."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.spec import FeatureSpec
+from serving.fallback import FallbackRules
+from serving.policy import TierPolicy
+from training.config import RegistryConfig
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    model_alias: str = Field(default="champion", description="registry alias the service loads at start-up")
+    max_customers_per_request: int = Field(default=1000, ge=1)
+    max_transactions_per_customer: int = Field(default=5000, ge=1)
+    max_request_bytes: int = Field(default=20_000_000, ge=1024)
+    token_env_var: str = Field(default="TIERCAST_API_TOKEN",
+                               description="when this environment variable is set, requests need 'Authorization: Bearer <token>'")
+
+
+class ServingSettings(BaseModel):
+    """Everything the service needs, handed to it as JSON by ``tiercast serve`` (BentoML builds the service
+    class itself, so settings travel through the environment variable named by ``SETTINGS_ENV_VAR``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    policy: TierPolicy = Field(default_factory=TierPolicy)
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    fallback: FallbackRules = Field(default_factory=FallbackRules)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    horizon_days: int = Field(default=180, ge=1, description="fallback horizon when no model says its own")
+    personal_data_columns: list[str] = Field(default_factory=list)
+
+
+SETTINGS_ENV_VAR = "TIERCAST_SERVING_SETTINGS"

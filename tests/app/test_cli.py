@@ -1,0 +1,105 @@
+"""The tiercast command line end to end: real files, a real SQLite MLflow store, real LightGBM models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tiercast.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
+SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment", "lifecycle_stage",
+                 "tier", "action", "source", "reasons"]
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def small_cdnow(tmp_path_factory) -> Path:
+    """The first 4,000 CDNOW customers: real purchase patterns, quick to train on."""
+    tx = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
+    tx.columns = ["customer_id", "date", "quantity", "amount"]
+    tx = tx[tx["customer_id"].astype(int) <= 4000]
+    out = tmp_path_factory.mktemp("data") / "cdnow_small.csv"
+    pd.DataFrame({"customer_id": tx["customer_id"], "timestamp": pd.to_datetime(tx["date"]).dt.date.astype(str),
+                  "amount": tx["amount"], "quantity": tx["quantity"]}).to_csv(out, index=False)
+    return out
+
+
+def write_config(path: Path, overrides: dict) -> Path:
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("demo", "train", "score", "backtest", "serve", "simulate", "features"):
+        assert command in text
+
+
+def test_bad_file_exits_2_and_writes_nothing(tmp_path, store, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,timestamp,amount\nA,2025-01-01,5\nB,not a date,3\n")
+    out = tmp_path / "scores.csv"
+    code = main(["score", "--transactions", str(bad), "--as-of", "2025-02-01", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.csv" in err and "timestamp" in err and "not a date" in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_bad_config_key_exits_2_naming_the_key(tmp_path, capsys):
+    config = write_config(tmp_path / "c.yaml", {"training": {"tuning": {"trails": 3}}})
+    assert main(["--config", str(config), "demo"]) == 2
+    assert "training.tuning.trails" in capsys.readouterr().err
+
+
+def test_score_with_empty_store_uses_rules_for_everyone(small_cdnow, tmp_path, store):
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--transactions", str(small_cdnow), "--as-of", "1998-01-01", "--out", str(out)]) == 0
+    scores = pd.read_csv(out, dtype={"customer_id": str})
+    assert set(SCORE_COLUMNS) <= set(scores.columns)
+    assert set(scores["source"]) == {"fallback"}
+    assert scores["customer_id"].is_unique
+    history = pd.read_csv(small_cdnow, dtype={"customer_id": str})
+    assert len(scores) == history.loc[history["timestamp"] < "1998-01-01", "customer_id"].nunique()
+
+
+def test_train_registers_champion_and_gate_keeps_a_better_champion(small_cdnow, tmp_path, store, capsys):
+    args = ["train", "--transactions", str(small_cdnow), "--cutoff", "1998-07-01", "--horizon-days", "181",
+            "--trials", "0"]
+    assert main(args) == 0
+    client = MlflowClient(store)
+    first = {name: client.get_model_version_by_alias(name, "champion").version
+             for name in ("tiercast-value", "tiercast-churn", "tiercast-segments")}
+    # A deliberately weak challenger (one boosting round) must not replace the champion.
+    weak = write_config(tmp_path / "weak.yaml", {"training": {
+        "value_model": {"max_rounds": 1}, "churn_model": {"max_rounds": 1}}})
+    assert main(["--config", str(weak)] + args) == 0
+    assert "kept the champion" in capsys.readouterr().out
+    for name, version in first.items():
+        assert client.get_model_version_by_alias(name, "champion").version == version
+        assert client.get_model_version_by_alias(name, "challenger").version != version
+
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "--transactions", str(small_cdnow), "--as-of", "1998-07-01", "--out", str(out)]) == 0
+    scores = pd.read_parquet(out)
+    assert set(SCORE_COLUMNS) <= set(scores.columns)
+    assert set(scores["source"]) == {"model"}
+    assert scores["churn_probability"].between(0, 1).all()
+    assert (scores["predicted_value"] >= 0).all()

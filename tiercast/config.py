@@ -1,0 +1,73 @@
+"""The application's configuration: one YAML file composed of the typed sections each layer defines.
+
+Only this module reads YAML; the layers below receive their section as an argument. Unknown keys and bad
+values are errors that name the key (for example ``training.tuning.trials``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features.schema import DataConfig
+from features.spec import FeatureSpec
+from serving.config import ServiceConfig
+from serving.fallback import FallbackRules
+from serving.policy import TierPolicy
+from training.config import TrainingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"
+
+
+class DemoConfig(BaseModel):
+    """The demo job: bundled CDNOW data, trained at the end of its history and scored there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Relative paths are taken from the project folder, so the demo runs from any working directory.
+    transactions: Path = Path("data") / "cdnow" / "CDNOW_master.txt.gz"
+    cutoff: date = date(1998, 7, 1)
+    horizon_days: int = Field(default=181, ge=1)
+    trials: int = Field(default=5, ge=0)
+    out: Path = Path("outputs") / "demo_scores.csv"
+
+    def transactions_path(self) -> Path:
+        return self.transactions if self.transactions.is_absolute() else PROJECT_ROOT / self.transactions
+
+
+class AppConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeatureSpec = Field(default_factory=FeatureSpec)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    policy: TierPolicy = Field(default_factory=TierPolicy)
+    fallback: FallbackRules = Field(default_factory=FallbackRules)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    demo: DemoConfig = Field(default_factory=DemoConfig)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+def load_config(path: Path | str | None = None) -> AppConfig:
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: config file not found") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{path}: {problems}") from err

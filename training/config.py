@@ -1,0 +1,55 @@
+"""The training section of the configuration: windows, model and tuning settings, registry names."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LightGBMParams(_Section):
+    """Starting parameters of a LightGBM model; tuning searches around them."""
+
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2, le=1024)
+    min_child_samples: int = Field(default=40, ge=1)
+    feature_fraction: float = Field(default=0.9, gt=0, le=1)
+    bagging_fraction: float = Field(default=0.9, gt=0, le=1)
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    max_rounds: int = Field(default=600, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+
+
+class TuningConfig(_Section):
+    trials: int = Field(default=10, ge=0, description="Optuna trials per model; 0 keeps the starting parameters")
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+class SegmentConfig(_Section):
+    k_min: int = Field(default=3, ge=2)
+    k_max: int = Field(default=7, ge=2)
+    sample_size: int = Field(default=20_000, ge=100, description="customers used to choose k by silhouette")
+
+
+class RegistryConfig(_Section):
+    experiment: str = "tiercast"
+    value_model: str = "tiercast-value"
+    churn_model: str = "tiercast-churn"
+    segment_model: str = "tiercast-segments"
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+
+
+class TrainingConfig(_Section):
+    horizon_days: int = Field(default=180, ge=1)
+    n_windows: int = Field(default=4, ge=2, description="rolling-origin windows; the latest one validates")
+    step_days: int = Field(default=30, ge=1)
+    seed: int = 42
+    value_model: LightGBMParams = Field(default_factory=LightGBMParams)
+    churn_model: LightGBMParams = Field(default_factory=LightGBMParams)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    segments: SegmentConfig = Field(default_factory=SegmentConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)

@@ -1,0 +1,88 @@
+"""Outcome labels after a cutoff and the rolling training windows built from them.
+
+At a cutoff c with horizon H the outcome window is [c, c + H). A customer is labelled when they have at
+least one transaction before c. value = net sum of amount in the window (refunds included); churned =
+no purchase order in the window, where an order is one order_id of the customer (one line when order_id
+is absent or missing) and it is a purchase when its net amount inside the window is > 0. This matches
+`frequency` in features.builder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.builder import SUM_DECIMALS, FeatureBuilder, encode, lookup, order_index, sorted_codes
+
+
+def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> pd.DataFrame:
+    """Labels at `cutoff`: index customer_id (sorted, customers with a transaction before cutoff),
+    columns value (float) and churned (bool)."""
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+    cutoff = pd.Timestamp(cutoff)
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    ts = transactions["timestamp"]
+    before = (ts < cutoff).to_numpy() & transactions["customer_id"].notna().to_numpy()
+    _, ids = sorted_codes(transactions["customer_id"], before)
+    n = len(ids)
+
+    inside = transactions.loc[((ts >= cutoff) & (ts < end)).to_numpy()]
+    code = lookup(inside["customer_id"], ids)
+    known = code >= 0
+    inside, code = inside.loc[known], code[known]
+    amount = inside["amount"].to_numpy(dtype=np.float64)
+    value = np.round(np.bincount(code, weights=amount, minlength=n), SUM_DECIMALS)
+    if "order_id" in inside.columns:
+        order = order_index(encode(inside["order_id"], with_uniques=False)[0], code, n)
+        order_value = np.round(np.bincount(order, weights=amount), SUM_DECIMALS)
+        order_cust = np.empty(len(order_value), dtype=np.int64)
+        order_cust[order] = code
+    else:
+        order_value, order_cust = amount, code
+    purchases = np.bincount(order_cust[order_value > 0], minlength=n)
+    return pd.DataFrame({"value": value, "churned": purchases == 0},
+                        index=pd.Index(ids, dtype=object, name="customer_id"))
+
+
+def rolling_cutoffs(cutoff: Any, horizon_days: int, n_windows: int, step_days: int) -> list[pd.Timestamp]:
+    """Training cutoffs whose label windows end at or before `cutoff`, latest first:
+    cutoff - H, cutoff - H - step, ... (n_windows of them)."""
+    if n_windows < 1 or step_days <= 0 or horizon_days <= 0:
+        raise ValueError("n_windows >= 1, step_days > 0 and horizon_days > 0 are required")
+    latest = pd.Timestamp(cutoff) - pd.Timedelta(days=horizon_days)
+    return [latest - pd.Timedelta(days=step_days * k) for k in range(n_windows)]
+
+
+def training_examples(
+    transactions: pd.DataFrame,
+    cutoff: Any,
+    horizon_days: int,
+    builder: FeatureBuilder,
+    n_windows: int,
+    step_days: int,
+    customers: pd.DataFrame | None = None,
+    interactions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Stacked (features at c, labels over [c, c + H)) for each rolling cutoff c, oldest window first.
+
+    Columns: window_cutoff, customer_id, the builder's columns, value, churned. Only data before
+    `cutoff` is read. An unfitted builder is fitted in place at the latest window (cutoff - H), so the
+    learned state (RFM edges, levels) comes from training data only; a fitted builder is used as is.
+    """
+    cutoffs = sorted(rolling_cutoffs(cutoff, horizon_days, n_windows, step_days))
+    cutoff = pd.Timestamp(cutoff)
+    history = transactions.loc[(transactions["timestamp"] < cutoff).to_numpy()]
+    if interactions is not None:
+        interactions = interactions.loc[(interactions["timestamp"] < cutoff).to_numpy()]
+    if not builder.is_fitted:
+        builder.fit(history, cutoffs[-1], customers, interactions)
+    parts = []
+    for c in cutoffs:
+        part = builder.transform(history, c, customers, interactions).join(
+            make_labels(history, c, horizon_days), how="inner").reset_index()
+        part.insert(0, "window_cutoff", c)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
