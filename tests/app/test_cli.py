@@ -103,3 +103,18 @@ def test_train_registers_champion_and_gate_keeps_a_better_champion(small_cdnow, 
     assert set(scores["source"]) == {"model"}
     assert scores["churn_probability"].between(0, 1).all()
     assert (scores["predicted_value"] >= 0).all()
+
+
+def test_demo_registers_champions_and_says_where_to_look(small_cdnow, tmp_path, store, capsys):
+    out = tmp_path / "demo_scores.csv"
+    config = write_config(tmp_path / "demo.yaml", {"demo": {
+        "transactions": str(small_cdnow), "trials": 1, "out": str(out)}})
+    assert main(["--config", str(config), "demo"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out.resolve()) in printed and "mlflow ui" in printed and "tiercast serve" in printed
+    client = MlflowClient(store)
+    for name in ("tiercast-value", "tiercast-churn", "tiercast-segments"):
+        assert client.get_model_version_by_alias(name, "champion").version
+    scores = pd.read_csv(out, dtype={"customer_id": str})
+    assert set(SCORE_COLUMNS) <= set(scores.columns)
+    assert scores["customer_id"].is_unique and set(scores["source"]) == {"model"}

@@ -1,0 +1,96 @@
+"""Campaign read-out: what a retention plan did, measured against its random control group.
+
+Treated and control customers were picked the same way and split at random, so the difference in what
+they did after the plan's start date is the campaign's effect. Uplifts come with a normal-approximation
+confidence interval (Welch's standard error for value, the two-proportion one for retention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Uplift:
+    treated_mean: float
+    control_mean: float
+    uplift: float
+    ci_low: float
+    ci_high: float
+
+    @classmethod
+    def between(cls, treated: np.ndarray, control: np.ndarray, z: float, binary: bool) -> "Uplift":
+        mean_t, mean_c = float(np.mean(treated)), float(np.mean(control))
+        if binary:
+            se = np.sqrt(mean_t * (1 - mean_t) / len(treated) + mean_c * (1 - mean_c) / len(control))
+        else:
+            se = np.sqrt(np.var(treated, ddof=1) / len(treated) + np.var(control, ddof=1) / len(control))
+        diff = mean_t - mean_c
+        return cls(mean_t, mean_c, diff, float(diff - z * se), float(diff + z * se))
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    start: str
+    horizon_days: int
+    treated: int
+    control: int
+    value: Uplift
+    retention: Uplift
+    confidence: float
+
+    @property
+    def incremental_value(self) -> float:
+        """The value uplift per treated customer carried over every treated customer."""
+        return self.value.uplift * self.treated
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "incremental_value": self.incremental_value}
+
+    def lines(self) -> list[str]:
+        pct = int(round(self.confidence * 100))
+        v, r = self.value, self.retention
+        return [
+            f"Campaign from {self.start}, {self.horizon_days} days: {self.treated:,} treated, {self.control:,} control",
+            f"  value per customer: treated {v.treated_mean:,.2f}, control {v.control_mean:,.2f}, "
+            f"uplift {v.uplift:+,.2f} ({pct}% CI {v.ci_low:+,.2f} to {v.ci_high:+,.2f})",
+            f"  retained (bought again): treated {r.treated_mean:.1%}, control {r.control_mean:.1%}, "
+            f"uplift {r.uplift * 100:+.1f} points ({pct}% CI {r.ci_low * 100:+.1f} to {r.ci_high * 100:+.1f})",
+            f"  incremental value over the treated group: {self.incremental_value:+,.0f}",
+        ]
+
+
+def outcomes(customer_ids: pd.Series, transactions: pd.DataFrame, start: pd.Timestamp,
+             horizon_days: int) -> pd.DataFrame:
+    """Net value and whether they bought again in [start, start + horizon), for each listed customer."""
+    end = start + pd.Timedelta(days=horizon_days)
+    window = transactions[(transactions["timestamp"] >= start) & (transactions["timestamp"] < end)]
+    window = window[window["customer_id"].isin(set(customer_ids))]
+    value = window.groupby("customer_id")["amount"].sum()
+    bought = window[window["amount"] > 0].groupby("customer_id").size() > 0
+    frame = pd.DataFrame(index=pd.Index(customer_ids, name="customer_id"))
+    frame["value"] = value.reindex(frame.index).fillna(0.0)
+    frame["retained"] = bought.reindex(frame.index).fillna(False).astype(bool)
+    return frame
+
+
+def evaluate_plan(plan: pd.DataFrame, transactions: pd.DataFrame, start: pd.Timestamp, horizon_days: int,
+                  confidence: float = 0.95) -> CampaignResult:
+    """Uplift in value and retention of the plan's treated customers over its control customers."""
+    groups = plan.set_index("customer_id")["group"]
+    counts = groups.value_counts()
+    if counts.get("treated", 0) < 2 or counts.get("control", 0) < 2:
+        raise ValueError(f"a plan needs at least 2 treated and 2 control customers, found {counts.to_dict()}")
+    seen = outcomes(groups.index.to_series(), transactions, start, horizon_days)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    treated, control = seen[groups == "treated"], seen[groups == "control"]
+    return CampaignResult(
+        start=str(start.date()), horizon_days=horizon_days, treated=len(treated), control=len(control),
+        value=Uplift.between(treated["value"].to_numpy(), control["value"].to_numpy(), z, binary=False),
+        retention=Uplift.between(treated["retained"].to_numpy(float), control["retained"].to_numpy(float), z,
+                                 binary=True),
+        confidence=confidence)
