@@ -1,9 +1,10 @@
 """Point-in-time customer features: one row per customer scored at `as_of`.
 
-Only rows with ``timestamp < as_of`` are read (transactions and interactions); customer profiles whose
-``signup_date`` is at or after ``as_of`` are treated as unknown. Every aggregate is computed per
-customer with vectorised numpy group reductions over integer customer codes, so a customer's row never
-depends on which other customers are in the batch; the only population-dependent state (RFM quintile
+Only rows with ``timestamp < as_of`` are used (transactions and interactions); customer profiles whose
+``signup_date`` is at or after ``as_of`` are treated as unknown. String columns become integer codes
+(Arrow dictionary encoding; order ids hashed by DuckDB), and every aggregate is a vectorised numpy group
+reduction over customer codes (no Python loop over customers), so a customer's row never depends on
+which other customers are in the batch; the only population-dependent state (RFM quintile
 edges, channels seen, profile levels, optional columns present) is learned in `fit` and frozen, which
 is what makes scoring one customer online agree with scoring the whole population in batch.
 
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -99,32 +101,62 @@ def _score(values: FloatArray, edges: Sequence[float], higher_is_better: bool) -
     return 5 - above if not higher_is_better else 1 + above
 
 
-def encode(values: pd.Series, with_uniques: bool = True) -> tuple[IntArray, npt.NDArray[np.object_]]:
-    """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
-
-    Categoricals reuse their codes; other columns are dictionary-encoded by Arrow (object columns of
-    strings are converted first, which is faster than hashing Python objects); columns that Arrow cannot
-    take as strings are hashed by pandas. The uniques may include values that no row uses;
-    `with_uniques=False` skips building them (an empty array) when only the grouping matters.
-    """
+def _arrow_strings(values: pd.Series) -> pa.Array | None:
+    """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
     dtype = values.dtype
-    none = np.empty(0, dtype=object)
-    if isinstance(dtype, pd.CategoricalDtype):
-        return (np.asarray(values.array.codes, dtype=np.int64),
-                np.asarray(dtype.categories.astype(object), dtype=object) if with_uniques else none)
     try:
         if isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
             array = pa.array(values.array)
         else:
             array = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all strings: hash the Python objects
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
+
+
+def encode(values: pd.Series) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
+
+    Categoricals reuse their codes (the uniques may include values no row uses); strings, Arrow-backed
+    or object, are dictionary-encoded by Arrow (faster than hashing Python objects); anything else is
+    hashed by pandas.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (np.asarray(values.array.codes, dtype=np.int64),
+                np.asarray(values.dtype.categories.astype(object), dtype=object))
+    array = _arrow_strings(values)
+    if array is None:
         codes, uniques = pd.factorize(values.to_numpy(dtype=object))
-        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object) if with_uniques else none
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
     encoded = pc.dictionary_encode(array)
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object) if with_uniques else none
+    return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+
+
+def group_codes(values: pd.Series, hash_from_rows: int = 200_000) -> IntArray:
+    """Codes (-1 = missing) that group equal values, for high-cardinality strings such as order ids.
+
+    From `hash_from_rows` rows on, where a hash table over millions of distinct strings gets slow,
+    DuckDB hashes the strings (in parallel), rows are grouped by sorting the 64-bit hashes, and the
+    grouping is then checked exactly (every row equals its group's first row; a hash collision falls
+    back to `encode`). Smaller columns (one customer online) skip DuckDB's start-up cost: `encode`.
+    """
+    array = None if isinstance(values.dtype, pd.CategoricalDtype) else _arrow_strings(values)
+    if array is None or len(array) < max(hash_from_rows, 1):
+        return encode(values)[0]
+    with duckdb.connect() as con:
+        con.register("t", pa.table({"v": array}))
+        hashes = con.execute("SELECT hash(v) AS h FROM t").fetchnumpy()["h"]  # insertion order is kept
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    first = np.concatenate(([True], ranked[1:] != ranked[:-1]))
+    codes = np.empty(len(hashes), dtype=np.int64)
+    codes[order] = np.cumsum(first) - 1
+    same = pc.equal(array, array.take(pa.array(order[first][codes])))
+    if not pc.all(pc.fill_null(same, True)).as_py():
+        return encode(values)[0]
+    return np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes)
 
 
 def sorted_codes(values: pd.Series, keep: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArray[np.object_]]:
@@ -184,20 +216,19 @@ def _history(transactions: pd.DataFrame, as_of_ns: int) -> _History:
     codes, ids = sorted_codes(transactions["customer_id"], keep)
     ts = ts[keep]
 
-    def text(name: str, with_uniques: bool = True) -> _Text | None:
+    def text(name: str) -> _Text | None:
         if name not in transactions.columns:
             return None
-        c, u = encode(transactions[name], with_uniques)
+        c, u = encode(transactions[name])
         return _Text(c[keep], u)
 
-    order = text("order_id", with_uniques=False)
     return _History(
         ids=ids,
         codes=codes,
         ts=ts,
         age=(as_of_ns - ts) / NS_PER_DAY,
         amount=transactions["amount"].to_numpy(dtype=np.float64)[keep],
-        order=None if order is None else order.codes,
+        order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions.columns else None,
         quantity=(transactions["quantity"].to_numpy(dtype=np.float64)[keep]
                   if "quantity" in transactions.columns else None),
         category=text("category"),
@@ -240,7 +271,8 @@ def _purchase_rhythm(codes: IntArray, ts: IntArray, n: int) -> tuple[FloatArray,
     day = ts // NS_PER_DAY
     if len(day):
         d0, span = int(day.min()), int(day.max() - day.min()) + 1
-        key = np.sort(pd.unique(codes * span + (day - d0)))
+        key = np.sort(codes * span + (day - d0))
+        key = key[np.concatenate(([True], key[1:] != key[:-1]))]  # distinct (customer, day), sorted
         d_cust, d_day = key // span, key % span
     else:
         d_cust = d_day = np.empty(0, dtype=np.int64)
@@ -319,7 +351,7 @@ class FeatureBuilder:
         as_of: Any,
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
-    ) -> "FeatureBuilder":
+    ) -> FeatureBuilder:
         """Learn optional columns, channels, profile levels and RFM edges from the population at as_of."""
         self.fit_transform(transactions, as_of, customers, interactions)
         return self
@@ -392,7 +424,7 @@ class FeatureBuilder:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureBuilder":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureBuilder:
         if d.get("format") != _FORMAT:
             raise ValueError(f"unknown feature builder format {d.get('format')!r}, expected {_FORMAT!r}")
         builder = cls(FeatureSpec.model_validate(d["spec"]), d.get("personal_data_columns", ()))

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 
 def _strictly_increasing(values: list[float], name: str) -> list[float]:
-    if any(b <= a for a, b in zip(values, values[1:])):
+    if any(b <= a for a, b in zip(values[:-1], values[1:], strict=True)):
         raise ValueError(f"{name} must be strictly increasing, got {values}")
     return values
 
@@ -33,7 +33,7 @@ class LifecycleThresholds(BaseModel):
     lost_days: int = Field(365, gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "LifecycleThresholds":
+    def _ordered(self) -> LifecycleThresholds:
         if self.dormant_days >= self.lost_days:
             raise ValueError("lifecycle.dormant_days must be smaller than lifecycle.lost_days")
         return self

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builder import SUM_DECIMALS, FeatureBuilder, encode, lookup, order_index, sorted_codes
+from features.builder import SUM_DECIMALS, FeatureBuilder, group_codes, lookup, order_index, sorted_codes
 
 
 def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> pd.DataFrame:
@@ -36,7 +36,7 @@ def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> p
     amount = inside["amount"].to_numpy(dtype=np.float64)
     value = np.round(np.bincount(code, weights=amount, minlength=n), SUM_DECIMALS)
     if "order_id" in inside.columns:
-        order = order_index(encode(inside["order_id"], with_uniques=False)[0], code, n)
+        order = order_index(group_codes(inside["order_id"]), code, n)
         order_value = np.round(np.bincount(order, weights=amount), SUM_DECIMALS)
         order_cust = np.empty(len(order_value), dtype=np.int64)
         order_cust[order] = code

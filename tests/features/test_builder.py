@@ -260,3 +260,18 @@ def test_string_columns_of_any_dtype_give_identical_features(dtype: str) -> None
     got = builder.transform(other, "2024-07-01", customers.astype({"customer_id": "category"}),
                             interactions.astype({"customer_id": "category", "kind": "category"}))
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("hash_from_rows", [0, 10**9])  # DuckDB hashing, Arrow encoding
+@pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "category"])
+def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_rows: int) -> None:
+    from features.builder import group_codes
+
+    rng = np.random.default_rng(8)
+    raw = np.array([f"o{i}" for i in rng.integers(0, 500, 5000)] + [None, "", "O1"], dtype=object)
+    codes = group_codes(pd.Series(raw).astype(dtype), hash_from_rows=hash_from_rows)
+    reference, _ = pd.factorize(raw)  # -1 for None
+    assert (codes[raw == None] == -1).all()  # noqa: E711 - elementwise on an object array
+    pairs = pd.DataFrame({"got": codes, "ref": reference})
+    assert pairs.groupby("ref")["got"].nunique().eq(1).all()  # equal values -> one code
+    assert pairs.groupby("got")["ref"].nunique().eq(1).all()  # one code -> equal values
