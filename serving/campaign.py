@@ -74,7 +74,7 @@ def outcomes(customer_ids: pd.Series, transactions: pd.DataFrame, start: pd.Time
     bought = window[window["amount"] > 0].groupby("customer_id").size() > 0
     frame = pd.DataFrame(index=pd.Index(customer_ids, name="customer_id"))
     frame["value"] = value.reindex(frame.index).fillna(0.0)
-    frame["retained"] = bought.reindex(frame.index).fillna(False).astype(bool)
+    frame["retained"] = bought.reindex(frame.index, fill_value=False).astype(bool)
     return frame
 
 
