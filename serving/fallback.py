@@ -1,16 +1,19 @@
-"""The rule-based fallback: tiers from RFM scores and lifecycle when the models are missing or cannot score.
+"""The rule-based fallback: predictions from RFM scores and lifecycle when the models are missing or cannot score.
 
-It answers with the same columns as the models, so the tier policy is applied after either in the same way.
-Its value forecast is the customer's past daily spend rate carried over the horizon, discounted by a
-churn probability that depends on the lifecycle stage.
+It answers with the same columns as the models, so the tier policy is applied after either in the same way
+(ranked by the RFM score sum against the policy's ``min_rfm_score``). Its value forecast is the customer's
+past daily spend rate carried over the horizon, discounted by a churn probability that depends on the
+lifecycle stage; its segment is the classic RFM rule segment.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.lifecycle import STAGES
+from serving.reasons import number_text, phrase
 from training.segments import rfm_segments
 
 
@@ -21,23 +24,37 @@ class FallbackRules(BaseModel):
         default_factory=lambda: {"new": 0.5, "active": 0.25, "dormant": 0.6, "lost": 0.9})
     min_rate_days: int = Field(default=30, ge=1, description="shortest history over which a spend rate is taken")
 
+    @model_validator(mode="after")
+    def _check(self) -> "FallbackRules":
+        missing = sorted(set(STAGES) - set(self.churn_probability_by_stage))
+        unknown = sorted(set(self.churn_probability_by_stage) - set(STAGES))
+        if missing or unknown:
+            raise ValueError(f"churn_probability_by_stage needs exactly the stages {list(STAGES)} "
+                             f"(missing {missing}, unknown {unknown})")
+        bad = {k: v for k, v in self.churn_probability_by_stage.items() if not 0 <= v <= 1}
+        if bad:
+            raise ValueError(f"churn_probability_by_stage values must be within [0, 1], got {bad}")
+        return self
+
 
 def rule_predictions(features: pd.DataFrame, horizon_days: int, rules: FallbackRules) -> pd.DataFrame:
-    """predicted_value, churn_probability, segment, rfm_score and reasons from rule features alone."""
-    stage = features["lifecycle_stage"]
-    churn = stage.map(rules.churn_probability_by_stage).fillna(0.5).astype(float)
+    """predicted_value, churn_probability, segment, rfm_score and reasons (a list per customer) from the
+    builder's columns alone."""
+    stage = features["lifecycle_stage"].to_numpy(dtype=object)
+    churn = np.full(len(stage), np.nan)
+    for name, probability in rules.churn_probability_by_stage.items():  # one pass per stage
+        churn[stage == name] = probability
     days = np.maximum(features["tenure_days"].to_numpy(dtype=float), rules.min_rate_days)
     rate = np.clip(features["monetary_total"].to_numpy(dtype=float), 0, None) / days
-    rfm = features["r_score"] + features["f_score"] + features["m_score"]
-    out = pd.DataFrame(index=features.index)
-    out["predicted_value"] = rate * horizon_days * (1.0 - churn.to_numpy())
-    out["churn_probability"] = churn
-    out["segment"] = rfm_segments(features["r_score"], features["f_score"])
-    out["rfm_score"] = rfm.astype(int)
-    reasons = ("RFM score " + rfm.astype(int).astype(str) + " of 15 (recency " + features["r_score"].astype(str)
-               + ", frequency " + features["f_score"].astype(str) + ", value " + features["m_score"].astype(str)
-               + ")")
-    recency = ("no purchase for " + features["recency_days"].round().astype(int).astype(str) + " days, "
-               + stage.astype(str) + " customer")
-    out["reasons"] = [[a, b] for a, b in zip(reasons, recency)]
-    return out
+    r, f, m = (features[c].to_numpy(dtype=np.int64) for c in ("r_score", "f_score", "m_score"))
+    rfm = r + f + m
+    score_text = ("RFM score " + number_text(rfm) + " of 15 (recency " + number_text(r) + ", frequency "
+                  + number_text(f) + ", spend " + number_text(m) + " of 5)")
+    stage_text = phrase("recency_days", features) + ": " + stage + " customer"
+    return pd.DataFrame({
+        "predicted_value": rate * horizon_days * (1.0 - churn),
+        "churn_probability": churn,
+        "segment": rfm_segments(features["r_score"], features["f_score"]).to_numpy(),
+        "rfm_score": rfm,
+        "reasons": pd.Series([[a, b] for a, b in zip(score_text, stage_text)], index=features.index, dtype=object),
+    }, index=features.index)

@@ -1,23 +1,31 @@
 """One scorer for batch files, backtests and the service: transactions at ``as_of`` in, a tier table out.
 
 The models (from the registry) and the rule fallback answer with the same columns; the tier policy is
-applied after either. When the models are missing or fail, every customer gets the fallback; when the
-models cannot score one customer, that customer alone does; both carry a ``fallback_reason``.
+applied after either. When the models are missing or fail, or their frozen tier thresholds do not fit the
+policy, every customer gets the fallback; when the models cannot score one customer (no finite
+prediction), that customer alone does; both carry a ``fallback_reason``. Membership levels come from
+trailing spend, whoever predicts.
+
+:func:`read_scores` reads a scored file back (for ``tiercast plan`` and ``tiercast report``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.builder import FeatureBuilder
+from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, lookup
+from features.schema import DataError
 from features.spec import FeatureSpec
 from serving.fallback import FallbackRules, rule_predictions
 from serving.policy import TierPolicy
-from serving.reasons import top_reasons
+from serving.reasons import reason_lists, top_reasons
 from training.config import RegistryConfig
 from training.registry import load_version
 
@@ -25,6 +33,8 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment",
                  "lifecycle_stage", "tier", "action", "source", "fallback_reason", "reasons"]
+EXTRA_COLUMNS = ["value_tier", "membership", "trailing_spend"]
+NUMERIC_COLUMNS = ("predicted_value", "churn_probability", "trailing_spend", "actual_value")
 
 
 class ModelsUnavailable(Exception):
@@ -63,57 +73,122 @@ class ModelBundle:
         return ", ".join(f"{name} v{version}" for name, version in self.versions.items())
 
 
-def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> pd.DataFrame:
+def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
     X = features[bundle.builder.feature_names_]
-    out = pd.DataFrame(index=features.index)
-    out["predicted_value"] = bundle.value.predict(X)
-    out["churn_probability"] = bundle.churn.predict_proba(X)
-    out["segment"] = bundle.segments.predict(X)
-    value_reasons = top_reasons(bundle.value.contributions(X), features, "value")
-    churn_reasons = top_reasons(bundle.churn.contributions(X), features, "churn risk", n=1)
-    out["reasons"] = [v + c for v, c in zip(value_reasons, churn_reasons)]
-    return out
+    reasons = np.empty(len(X), dtype=object)
+    reasons[:] = reason_lists(top_reasons(bundle.value.contributions(X), features, "value", n=2),
+                              top_reasons(bundle.churn.contributions(X), features, "churn risk", n=1))
+    return {"predicted_value": np.asarray(bundle.value.predict(X), dtype=float),
+            "churn_probability": np.asarray(bundle.churn.predict_proba(X), dtype=float),
+            "segment": np.asarray(bundle.segments.predict(X), dtype=object),
+            "reasons": reasons}
+
+
+def _naive_utc(as_of: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(as_of)
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def trailing_spend(transactions: pd.DataFrame, as_of: Any, days: int, customer_ids: pd.Index) -> np.ndarray:
+    """Net amount per customer of ``customer_ids`` in ``[as_of - days, as_of)`` (refunds included), 0 without
+    lines there."""
+    end = _naive_utc(as_of).as_unit("ns").value
+    ts = transactions["timestamp"]
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    code = lookup(transactions["customer_id"], customer_ids.to_numpy(dtype=object))
+    inside = (ns >= end - days * NS_PER_DAY) & (ns < end) & (code >= 0)
+    amount = transactions["amount"].to_numpy(dtype=float)[inside]
+    spend = np.bincount(code[inside], weights=amount, minlength=len(customer_ids)).astype(float)
+    return np.round(spend, SUM_DECIMALS)
 
 
 def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
           bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
           customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
           horizon_days: int = 180, unavailable_reason: str = "no champion models") -> pd.DataFrame:
-    """Score every customer with history before ``as_of``; one row each, in customer_id order."""
+    """Score every customer with history before ``as_of``; one row each, in customer_id order.
+
+    Columns: :data:`SCORE_COLUMNS` (the contract's, with ``fallback_reason``) then :data:`EXTRA_COLUMNS`
+    (the value tier before the overlays, the membership level and the trailing spend it is based on)."""
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
     features = builder.transform(transactions, as_of, customers, interactions)
-    horizon = bundle.horizon_days if bundle else horizon_days
-    fallback = rule_predictions(features, horizon, rules)
-    fallback["source"] = "fallback"
-    fallback["fallback_reason"] = unavailable_reason
-    result = fallback
-    if bundle is not None and len(features):
+    n = len(features)
+    rules_say = rule_predictions(features, bundle.horizon_days if bundle else horizon_days, rules)
+    answer = {column: rules_say[column].to_numpy() for column in
+              ("predicted_value", "churn_probability", "segment", "reasons")}
+    source = np.full(n, "fallback", dtype=object)
+    reason = np.full(n, unavailable_reason, dtype=object)
+    limits = np.tile(policy.rfm_thresholds(), (n, 1))
+    if bundle is not None and n:
         try:
+            thresholds = policy.model_thresholds(bundle.tier_thresholds)
             modelled = _model_predictions(bundle, features)
         except Exception as err:  # a model that fails at predict time must not take the answer down
             log.warning("models failed, every customer gets the rule fallback: %s", err)
-            fallback["fallback_reason"] = f"models failed: {type(err).__name__}: {err}"
+            reason[:] = f"models failed: {type(err).__name__}: {err}"
         else:
-            finite = np.isfinite(modelled[["predicted_value", "churn_probability"]]).all(axis=1)
-            modelled["source"] = "model"
-            modelled["fallback_reason"] = None
-            fallback.loc[~finite, "fallback_reason"] = "models gave no finite prediction for this customer"
-            result = modelled.where(finite, fallback[modelled.columns])
-    by_model = result["source"].eq("model")
-    rank_score = result["predicted_value"].where(by_model, fallback["rfm_score"])
-    tiers = []
-    for from_model, rows in ((True, by_model), (False, ~by_model)):
-        if rows.any():
-            thresholds = bundle.tier_thresholds if from_model else policy.rfm_thresholds()
-            tiers.append(policy.assign(rank_score[rows], thresholds,
-                                       result.loc[rows, "churn_probability"],
-                                       features.loc[rows, "lifecycle_stage"]))
-    tier_table = pd.concat(tiers).reindex(result.index) if tiers else pd.DataFrame(
-        columns=["value_tier", "tier", "action"], index=result.index)
-    out = pd.concat([result, tier_table], axis=1)
-    out["lifecycle_stage"] = features["lifecycle_stage"]
-    out["as_of"] = pd.Timestamp(as_of).date().isoformat()
-    out.index.name = "customer_id"
-    out = out.reset_index()
-    return out[SCORE_COLUMNS + ["value_tier"]]
+            ok = np.isfinite(modelled["predicted_value"]) & np.isfinite(modelled["churn_probability"])
+            for column, values in modelled.items():
+                answer[column] = np.where(ok, values, answer[column])
+            source[ok] = "model"
+            reason = np.where(ok, None, "models gave no finite prediction for this customer").astype(object)
+            limits[ok] = thresholds
+    rank = np.where(source == "model", answer["predicted_value"], rules_say["rfm_score"].to_numpy(dtype=float))
+    tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
+    spend = trailing_spend(transactions, as_of, policy.membership.window_days, features.index)
+    return pd.DataFrame({  # SCORE_COLUMNS then EXTRA_COLUMNS
+        "customer_id": features.index.to_numpy(dtype=object),
+        "as_of": _naive_utc(as_of).date().isoformat(),
+        "predicted_value": answer["predicted_value"].astype(float),
+        "churn_probability": answer["churn_probability"].astype(float),
+        "segment": answer["segment"],
+        "lifecycle_stage": features["lifecycle_stage"].to_numpy(dtype=object),
+        "tier": tiers["tier"].to_numpy(),
+        "action": tiers["action"].to_numpy(),
+        "source": source,
+        "fallback_reason": reason,
+        "reasons": answer["reasons"],
+        "value_tier": tiers["value_tier"].to_numpy(),
+        "membership": policy.membership.assign(spend),
+        "trailing_spend": spend,
+    })
+
+
+def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) -> pd.DataFrame:
+    """A scored file (``tiercast score`` / ``backtest`` output, .csv or .parquet) as a frame.
+
+    customer_id stays text; the numeric columns present are parsed as numbers. A missing required
+    column, an unparseable number or a repeated customer raises :class:`DataError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        else:
+            raise DataError(path, f"unsupported scored file type '{suffix}': use .csv or .parquet")
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot read the scored file: {err}") from err
+    if frame.empty:
+        raise DataError(path, "no scored customers in the file")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; is this a file written by tiercast score?")
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    for column in (c for c in NUMERIC_COLUMNS if c in frame.columns):
+        values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+        bad = values.isna() & frame[column].notna() & frame[column].ne("")
+        if bad.any():
+            raise DataError(path, "not a number", column, frame.loc[bad, ["customer_id", column]].head(5))
+        frame[column] = values.astype(float)
+    repeated = frame["customer_id"].duplicated(keep=False)
+    if repeated.any():
+        raise DataError(path, "customers appear more than once", "customer_id",
+                        frame.loc[repeated, ["customer_id"]].head(5))
+    return frame

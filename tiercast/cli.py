@@ -136,8 +136,9 @@ def _print_scores(scores: pd.DataFrame, out: Path) -> None:
 
 def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
     from serving.scorer import ModelBundle, score
+    from training.evaluation import compare_at
     from training.labels import make_labels
-    from training.pipeline import evaluate, fit_models
+    from training.pipeline import fit_models
 
     data = _load(args, config)
     trained = fit_models(data, args.cutoff, args.horizon_days, config.training, config.features,
@@ -151,11 +152,11 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
     labels = make_labels(data.transactions, args.cutoff, args.horizon_days)
     scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
     write_table(_for_file(scores), args.out)
-    metrics = evaluate(scores["predicted_value"].to_numpy(), scores["churn_probability"].to_numpy(),
-                       scores.rename(columns={"actual_value": "value"}))
+    actual = scores.set_index("customer_id").rename(columns={"actual_value": "value"})
+    table = compare_at(data.transactions, args.cutoff, args.horizon_days, actual, trained.features_at_cutoff,
+                       trained.validation)
     print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(scores):,} customers -> {args.out}")
-    for name, value in metrics.items():
-        print(f"  {name:<22} {value:.3f}")
+    print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
@@ -234,6 +235,117 @@ def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
     return 0
 
 
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from err
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite amount >= 0, got {text}")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = _amount(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a rate in (0, 1], got {text}")
+    return value
+
+
+def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
+    from serving.plan import PLAN_REQUIRED, plan_retention
+    from serving.scorer import read_scores
+
+    scores = read_scores(args.scores, PLAN_REQUIRED)
+    save_rate = args.save_rate if args.save_rate is not None else config.plan.save_rate
+    plan = plan_retention(scores, args.budget, args.cost_per_contact, save_rate)
+    out = write_table(plan.contacts, args.out)
+    print(plan.summary())
+    print(f"  plan -> {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
+    from serving.report import REPORT_REQUIRED, write_report
+    from serving.scorer import read_scores
+
+    scores = read_scores(args.scores, REPORT_REQUIRED)
+    previous = read_scores(args.previous, ("customer_id", "tier")) if args.previous else None
+    page = write_report(scores, args.out, config.policy, previous, source=str(args.scores),
+                        previous_source=str(args.previous or ""))
+    print(f"Report on {len(scores):,} customers -> {page}")
+    return 0
+
+
+def _confidence(text: str) -> float:
+    value = _amount(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a level strictly between 0 and 1 (e.g. 0.95), got {text}")
+    return value
+
+
+def _read_plan(path: Path, start: pd.Timestamp | None, config: AppConfig) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """The plan's customers and groups, and the campaign start (``--start``, else the plan's single as_of)."""
+    from features.loading import read_raw
+
+    plan = read_raw(path)
+
+    def sample(bad: pd.Series, columns: list[str]) -> pd.DataFrame:
+        rows = plan.loc[bad, columns].head(config.data.error_sample_rows)
+        return rows.rename(index=lambda i: f"row {i + 1}")
+
+    for column in ("customer_id", "group"):
+        if column not in plan.columns:
+            raise DataError(path, f"required column missing; columns found: {list(plan.columns)}", column)
+    plan["customer_id"] = plan["customer_id"].astype(str).str.strip()
+    plan["group"] = plan["group"].astype(str).str.strip()
+    bad = ~plan["group"].isin(["treated", "control"])
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum()):,} rows have a group other than 'treated' or 'control'", "group",
+                        sample(bad, ["customer_id", "group"]))
+    bad = plan["customer_id"].eq("") | plan["customer_id"].duplicated(keep=False)
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum()):,} rows have an empty or repeated customer_id", "customer_id",
+                        sample(bad, ["customer_id", "group"]))
+    if start is not None:
+        return plan, start
+    if "as_of" not in plan.columns:
+        raise DataError(path, "no campaign start: pass --start or give the plan an as_of column", "as_of")
+    as_of = pd.to_datetime(plan["as_of"].astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
+    if as_of.isna().any():
+        raise DataError(path, "values are not ISO 8601 dates", "as_of", sample(as_of.isna(), ["customer_id", "as_of"]))
+    if as_of.nunique() > 1:
+        raise DataError(path, f"{as_of.nunique()} different dates; pass --start to choose the campaign start",
+                        "as_of", sample(as_of.ne(as_of.iloc[0]), ["customer_id", "as_of"]))
+    return plan, as_of.iloc[0].tz_localize(None)
+
+
+def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
+    from features.loading import load_transactions
+    from serving.campaign import evaluate_plan
+
+    plan, start = _read_plan(args.plan, args.start, config)
+    transactions, _ = load_transactions(args.transactions, config.data)
+    horizon_days = args.horizon_days or config.training.horizon_days
+    window_end = start + pd.Timedelta(days=horizon_days)
+    if transactions["timestamp"].max() < window_end - pd.Timedelta(days=1):
+        log.warning("the transactions end at %s, before the window closes at %s: later purchases are missing, "
+                    "so the read-out is an interim one", transactions["timestamp"].max(), window_end)
+    try:
+        result = evaluate_plan(plan, transactions, start, horizon_days, args.confidence)
+    except ValueError as err:  # too few treated or control customers
+        raise DataError(args.plan, str(err), "group") from err
+    print("\n".join(result.lines()))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result.to_dict(), indent=2))
+        os.replace(tmp, out)
+        print(f"  result -> {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiercast", description="Customer tiering with measured, explained predictions.",
@@ -282,6 +394,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(features)
     features.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
     features.add_argument("--out", type=Path, required=True, help="features file (.csv or .parquet)")
+
+    plan = command("plan", cmd_plan, "pick whom to contact for retention within a budget; print the expected return")
+    plan.add_argument("--scores", type=Path, required=True, help="scored file from tiercast score (.csv or .parquet)")
+    plan.add_argument("--budget", type=_amount, required=True, help="money available for contacts")
+    plan.add_argument("--cost-per-contact", type=_amount, required=True, help="money one contact costs")
+    plan.add_argument("--save-rate", type=_rate, help="share of would-be churners a contact keeps (default: config)")
+    plan.add_argument("--out", type=Path, required=True, help="plan file, one row per customer (.csv or .parquet)")
+
+    report = command("report", cmd_report, "write an HTML report with charts on a scored file")
+    report.add_argument("--scores", type=Path, required=True, help="scored file (.csv or .parquet)")
+    report.add_argument("--previous", type=Path, help="an earlier scored file, for the tier migration matrix")
+    report.add_argument("--out", type=Path, required=True, help="output folder (index.html and PNG charts)")
+
+    evaluate_plan = command("evaluate-plan", cmd_evaluate_plan,
+                            "measure a plan's uplift in value and retention: treated against control customers")
+    evaluate_plan.add_argument("--plan", type=Path, required=True,
+                               help="plan file with customer_id and group (treated/control) (.csv or .parquet)")
+    evaluate_plan.add_argument("--transactions", type=Path, required=True, help="transactions covering the window")
+    evaluate_plan.add_argument("--start", type=_date, help="YYYY-MM-DD campaign start (default: the plan's as_of)")
+    evaluate_plan.add_argument("--horizon-days", type=_positive_int,
+                               help="outcome window length in days (default: config training.horizon_days)")
+    evaluate_plan.add_argument("--confidence", type=_confidence, default=0.95,
+                               help="confidence level of the intervals (default 0.95)")
+    evaluate_plan.add_argument("--out", type=Path, help="also write the result as JSON here")
     return parser
 
 

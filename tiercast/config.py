@@ -16,6 +16,7 @@ from features.schema import DataConfig
 from features.spec import FeatureSpec
 from serving.config import ServiceConfig
 from serving.fallback import FallbackRules
+from serving.plan import PlanConfig
 from serving.policy import TierPolicy
 from training.config import TrainingConfig
 
@@ -47,6 +48,7 @@ class AppConfig(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     policy: TierPolicy = Field(default_factory=TierPolicy)
     fallback: FallbackRules = Field(default_factory=FallbackRules)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
 

@@ -25,7 +25,8 @@ class LightGBMParams(_Section):
 
 class TuningConfig(_Section):
     trials: int = Field(default=10, ge=0, description="Optuna trials per model; 0 keeps the starting parameters")
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(
+        default=None, gt=0, description="stop tuning a model after this long (makes the result time-dependent)")
 
 
 class SegmentConfig(_Section):
@@ -47,6 +48,9 @@ class TrainingConfig(_Section):
     horizon_days: int = Field(default=180, ge=1)
     n_windows: int = Field(default=4, ge=2, description="rolling-origin windows; the latest one validates")
     step_days: int = Field(default=30, ge=1)
+    folds: int = Field(default=4, ge=2, description="customer folds: each model is trained on the others and "
+                       "early-stopped on its own customers in the latest window")
+    threads: int = Field(default=1, ge=1, description="LightGBM threads; results are reproducible per thread count")
     seed: int = 42
     value_model: LightGBMParams = Field(default_factory=LightGBMParams)
     churn_model: LightGBMParams = Field(default_factory=LightGBMParams)

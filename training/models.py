@@ -1,92 +1,363 @@
 """LightGBM models for a customer's value over the horizon and their churn probability.
 
-Both follow scikit-learn's estimator API and take an explicit, time-based validation set for early
-stopping (the latest rolling window), never a random split.
+Both start from the classic forecast and learn how to improve on it:
+
+* :class:`ClassicFeatures` fits BG/NBD (purchases) and Gamma-Gamma (spend) on one population's RFM
+  columns and turns them into forecasts over the horizon. In training it is refitted at every window
+  cutoff on the customers known then, so no window sees parameters learnt from its own future.
+* The boosters take the classic forecast as their starting score (``init_score``, on the link scale)
+  and the classic columns as extra features, so boosting learns a per-customer correction of a model
+  that already handles ageing (recency and tenure beyond what the training windows cover).
+* **Period level.** Each training window gets its own intercept: the constant that makes the classic
+  forecast match that window's actual total (or rate). Boosting therefore learns corrections *relative
+  to the period*, not the period's own level (a season, or a young cohort buying more than it later
+  will), which does not carry over to the future; at scoring time the level is the classic model's.
+* **Customer folds.** Customers are split into ``folds`` groups by a seeded hash of their id. Fold k's
+  booster trains on the earlier windows of the other customers and early-stops on fold k's customers in
+  the latest window: validation is later in time *and* on customers whose overlapping label windows the
+  booster never saw (with the same customers, overlapping windows let trees memorise customers and early
+  stopping never stops). The prediction averages the folds on the raw score scale; ``oof_prediction_``
+  holds each latest-window customer's prediction by the booster that did not train on them.
+
+Value is a two-part (hurdle) model: P(value > 0) times E[value | value > 0] (gamma, log link). The point
+mass at zero and the long right tail get a model each; the few negative (refund-only) values count as
+zero. Churn is a binary booster whose probabilities are Platt-calibrated on the out-of-fold predictions.
 """
 
 from __future__ import annotations
 
+from itertools import combinations
+from math import factorial
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
 
+from training.baseline import BetaGeoFitter, GammaGammaFitter
 from training.config import LightGBMParams
 
+# Builder columns the classic model reads: repeat purchases, recency, age and net spend.
+RFM_INPUTS = ["purchase_days", "recency_days", "tenure_days", "monetary_total"]
+CLASSIC_COLUMNS = ["bgnbd_expected_purchases", "bgnbd_probability_alive", "bgnbd_expected_value",
+                   "bgnbd_churn_probability"]
+_EPS = 1e-6
 
-def _lgb_params(params: LightGBMParams, seed: int, **objective: object) -> dict[str, object]:
+
+def _rfm(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD inputs from builder columns: repeat purchase days x, time of last purchase t_x, age T (days)
+    and net spend per purchase day m."""
+    days, recency, tenure, total = (X[c].to_numpy(dtype=np.float64) for c in RFM_INPUTS)
+    x = np.clip(days - 1.0, 0.0, None)
+    t_x = np.where(x > 0, np.clip(tenure - recency, 0.0, None), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = np.where(days > 0, total / np.maximum(days, 1.0), 0.0)
+    return x, t_x, tenure, np.clip(m, 0.0, None)
+
+
+class ClassicFeatures(BaseEstimator):
+    """BG/NBD x Gamma-Gamma fitted on one population's feature rows; their horizon forecasts as columns.
+
+    Reads the builder's ``purchase_days``, ``recency_days``, ``tenure_days`` and ``monetary_total`` (the
+    same customer-day convention as :func:`training.baseline.rfm_summary`, with net spend per purchase
+    day), so it needs nothing but the feature frame and scores one customer exactly as a batch. When
+    Gamma-Gamma cannot be fitted (no repeat buyers, or an infinite mean), spend is the mean spend.
+    """
+
+    def __init__(self, horizon_days: int = 180):
+        self.horizon_days = horizon_days
+
+    def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
+        x, t_x, T, m = _rfm(X)
+        self.bgnbd_ = BetaGeoFitter().fit(x, t_x, T)
+        buyers = m > 0
+        self.mean_spend_ = float(m[buyers].mean()) if buyers.any() else 0.0
+        repeat = (x > 0) & buyers
+        self.gamma_gamma_ = None
+        if repeat.sum() >= 2:
+            gamma_gamma = GammaGammaFitter().fit(x[repeat], m[repeat])
+            if gamma_gamma.params_.q > 1.0:
+                self.gamma_gamma_ = gamma_gamma
+        # The reference customer of the attributions: the population's median RFM.
+        self.reference_ = X[RFM_INPUTS].median().to_numpy(dtype=np.float64)
+        return self
+
+    def _forecast(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> dict[str, np.ndarray]:
+        h = float(self.horizon_days)
+        purchases = self.bgnbd_.expected_purchases(h, x, t_x, T)
+        spend = (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
+                 else np.full(len(x), self.mean_spend_))
+        return {"bgnbd_expected_purchases": purchases,
+                "bgnbd_probability_alive": self.bgnbd_.probability_alive(x, t_x, T),
+                "bgnbd_expected_value": purchases * spend,
+                "bgnbd_churn_probability": self.bgnbd_.probability_no_purchase(h, x, t_x, T)}
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(self._forecast(*_rfm(X)), index=X.index)[CLASSIC_COLUMNS]
+
+    def shapley(self, X: pd.DataFrame, link) -> pd.DataFrame:
+        """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs, against the
+        reference (median) customer: how much each input moves this customer's classic forecast."""
+        values = X[RFM_INPUTS].to_numpy(dtype=np.float64)
+        n_inputs = len(RFM_INPUTS)
+        outcome = {}
+        for mask in range(2 ** n_inputs):  # 16 coalitions, each vectorised over customers
+            mixed = np.where([(mask >> i) & 1 for i in range(n_inputs)], values, self.reference_)
+            frame = pd.DataFrame(mixed, columns=RFM_INPUTS)
+            outcome[mask] = np.asarray(link(pd.DataFrame(self._forecast(*_rfm(frame)))), dtype=np.float64)
+        phi = np.zeros_like(values)
+        for i in range(n_inputs):
+            others = [j for j in range(n_inputs) if j != i]
+            for size in range(n_inputs):
+                weight = factorial(size) * factorial(n_inputs - size - 1) / factorial(n_inputs)
+                for subset in combinations(others, size):
+                    mask = sum(1 << j for j in subset)
+                    phi[:, i] += weight * (outcome[mask | (1 << i)] - outcome[mask])
+        return pd.DataFrame(phi, index=X.index, columns=RFM_INPUTS)
+
+
+def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int) -> pd.DataFrame:
+    """``examples`` with the classic columns, each window's from a :class:`ClassicFeatures` fitted on
+    that window's rows (the customers known at its cutoff)."""
+    win = np.asarray(window)
+    values = np.empty((len(examples), len(CLASSIC_COLUMNS)))
+    for w in np.unique(win):
+        rows = win == w
+        part = examples[rows]
+        values[rows] = ClassicFeatures(horizon_days).fit(part).transform(part).to_numpy()
+    return examples.assign(**{c: values[:, i] for i, c in enumerate(CLASSIC_COLUMNS)})
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(values, _EPS, None))
+
+
+def _logit(values: np.ndarray) -> np.ndarray:
+    return logit(np.clip(values, _EPS, 1.0 - _EPS))
+
+
+def _binary_level(offset: np.ndarray, y: np.ndarray) -> float:
+    """The intercept b with mean(sigmoid(offset + b)) == mean(y) (clipped when y is all 0 or all 1)."""
+    rate = float(np.mean(y))
+    bound = 20.0
+    if rate <= 0.0 or rate >= 1.0:
+        return -bound if rate <= 0.0 else bound
+    return float(brentq(lambda b: expit(offset + b).mean() - rate, -bound, bound, xtol=1e-10))
+
+
+def _log_level(offset: np.ndarray, y: np.ndarray) -> float:
+    """The intercept b with sum(exp(offset + b)) == sum(y) (y > 0 here)."""
+    return float(np.log(np.sum(y)) - np.log(np.sum(np.exp(offset))))
+
+
+def customer_folds(customer: pd.Series | np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold 0..folds-1 of each customer id: a seeded hash, so a customer keeps their fold in every window."""
+    key = f"tiercast{seed:08d}"[-16:]
+    return (pd.util.hash_array(np.asarray(customer, dtype=object), hash_key=key) % folds).astype(np.int64)
+
+
+def _lgb_params(params: LightGBMParams, seed: int, threads: int, objective: str) -> dict[str, object]:
     return {
+        "objective": objective,
         "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves,
-        "min_child_samples": params.min_child_samples,
-        "colsample_bytree": params.feature_fraction,
-        "subsample": params.bagging_fraction,
-        "subsample_freq": params.bagging_freq,
-        "reg_lambda": params.lambda_l2,
-        "n_estimators": params.max_rounds,
-        "random_state": seed,
+        "min_data_in_leaf": params.min_child_samples,
+        "feature_fraction": params.feature_fraction,
+        "bagging_fraction": params.bagging_fraction,
+        "bagging_freq": params.bagging_freq,
+        "lambda_l2": params.lambda_l2,
+        "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
-        "n_jobs": 2,
-        "verbose": -1,
-        **objective,
+        "num_threads": threads,
+        "verbosity": -1,
     }
 
 
-class _LightGBMModel(BaseEstimator):
-    def __init__(self, params: LightGBMParams | None = None, seed: int = 42):
+class _CrossFitted(BaseEstimator):
+    """Shared machinery: classic inputs, period levels, customer-fold boosters, contributions."""
+
+    def __init__(self, params: LightGBMParams | None = None, seed: int = 42, folds: int = 4, threads: int = 1):
         self.params = params
         self.seed = seed
+        self.folds = folds
+        self.threads = threads
 
-    def _fit(self, model: lgb.LGBMModel, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame,
-             y_val: np.ndarray) -> None:
+    # ------------------------------------------------------------------------------------------ inputs
+    def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Model inputs: the builder columns plus the classic columns. Rows of past windows arrive with
+        their own window's classic columns; new rows get them from the classic model of the training cutoff."""
+        if all(c in X.columns for c in CLASSIC_COLUMNS):
+            return X[self.feature_names_]
+        return X.join(self.classic_.transform(X))[self.feature_names_]
+
+    # ---------------------------------------------------------------------------------------- training
+    def _fit_task(self, objective: str, X: pd.DataFrame, y: np.ndarray, offset: np.ndarray,
+                  window: np.ndarray, fold: np.ndarray, rows: np.ndarray) -> tuple[list[lgb.Booster], np.ndarray, float]:
+        """Fold boosters of one objective ("binary" or "gamma", both on a link scale) trained on ``rows``.
+
+        Returns the boosters, the out-of-fold raw scores of every latest-window row (NaN elsewhere) and
+        the latest window's period level."""
         params = self.params or LightGBMParams()
-        model.fit(X, y, eval_X=(X_val,), eval_y=(y_val,),
-                  callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
-        self.model_ = model
-        self.feature_names_ = list(X.columns)
-        self.best_iteration_ = int(model.best_iteration_ or params.max_rounds)
+        find_level = _binary_level if objective == "binary" else _log_level
+        latest = window == window.max()
+        level = np.zeros(len(y))
+        for w in np.unique(window[rows]):
+            here = rows & (window == w)
+            level[here] = find_level(offset[here], y[here])
+        boosters, oof = [], np.full(len(y), np.nan)
+        for k in range(self.folds):
+            train = rows & ~latest & (fold != k)
+            valid = rows & latest & (fold == k)
+            if not train.any() or not valid.any():
+                raise ValueError(f"customer fold {k} has no {'training' if not train.any() else 'validation'} "
+                                 "rows: too few customers for the configured folds")
+            data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train])
+            check = lgb.Dataset(X[valid], y[valid], init_score=offset[valid] + level[valid], reference=data)
+            booster = lgb.train(_lgb_params(params, self.seed + k, self.threads, objective), data,
+                                num_boost_round=params.max_rounds, valid_sets=[check],
+                                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
+            booster.free_dataset()
+            boosters.append(booster)
+            mine = latest & (fold == k)
+            oof[mine] = booster.predict(X[mine], raw_score=True, num_iteration=booster.best_iteration)
+        latest_level = level[rows & latest]
+        return boosters, oof, float(latest_level[0]) if len(latest_level) else 0.0
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions to each prediction (on the model's raw score scale)."""
-        raw = self.model_.predict(X[self.feature_names_], pred_contrib=True)
-        return pd.DataFrame(raw[:, :-1], index=X.index, columns=self.feature_names_)
+    def _setup(self, X: pd.DataFrame, window: pd.Series, classic: ClassicFeatures
+               ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Record the inputs and the classic model for new rows; return inputs, windows and folds."""
+        self.classic_ = classic
+        self.feature_names_ = [c for c in X.columns if c not in CLASSIC_COLUMNS] + CLASSIC_COLUMNS
+        return X[self.feature_names_], np.asarray(window), customer_folds(X.index, self.folds, self.seed)
 
-    def feature_importance(self) -> pd.Series:
-        gain = self.model_.booster_.feature_importance(importance_type="gain")
+    @staticmethod
+    def _raw(boosters: list[lgb.Booster], X: pd.DataFrame) -> np.ndarray:
+        return np.mean([b.predict(X, raw_score=True, num_iteration=b.best_iteration) for b in boosters], axis=0)
+
+    @staticmethod
+    def _contrib(boosters: list[lgb.Booster], X: pd.DataFrame) -> np.ndarray:
+        """Mean over folds of per-feature contributions (raw scale), without the bias column."""
+        return np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration)[:, :-1]
+                        for b in boosters], axis=0)
+
+    def _importance(self, boosters: list[lgb.Booster]) -> pd.Series:
+        gain = np.mean([b.feature_importance(importance_type="gain", iteration=b.best_iteration)
+                        for b in boosters], axis=0)
         return pd.Series(gain, index=self.feature_names_).sort_values(ascending=False)
 
+    def _explain(self, X: pd.DataFrame, contributions: np.ndarray, link) -> pd.DataFrame:
+        """Boosters' contributions plus the classic starting score split over its RFM inputs."""
+        frame = pd.DataFrame(contributions, index=X.index, columns=self.feature_names_)
+        start = self.classic_.shapley(X, link)
+        frame[RFM_INPUTS] += start.to_numpy()
+        return frame
 
-class ValueModel(_LightGBMModel):
-    """Net value over the horizon: Tweedie regression on the value clipped at zero.
+    @property
+    def best_iterations_(self) -> list[int]:
+        return [b.best_iteration for b in self._boosters()]
 
-    Most customers have zero next-period value and a few are negative (refunds): Tweedie handles the
-    point mass at zero and the long right tail; clipping loses only the refund-only customers' small
-    negative values.
-    """
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray) -> "ValueModel":
-        params = self.params or LightGBMParams()
-        model = lgb.LGBMRegressor(**_lgb_params(params, self.seed, objective="tweedie",
-                                                tweedie_variance_power=1.5))
-        self._fit(model, X, np.clip(y, 0, None), X_val, np.clip(y_val, 0, None))
+class ValueModel(_CrossFitted):
+    """Net value over the horizon: P(value > 0) x E[value | value > 0], each a classic-started booster."""
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series, classic: ClassicFeatures) -> "ValueModel":
+        """Fit on stacked examples.
+
+        X: one row per customer and window (index customer_id): builder features and the classic columns
+        of the row's own window; y: value over the horizon after the window cutoff; window: each row's
+        cutoff (the latest one validates); classic: fitted at the training cutoff, used for new rows.
+        """
+        inputs, win, fold = self._setup(X, window, classic)
+        y = np.asarray(y, dtype=np.float64)
+        buy_offset, spend_offset = self._offsets(inputs)
+        self.purchase_boosters_, buy_oof, _ = self._fit_task(
+            "binary", inputs, (y > 0).astype(np.float64), buy_offset, win, fold, np.ones(len(y), dtype=bool))
+        self.spend_boosters_, spend_oof, _ = self._fit_task(
+            "gamma", inputs, np.where(y > 0, y, 1.0), spend_offset, win, fold, y > 0)
+        latest = win == win.max()
+        self.oof_prediction_ = pd.Series(expit(buy_oof[latest] + buy_offset[latest])
+                                         * np.exp(spend_oof[latest] + spend_offset[latest]),
+                                         index=X.index[latest], name="predicted_value")
         return self
+
+    @staticmethod
+    def _offsets(inputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Classic starting scores: logit P(any purchase) and log E[value | a purchase]."""
+        buy = 1.0 - inputs["bgnbd_churn_probability"].to_numpy(dtype=np.float64)
+        value = inputs["bgnbd_expected_value"].to_numpy(dtype=np.float64)
+        return _logit(buy), _log(value / np.clip(buy, _EPS, None))
+
+    def _boosters(self) -> list[lgb.Booster]:
+        return self.purchase_boosters_ + self.spend_boosters_
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(X[self.feature_names_])
+        inputs = self._inputs(X)
+        buy_offset, spend_offset = self._offsets(inputs)
+        return (expit(self._raw(self.purchase_boosters_, inputs) + buy_offset)
+                * np.exp(self._raw(self.spend_boosters_, inputs) + spend_offset))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to log value (purchase log-odds plus log spend), the classic starting
+        score attributed to the RFM inputs it is computed from."""
+        inputs = self._inputs(X)
+        boosted = self._contrib(self.purchase_boosters_, inputs) + self._contrib(self.spend_boosters_, inputs)
+
+        def start(classic: pd.DataFrame) -> np.ndarray:
+            return np.sum(self._offsets(classic), axis=0)
+
+        return self._explain(X, boosted, start)
+
+    def feature_importance(self) -> pd.Series:
+        return self._importance(self._boosters())
 
 
-class ChurnModel(_LightGBMModel):
-    """Probability of no positive order in the horizon: a LightGBM binary classifier."""
+class ChurnModel(_CrossFitted):
+    """Probability of no purchase (no order with amount > 0) in the horizon: a classic-started binary
+    booster, Platt-calibrated on the latest window's out-of-fold predictions."""
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, X_val: pd.DataFrame, y_val: np.ndarray) -> "ChurnModel":
-        params = self.params or LightGBMParams()
-        model = lgb.LGBMClassifier(**_lgb_params(params, self.seed, objective="binary"))
-        self._fit(model, X, np.asarray(y, dtype=int), X_val, np.asarray(y_val, dtype=int))
+    def fit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series, classic: ClassicFeatures) -> "ChurnModel":
+        """Arguments as :meth:`ValueModel.fit`, with y the churned flag (0/1)."""
+        inputs, win, fold = self._setup(X, window, classic)
+        y = np.asarray(y, dtype=np.float64)
+        offset = self._offset(inputs)
+        self.boosters_, oof, level = self._fit_task("binary", inputs, y, offset, win, fold, np.ones(len(y), dtype=bool))
+        latest = win == win.max()
+        # Platt scaling of the shape: fitted with the latest window's level, applied without one (at
+        # scoring time the level is the classic model's), so it corrects over- or under-confidence only.
+        score = oof[latest] + offset[latest]
+        platt = LogisticRegression(C=1e6).fit((score + level)[:, None], y[latest].astype(int))
+        self.calibration_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        self.oof_prediction_ = pd.Series(self._calibrate(score), index=X.index[latest], name="churn_probability")
         return self
 
+    @staticmethod
+    def _offset(inputs: pd.DataFrame) -> np.ndarray:
+        return _logit(inputs["bgnbd_churn_probability"].to_numpy(dtype=np.float64))
+
+    def _calibrate(self, score: np.ndarray) -> np.ndarray:
+        slope, intercept = self.calibration_
+        return expit(slope * score + intercept)
+
+    def _boosters(self) -> list[lgb.Booster]:
+        return self.boosters_
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict_proba(X[self.feature_names_])[:, 1]
+        inputs = self._inputs(X)
+        return self._calibrate(self._raw(self.boosters_, inputs) + self._offset(inputs))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(X)
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to the churn log-odds, the classic starting score attributed to its
+        RFM inputs."""
+        inputs = self._inputs(X)
+        return self._explain(X, self.calibration_[0] * self._contrib(self.boosters_, inputs),
+                             lambda classic: self.calibration_[0] * self._offset(classic))
+
+    def feature_importance(self) -> pd.Series:
+        return self._importance(self.boosters_)

@@ -1,8 +1,10 @@
-"""The training job: rolling-origin examples, value/churn/segment models, evaluation, MLflow, the champion gate.
+"""The training job: rolling-origin examples, tuned value/churn models, segments, evaluation against the
+baselines, MLflow logging, and the champion gate.
 
-One MLflow run per training. Models are registered, tagged ``challenger``, and become ``champion`` only
-when they are at least as good as the current champion on this run's validation window (the champion
-is re-scored on that same window, with its own logged feature spec, so the comparison is like for like).
+One MLflow run per training, with one nested run per tuning trial. Models are registered, tagged
+``challenger``, and become ``champion`` only when they are at least as good as the current champion on
+this run's validation window: both are scored there through their own ``predict`` (the champion with its
+own logged feature spec), so the comparison is like for like.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ import pandas as pd
 from features.builder import FeatureBuilder
 from features.loading import InputData
 from features.spec import FeatureSpec
-from training import metrics
+from training import evaluation, metrics
 from training.config import TrainingConfig
 from training.labels import training_examples
-from training.models import ChurnModel, ValueModel
-from training.registry import configure_mlflow, log_model, set_alias, version_by_alias
-from training.segments import SegmentModel
+from training.models import CLASSIC_COLUMNS, ChurnModel, ClassicFeatures, ValueModel, add_classic_columns
+from training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
+from training.segments import SegmentModel, rfm_profiles
+from training.tuning import tune
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,14 @@ class TrainedModels:
     value: ValueModel
     churn: ChurnModel
     segments: SegmentModel
-    validation: pd.DataFrame  # features and labels of the validation window
-    metrics: dict[str, float]
+    classic: ClassicFeatures  # BG/NBD x Gamma-Gamma at the training cutoff
+    validation: pd.DataFrame  # the latest window: features, classic columns and labels (index customer_id)
+    metrics: dict[str, float]  # the models' out-of-fold scores on the validation window
+    comparison: pd.DataFrame  # the models against the baselines on the validation window
+    predictions: dict[str, pd.DataFrame]  # validation predictions of the models and each baseline
+    tuning: dict[str, pd.DataFrame]  # one row per tuning trial, per model
     features_at_cutoff: pd.DataFrame
+    training_rows: int
 
 
 @dataclass
@@ -58,70 +66,179 @@ class TrainResult:
     champion_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def _split(examples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    latest = examples["window_cutoff"].max()
-    return examples[examples["window_cutoff"] < latest], examples[examples["window_cutoff"] == latest]
-
-
 def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame) -> dict[str, float]:
-    value = metrics.value_report(frame["value"].to_numpy(), value_pred)
-    churn = metrics.churn_report(frame["churned"].to_numpy().astype(int), churn_pred)
-    return {**{f"value_{k}": float(v) for k, v in value.items()},
-            **{f"churn_{k}": float(v) for k, v in churn.items()}}
+    """Value and churn metrics of predictions against ``frame``'s ``value`` and ``churned``."""
+    return evaluation.scores(frame["value"].to_numpy(), frame["churned"].to_numpy(), np.asarray(value_pred),
+                             np.asarray(churn_pred))
 
 
 def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
                spec: FeatureSpec, personal_data_columns: list[str],
-               progress: Callable[[str], None] = log.info) -> TrainedModels:
-    """Fit every model on data before ``cutoff``; labels of all training windows end at or before it."""
-    builder = FeatureBuilder(spec, personal_data_columns).fit(
-        data.transactions, cutoff, data.customers, data.interactions)
+               progress: Callable[[str], None] = log.info,
+               previous_segments: SegmentModel | None = None) -> TrainedModels:
+    """Fit, tune and evaluate every model on data before ``cutoff``; labels of all windows end by it.
+
+    The latest window validates (early stopping, calibration, tuning, the gate); the earlier ones train.
+    ``previous_segments`` (the champion's) lends its names to the segments that match it.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    tx = data.transactions
+    builder = FeatureBuilder(spec, personal_data_columns).fit(tx, cutoff, data.customers, data.interactions)
     progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}")
-    examples = training_examples(data.transactions, cutoff, horizon_days, builder, config.n_windows,
-                                 config.step_days, data.customers, data.interactions)
-    train, valid = _split(examples)
-    if train.empty or valid.empty:
+    examples = training_examples(tx, cutoff, horizon_days, builder, config.n_windows, config.step_days,
+                                 data.customers, data.interactions).set_index("customer_id")
+    window = examples["window_cutoff"]
+    latest = (window == window.max()).to_numpy()
+    if latest.all() or len(examples) == 0:
         raise ValueError(f"not enough history before {cutoff.date()} for {config.n_windows} windows "
                          f"of {horizon_days} days")
+    examples = add_classic_columns(examples, window, horizon_days)
+    features_at_cutoff = builder.transform(tx, cutoff, data.customers, data.interactions)
+    classic = ClassicFeatures(horizon_days).fit(features_at_cutoff)
     names = builder.feature_names_
-    progress(f"fitting value and churn models on {len(train):,} examples, validating on {len(valid):,}")
-    value = ValueModel(config.value_model, config.seed).fit(train[names], train["value"].to_numpy(),
-                                                            valid[names], valid["value"].to_numpy())
-    churn = ChurnModel(config.churn_model, config.seed).fit(train[names], train["churned"].to_numpy(),
-                                                            valid[names], valid["churned"].to_numpy())
-    features_at_cutoff = builder.transform(data.transactions, cutoff, data.customers, data.interactions)
+    X = examples[names + CLASSIC_COLUMNS]
+    validation = examples[latest]
+    progress(f"fitting value and churn models on {int((~latest).sum()):,} examples, "
+             f"validating on {len(validation):,} customers in {config.folds} folds")
+
+    def fit_value(params):
+        model = ValueModel(params, config.seed, config.folds, config.threads).fit(
+            X, examples["value"].to_numpy(), window, classic)
+        return model, metrics.normalized_gini(validation["value"].to_numpy(), model.oof_prediction_.to_numpy())
+
+    def fit_churn(params):
+        model = ChurnModel(params, config.seed, config.folds, config.threads).fit(
+            X, examples["churned"].to_numpy(dtype=np.float64), window, classic)
+        return model, metrics.roc_auc(validation["churned"].to_numpy(dtype=int), model.oof_prediction_.to_numpy())
+
+    value = tune(fit_value, config.value_model, config.tuning, config.seed, "value", "value_gini", progress)
+    churn = tune(fit_churn, config.churn_model, config.tuning, config.seed, "churn", "churn_auc", progress)
     progress(f"fitting segments on {len(features_at_cutoff):,} customers")
-    segments = SegmentModel(config.segments, config.seed).fit(features_at_cutoff)
-    scores = evaluate(value.predict(valid[names]), churn.predict_proba(valid[names]), valid)
-    return TrainedModels(builder, value, churn, segments, valid, scores, features_at_cutoff)
+    segments = SegmentModel(config.segments, config.seed, config.threads).fit(features_at_cutoff,
+                                                                              previous_segments)
+
+    predictions = {evaluation.MODEL: pd.DataFrame({"predicted_value": value.model.oof_prediction_.to_numpy(),
+                                                   "churn_probability": churn.model.oof_prediction_.to_numpy()},
+                                                  index=validation.index)}
+    predictions.update(evaluation.baseline_predictions(tx, window.max(), horizon_days, validation,
+                                                       examples[~latest]))
+    comparison = evaluation.comparison(validation, predictions)
+    scores = comparison.loc[evaluation.MODEL].to_dict()
+    return TrainedModels(builder, value.model, churn.model, segments, classic, validation, scores, comparison,
+                         predictions, {"value": value.trials, "churn": churn.trials}, features_at_cutoff,
+                         int((~latest).sum()))
 
 
-def _champion_scores(valid: pd.DataFrame, data: InputData, config: TrainingConfig) -> dict[str, float] | None:
-    """The current champion's metrics on this run's validation window, or None without a champion."""
-    from training.registry import load_version
+def _champion_segments(config: TrainingConfig) -> SegmentModel | None:
+    """The champion's segment model, whose names a retrain keeps; None without a usable one."""
+    names = config.registry
+    if version_by_alias(names.segment_model, names.champion_alias) is None:
+        return None
+    try:
+        segments, _, _ = load_version(names.segment_model, names.champion_alias)
+    except Exception as err:  # an unloadable champion only costs the names' continuity
+        log.warning("champion segments could not be loaded, names start afresh: %s", err)
+        return None
+    return segments if isinstance(segments, SegmentModel) and hasattr(segments, "centres_") else None
 
+
+def _gate_scores(value: Any, churn: Any, X: pd.DataFrame, validation: pd.DataFrame) -> dict[str, float]:
+    return evaluate(value.predict(X), churn.predict_proba(X), validation)
+
+
+def _champion_scores(validation: pd.DataFrame, data: InputData, config: TrainingConfig
+                     ) -> tuple[dict[str, float] | None, int | None]:
+    """The current champion's gate metrics on this run's validation window and its horizon; (None, None)
+    without a champion. The champion's features come from its own logged spec, and the classic columns
+    from a BG/NBD refitted at the window, as for the challenger."""
     names = config.registry
     if version_by_alias(names.value_model, names.champion_alias) is None:
-        return None
+        return None, None
     value, meta, _ = load_version(names.value_model, names.champion_alias)
     churn, _, _ = load_version(names.churn_model, names.champion_alias)
     builder = FeatureBuilder.from_dict(meta["feature_builder"])
-    window = valid["window_cutoff"].iloc[0]
-    X = builder.transform(data.transactions, window, data.customers, data.interactions)
-    X = X.loc[valid["customer_id"]]
-    return evaluate(value.predict(X), churn.predict_proba(X), valid)
+    horizon = int(meta["horizon_days"])
+    window = validation["window_cutoff"].iloc[0]
+    population = builder.transform(data.transactions, window, data.customers, data.interactions)
+    population = population.join(ClassicFeatures(horizon).fit(population).transform(population))
+    X = population.loc[validation.index, builder.feature_names_ + CLASSIC_COLUMNS]
+    return _gate_scores(value, churn, X, validation), horizon
 
 
-def _log_artifacts(trained: TrainedModels, quality: dict[str, Any], config_dump: dict[str, Any]) -> None:
+def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig, horizon_days: int
+          ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
+    """(promote?, decision, challenger's gate scores, champion's gate scores)."""
+    X = trained.validation[trained.value.feature_names_]
+    challenger = _gate_scores(trained.value, trained.churn, X, trained.validation)
+    try:
+        champion, horizon = _champion_scores(trained.validation, data, config)
+    except Exception as err:  # an unloadable or failing champion cannot defend its title
+        return True, f"the champion could not be scored ({type(err).__name__}: {err}): promoted", challenger, {}
+    if champion is None:
+        return True, "no champion yet: the challenger becomes champion", challenger, {}
+    if horizon != horizon_days:
+        return (True, f"the champion predicts {horizon} days, not {horizon_days}: not comparable, promoted",
+                challenger, champion)
+    worse = [f"{kind} {metric}: {challenger[f'{kind}_{metric}']:.4f} < champion {champion[f'{kind}_{metric}']:.4f}"
+             for kind, metric in GATE_METRICS.items()
+             if not challenger[f"{kind}_{metric}"] >= champion[f"{kind}_{metric}"]]
+    if worse:
+        return False, "kept the champion: " + "; ".join(worse), challenger, champion
+    better = ", ".join(f"{kind} {metric} {challenger[f'{kind}_{metric}']:.4f} >= {champion[f'{kind}_{metric}']:.4f}"
+                       for kind, metric in GATE_METRICS.items())
+    return True, f"at least as good as the champion on the same window ({better}): promoted", challenger, champion
+
+
+def _log_artifacts(trained: TrainedModels, quality: dict[str, Any], config_dump: dict[str, Any],
+                   decision: dict[str, Any]) -> None:
+    validation = trained.validation
+    ours = trained.predictions[evaluation.MODEL]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "config.json").write_text(json.dumps(config_dump, indent=2, default=str))
         (folder / "data_quality.json").write_text(json.dumps(quality, indent=2, default=str))
+        (folder / "champion_decision.json").write_text(json.dumps(decision, indent=2, default=str))
         importance = pd.DataFrame({"value": trained.value.feature_importance(),
                                    "churn": trained.churn.feature_importance()})
-        importance.to_csv(folder / "feature_importance.csv", index_label="feature")
+        importance.sort_values("value", ascending=False).to_csv(folder / "feature_importance.csv",
+                                                                index_label="feature")
         trained.segments.profiles(trained.features_at_cutoff).to_csv(folder / "segment_profiles.csv")
+        rfm_profiles(trained.features_at_cutoff, trained.segments).to_csv(folder / "rfm_segments.csv")
+        trained.comparison.to_csv(folder / "comparison.csv")
+        (folder / "comparison.md").write_text(evaluation.comparison_markdown(trained.comparison))
+        metrics.decile_table(validation["value"].to_numpy(), ours["predicted_value"].to_numpy()).to_csv(
+            folder / "decile_table.csv", index=False)
+        metrics.calibration_curve_table(validation["churned"].to_numpy(dtype=int),
+                                        ours["churn_probability"].to_numpy()).to_csv(
+            folder / "churn_calibration.csv", index=False)
+        for kind, trials in trained.tuning.items():
+            trials.to_csv(folder / f"tuning_{kind}.csv", index=False)
+        window = f"validation window {pd.Timestamp(validation['window_cutoff'].iloc[0]).date()}"
+        evaluation.gain_chart(validation["value"].to_numpy(),
+                              {name: p["predicted_value"].to_numpy() for name, p in trained.predictions.items()},
+                              folder / "gain_chart.png", title=f"Gain chart, {window}")
+        evaluation.calibration_chart(validation, trained.predictions, folder / "calibration_chart.png",
+                                     title=f"Calibration, {window}")
         mlflow.log_artifacts(str(folder))
+
+
+def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig
+                ) -> dict[str, Any]:
+    bgnbd = trained.classic.bgnbd_.params_
+    params: dict[str, Any] = {
+        "cutoff": str(cutoff.date()), "horizon_days": horizon_days, "n_windows": config.n_windows,
+        "step_days": config.step_days, "folds": config.folds, "seed": config.seed,
+        "trials": config.tuning.trials, "training_rows": trained.training_rows,
+        "validation_customers": len(trained.validation), "validation_window":
+            str(pd.Timestamp(trained.validation["window_cutoff"].iloc[0]).date()),
+        "n_features": len(trained.builder.feature_names_), "segments_k": trained.segments.k_,
+        "value_best_iterations": str(trained.value.best_iterations_),
+        "churn_best_iterations": str(trained.churn.best_iterations_),
+        **{f"bgnbd_{k}": round(v, 6) for k, v in bgnbd._asdict().items()},
+    }
+    for kind, model in (("value", trained.value), ("churn", trained.churn)):
+        params.update({f"{kind}_{k}": v for k, v in model.params.model_dump().items()})
+    return params
 
 
 def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
@@ -129,19 +246,17 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
                        personal_data_columns: list[str], config_dump: dict[str, Any],
                        progress: Callable[[str], None] = log.info) -> TrainResult:
     """Train, log everything to one MLflow run, register the models and apply the champion gate."""
+    cutoff = pd.Timestamp(cutoff)
     configure_mlflow()
     mlflow.set_experiment(config.registry.experiment)
     names = config.registry
     with mlflow.start_run(run_name=f"train-{cutoff.date()}-h{horizon_days}") as run:
-        mlflow.log_params({"cutoff": str(cutoff.date()), "horizon_days": horizon_days,
-                           "n_windows": config.n_windows, "step_days": config.step_days, "seed": config.seed})
-        trained = fit_models(data, cutoff, horizon_days, config, spec, personal_data_columns, progress)
-        mlflow.log_params({"value_best_iteration": trained.value.best_iteration_,
-                           "churn_best_iteration": trained.churn.best_iteration_,
-                           "segments_k": trained.segments.k_,
-                           "n_features": len(trained.builder.feature_names_)})
-        mlflow.log_metrics(trained.metrics)
-        _log_artifacts(trained, data.quality_report(), config_dump)
+        trained = fit_models(data, cutoff, horizon_days, config, spec, personal_data_columns, progress,
+                             _champion_segments(config))
+        mlflow.log_params(_run_params(trained, cutoff, horizon_days, config))
+        mlflow.log_metrics({k: v for k, v in trained.metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"baseline_{name}_{metric}": value for name, row in trained.comparison.iterrows()
+                            if name != evaluation.MODEL for metric, value in row.items() if np.isfinite(value)})
 
         X = trained.features_at_cutoff[trained.builder.feature_names_]
         thresholds = thresholds_fn(trained.value.predict(X))
@@ -153,26 +268,20 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
             "churn": log_model(trained.churn, "churn_model", names.churn_model, X, metadata).version,
             "segments": log_model(trained.segments, "segment_model", names.segment_model, X, metadata).version,
         }
-        for kind, registered in (("value", names.value_model), ("churn", names.churn_model),
-                                 ("segments", names.segment_model)):
-            set_alias(registered, names.challenger_alias, versions[kind])
+        registered = {"value": names.value_model, "churn": names.churn_model, "segments": names.segment_model}
+        for kind, name in registered.items():
+            set_alias(name, names.challenger_alias, versions[kind])
 
-        champion = _champion_scores(trained.validation, data, config)
-        if champion is None:
-            promoted, decision = True, "no champion yet: the challenger becomes champion"
-        else:
-            worse = [f"{kind} {metric}: {trained.metrics[f'{kind}_{metric}']:.4f} < champion "
-                     f"{champion[f'{kind}_{metric}']:.4f}" for kind, metric in GATE_METRICS.items()
-                     if trained.metrics[f"{kind}_{metric}"] < champion[f"{kind}_{metric}"]]
-            promoted = not worse
-            decision = ("at least as good as the champion on the same window: promoted" if promoted
-                        else "kept the champion: " + "; ".join(worse))
-            mlflow.log_metrics({f"champion_{k}": v for k, v in champion.items()})
+        promoted, decision, challenger, champion = _gate(trained, data, config, horizon_days)
         if promoted:
-            for kind, registered in (("value", names.value_model), ("churn", names.churn_model),
-                                     ("segments", names.segment_model)):
-                set_alias(registered, names.champion_alias, versions[kind])
+            for kind, name in registered.items():
+                set_alias(name, names.champion_alias, versions[kind])
+        mlflow.log_metrics({f"gate_challenger_{k}": v for k, v in challenger.items() if np.isfinite(v)})
+        mlflow.log_metrics({f"gate_champion_{k}": v for k, v in champion.items() if np.isfinite(v)})
         mlflow.set_tags({"promoted": str(promoted), "promotion_decision": decision})
         mlflow.log_metric("promoted", float(promoted))
+        _log_artifacts(trained, data.quality_report(), config_dump,
+                       {"promoted": promoted, "decision": decision, "gate_metrics": GATE_METRICS,
+                        "challenger": challenger, "champion": champion, "versions": versions})
         progress(decision)
-        return TrainResult(run.info.run_id, versions, trained.metrics, promoted, decision, champion or {})
+        return TrainResult(run.info.run_id, versions, trained.metrics, promoted, decision, champion)

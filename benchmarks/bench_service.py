@@ -1,0 +1,242 @@
+"""Prediction service latency against a bare BentoML floor, both started and measured in this run.
+
+    PYTHONPATH=. python benchmarks/bench_service.py [--store DIR] [--requests 300] [--batch-repeats 5]
+                                                    [--profile]
+
+The service answers from champion models in the MLflow store ``--store`` (SQLite); when it has none,
+they are trained there first on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days, no
+tuning). The floor (``benchmarks/bare_service.py``) parses the same payload with the same pydantic models
+and answers without a model. For each server it measures one-customer requests sequentially and from 8
+concurrent clients (p50, p99), and a 500-customer request (median of ``--batch-repeats``). Targets:
+service one-customer p99 <= 15 ms; 500-customer batch <= 2 x the floor's time. ``--profile`` adds where the
+time goes inside one request (parse, frames, scorer parts, response), measured in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
+CUTOFF = pd.Timestamp("1998-07-01")
+HORIZON_DAYS = 181
+N_CUSTOMERS = 3000
+BATCH = 500
+CLIENTS = 8
+P99_TARGET_MS = 15.0
+BATCH_RATIO_TARGET = 2.0
+
+_SERVE = """
+import sys
+from serving.config import ServingSettings
+from serving.service import run
+run(ServingSettings(), "127.0.0.1", int(sys.argv[1]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ensure_champion(store: Path, transactions: pd.DataFrame) -> str:
+    """The store's tracking URI, with champion models trained into it if it has none."""
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    from features.loading import InputData
+    from features.spec import FeatureSpec
+    from serving.policy import TierPolicy
+    from training.config import RegistryConfig, TrainingConfig, TuningConfig
+    from training.pipeline import train_and_register
+    from training.registry import configure_mlflow, version_by_alias
+
+    configure_mlflow()
+    registry = RegistryConfig()
+    if version_by_alias(registry.value_model, registry.champion_alias) is None:
+        print(f"training champion models into {store} ...", flush=True)
+        train_and_register(InputData(transactions, None, None, []), CUTOFF, HORIZON_DAYS,
+                           TrainingConfig(tuning=TuningConfig(trials=0)), FeatureSpec(), TierPolicy().fit_thresholds,
+                           [], {})
+    return uri
+
+
+@contextmanager
+def _server(name: str, command: list[str], cwd: Path, env: dict[str, str], port: int) -> Iterator[str]:
+    url = f"http://127.0.0.1:{port}"
+    log = open(cwd / f"{name}.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {cwd / f'{name}.log'}")
+            try:
+                if httpx.get(url + "/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _payload(transactions: pd.DataFrame, ids: list[str]) -> dict[str, Any]:
+    rows = transactions[transactions["customer_id"].isin(ids)]
+    customers = []
+    for customer_id, lines in rows.groupby("customer_id", sort=True):
+        customers.append({"customer_id": customer_id, "transactions": [
+            {"timestamp": ts.isoformat(), "amount": float(a), "quantity": float(q)}
+            for ts, a, q in zip(lines["timestamp"], lines["amount"], lines["quantity"])]})
+    return {"as_of": str(CUTOFF.date()), "customers": customers}
+
+
+def _timed(client: httpx.Client, url: str, body: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    response = client.post(url + "/predict", json=body)
+    elapsed = time.perf_counter() - start
+    if response.status_code != 200:
+        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return elapsed * 1000
+
+
+def _measure(url: str, singles: list[dict[str, Any]], batch: dict[str, Any], repeats: int) -> dict[str, float]:
+    with httpx.Client(timeout=300) as client:
+        for body in singles[:20]:  # warm-up: first requests pay for lazy imports and caches
+            _timed(client, url, body)
+        sequential = np.array([_timed(client, url, body) for body in singles])
+        batch_ms = np.array([_timed(client, url, batch) for _ in range(repeats)])
+
+    def one(body: dict[str, Any]) -> float:
+        with httpx.Client(timeout=300) as c:
+            return _timed(c, url, body)
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        concurrent = np.array(list(pool.map(one, singles)))
+    return {"seq p50": np.percentile(sequential, 50), "seq p99": np.percentile(sequential, 99),
+            f"{CLIENTS}x p50": np.percentile(concurrent, 50), f"{CLIENTS}x p99": np.percentile(concurrent, 99),
+            f"batch {BATCH}": float(np.median(batch_ms))}
+
+
+def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
+    """Where one request's time goes, in this process: each step of the service's path, then cProfile."""
+    from serving.api import request_model, to_frames, to_response
+    from serving.config import ServingSettings
+    from serving.reasons import top_reasons
+    from serving.scorer import ModelBundle, score
+
+    s = ServingSettings()
+    bundle = ModelBundle.load(s.registry)
+    model = request_model(s.service)
+    for n in (1, BATCH):
+        raw = httpx.Request("POST", "/", json=_payload(transactions, ids[:n])).content
+        steps: dict[str, Callable[[], Any]] = {}
+        request = model.model_validate_json(raw)
+        tx, _, _ = to_frames(request.customers)
+        features = bundle.builder.transform(tx, request.as_of)
+        X = features[bundle.builder.feature_names_]
+        contributions = bundle.value.contributions(X), bundle.churn.contributions(X)
+        scored = score(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
+        steps["parse + validate (pydantic)"] = lambda: model.model_validate_json(raw)
+        steps["to_frames"] = lambda: to_frames(request.customers)
+        steps["scorer: features (builder.transform)"] = lambda: bundle.builder.transform(tx, request.as_of)
+        steps["scorer: value + churn predict"] = lambda: (bundle.value.predict(X), bundle.churn.predict_proba(X))
+        steps["scorer: contributions (TreeSHAP) x2"] = lambda: (bundle.value.contributions(X),
+                                                               bundle.churn.contributions(X))
+        steps["scorer: reasons text"] = lambda: (top_reasons(contributions[0], features, "value"),
+                                                 top_reasons(contributions[1], features, "churn risk", n=1))
+        steps["scorer: whole score()"] = lambda: score(tx, pd.Timestamp(request.as_of), s.policy, s.features,
+                                                        bundle, s.fallback)
+        steps["to_response"] = lambda: to_response(ids[:n], scored, request.as_of, "v", s.policy, s.fallback)
+        print(f"\nin-process steps for {n} customer(s), median of 5 runs:")
+        for label, step in steps.items():
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                step()
+                times.append((time.perf_counter() - start) * 1000)
+            print(f"  {label:40s} {np.median(times):9.1f} ms")
+    single = _payload(transactions, ids[:1])
+    raw = httpx.Request("POST", "/", json=single).content
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(20):
+        request = model.model_validate_json(raw)
+        tx, _, _ = to_frames(request.customers)
+        score(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
+    profiler.disable()
+    print("\ncProfile of 20 one-customer requests (top 20 by cumulative time):")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=None, help="MLflow store folder (default: a temporary one)")
+    parser.add_argument("--requests", type=int, default=300, help="one-customer requests per measurement")
+    parser.add_argument("--batch-repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    from features.loading import load_transactions
+
+    tx, _ = load_transactions(CDNOW)
+    ids = sorted(tx["customer_id"].unique())[:N_CUSTOMERS]
+    tx = tx[tx["customer_id"].isin(ids)].reset_index(drop=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = args.store or Path(tmp)
+        store.mkdir(parents=True, exist_ok=True)
+        uri = _ensure_champion(store.resolve(), tx)
+        singles = [_payload(tx, [ids[i % N_CUSTOMERS]]) for i in range(args.requests)]
+        batch = _payload(tx, ids[:BATCH])
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "BENTOML_DO_NOT_TRACK": "True",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        results: dict[str, dict[str, float]] = {}
+        port = _free_port()
+        with _server("floor", [sys.executable, str(ROOT / "benchmarks" / "bare_service.py"), "--port", str(port)],
+                     Path(tmp), env, port) as url:
+            results["floor"] = _measure(url, singles, batch, args.batch_repeats)
+        port = _free_port()
+        with _server("service", [sys.executable, "-c", _SERVE, str(port)], Path(tmp), env, port) as url:
+            results["service"] = _measure(url, singles, batch, args.batch_repeats)
+        table = pd.DataFrame(results).T.round(1)
+        print(f"\nlatency in ms ({args.requests} one-customer requests; {CLIENTS} concurrent clients; "
+              f"median of {args.batch_repeats} {BATCH}-customer requests); load average {os.getloadavg()[0]:.1f}")
+        print(table.to_string())
+        p99 = results["service"]["seq p99"]
+        ratio = results["service"][f"batch {BATCH}"] / results["floor"][f"batch {BATCH}"]
+        print(f"\none-customer p99 {p99:.1f} ms (target <= {P99_TARGET_MS:.0f}): "
+              f"{'met' if p99 <= P99_TARGET_MS else 'NOT met'}")
+        print(f"{BATCH}-customer batch {ratio:.1f} x the floor (target <= {BATCH_RATIO_TARGET:.0f}): "
+              f"{'met' if ratio <= BATCH_RATIO_TARGET else 'NOT met'}")
+        if args.profile:
+            _profile(tx, ids)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""The service's JSON contract: pydantic request and response models, and their conversion to frames.
+
+Requests are checked here, before any scoring: types are strict (a number is not a timestamp, a string
+is not an amount), numbers must be finite and of a plausible size, timestamps are ISO 8601 dates or
+datetimes converted to naive UTC, and list lengths follow the limits of :class:`ServiceConfig`. Those
+limits are runtime settings, so the request model is built for them by :func:`request_model`; its JSON
+schema (the OpenAPI document) then states them too. Errors hide the input values (``hide_input_in_errors``),
+so a personal-data field in a bad request never reaches the log through an error message.
+
+The valid request becomes the canonical frames of ``features`` (transactions, customers, interactions);
+the scorer's table becomes the response, one prediction per requested customer in request order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from serving.config import ServiceConfig
+from serving.fallback import FallbackRules
+from serving.policy import TierPolicy
+
+# Plausible business dates, well inside datetime64[ns] (1677-2262) so that feature windows reaching
+# years back from as_of stay representable.
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(2199, 12, 31, 23, 59, 59)
+MAX_ABS_AMOUNT = 1e12  # money per line; keeps every sum over a request finite
+MAX_ABS_QUANTITY = 1e9
+MAX_PROFILE_ATTRIBUTES = 200
+NO_HISTORY_REASON = "no transactions before as_of"
+FALLBACK_VERSION = "fallback"
+
+
+def _instant_input(value: Any) -> Any:
+    """Timestamps come as ISO 8601 text (JSON) or date/datetime objects (Python callers), never numbers."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 date or datetime string")
+    return value.strip()
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        try:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+            value = datetime.min if value.year < EARLIEST.year else datetime.max
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    return value
+
+
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant_input),
+    AfterValidator(_naive_utc),
+    WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+                    "description": "ISO 8601 date or datetime; an offset is converted to UTC, naive means UTC"}),
+]
+Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, max_length=500),
+                 AfterValidator(lambda v: v or None)]  # blank = missing (an order_id "" is no order)
+CustomerId = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=200)]
+Money = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_AMOUNT, le=MAX_ABS_AMOUNT)]
+Quantity = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_ABS_QUANTITY, le=MAX_ABS_QUANTITY)]
+Score = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e6, le=1e6)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e15, le=1e15)]
+ProfileValue = Annotated[str, StringConstraints(strict=True, max_length=1000)] | StrictBool | Number | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class TransactionIn(_Model):
+    timestamp: Instant
+    amount: Money = Field(description="money; negative = refund or return; zero is allowed")
+    order_id: Text | None = None
+    quantity: Quantity | None = None
+    category: Text | None = None
+    channel: Text | None = None
+
+
+class InteractionIn(_Model):
+    timestamp: Instant
+    kind: Annotated[str, StringConstraints(strict=True, strip_whitespace=True, to_lower=True, min_length=1,
+                                           max_length=100)]
+    score: Score | None = None
+
+
+class ProfileIn(BaseModel):
+    """signup_date plus any attributes (text, number, boolean or null)."""
+
+    model_config = ConfigDict(extra="allow", hide_input_in_errors=True)
+    __pydantic_extra__: dict[str, ProfileValue]
+
+    signup_date: Instant | None = None
+
+    @field_validator("signup_date", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def attributes(self) -> dict[str, Any]:
+        return dict(self.__pydantic_extra__ or {})
+
+    @model_validator(mode="after")
+    def _check_attributes(self) -> "ProfileIn":
+        extra = self.__pydantic_extra__ or {}
+        if "customer_id" in extra:
+            raise ValueError("profile must not repeat customer_id")
+        if len(extra) > MAX_PROFILE_ATTRIBUTES:
+            raise ValueError(f"profile has more than {MAX_PROFILE_ATTRIBUTES} attributes")
+        return self
+
+
+class CustomerIn(_Model):
+    customer_id: CustomerId
+    transactions: list[TransactionIn] = Field(default_factory=list)
+    profile: ProfileIn = Field(default_factory=ProfileIn)
+    interactions: list[InteractionIn] = Field(default_factory=list)
+
+
+class PredictRequest(_Model):
+    as_of: Instant | None = Field(default=None, description="scoring cutoff; default: now (UTC)")
+    customers: list[CustomerIn]
+
+    @field_validator("customers")
+    @classmethod
+    def _check_customers(cls, customers: list[CustomerIn]) -> list[CustomerIn]:
+        """Each customer once; a bounded set of profile attribute names (they become frame columns)."""
+        first: dict[str, int] = {}
+        for i, customer in enumerate(customers):
+            if customer.customer_id in first:
+                raise ValueError(f"customers[{i}].customer_id repeats customers[{first[customer.customer_id]}]"
+                                 ".customer_id; send each customer once")
+            first[customer.customer_id] = i
+        names = {name for customer in customers for name in customer.profile.attributes()}
+        if len(names) > MAX_PROFILE_ATTRIBUTES:
+            raise ValueError(f"the profiles use {len(names)} attribute names, at most {MAX_PROFILE_ATTRIBUTES} "
+                             "per request")
+        return customers
+
+
+def request_model(limits: ServiceConfig) -> type[PredictRequest]:
+    """The request model with the list limits of ``limits`` (per request and per customer)."""
+    per_customer = limits.max_transactions_per_customer
+
+    class Customer(CustomerIn):
+        transactions: list[TransactionIn] = Field(default_factory=list, max_length=per_customer)
+        interactions: list[InteractionIn] = Field(default_factory=list, max_length=per_customer)
+
+    class Request(PredictRequest):
+        model_config = ConfigDict(title="PredictRequest")
+        customers: list[Customer] = Field(min_length=1, max_length=limits.max_customers_per_request)
+
+    return Request
+
+
+class Prediction(BaseModel):
+    customer_id: str
+    tier: str
+    segment: str
+    lifecycle_stage: str
+    predicted_value: float
+    churn_probability: float
+    action: str
+    source: Literal["model", "fallback"]
+    fallback_reason: str | None
+    reasons: list[str]
+
+
+class PredictResponse(BaseModel):
+    model_version: str = Field(description="registered model versions used, or 'fallback' without models")
+    as_of: datetime = Field(description="the cutoff the predictions were made at (naive UTC)")
+    predictions: list[Prediction]
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    changed: bool = Field(description="whether the service now answers with other models than before")
+    detail: str
+
+
+def error_message(errors: Sequence[dict[str, Any]], limit: int = 5) -> str:
+    """One line naming each bad field, e.g. ``customers[0].transactions[2].amount: Input should be ...``."""
+    parts = []
+    for err in errors[:limit]:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.get("loc", ())).lstrip(".")
+        parts.append(f"{path or 'body'}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - limit} more)" if len(errors) > limit else ""
+    return "invalid request: " + "; ".join(parts) + more
+
+
+# ------------------------------------------------------------------------------------------ conversion
+def _text_column(values: list[Any]) -> pd.Series:
+    return pd.Series(values, dtype=object)
+
+
+def to_frames(customers: Sequence[CustomerIn], personal_data_columns: Sequence[str] = ()
+              ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """Canonical transactions, customers (None without profiles) and interactions (None without any).
+
+    Optional transaction columns appear when any line has them; personal-data profile attributes are
+    dropped here, before anything else sees them; exact duplicate lines of one order are dropped as the
+    file loader does.
+    """
+    lines = [(c.customer_id, t) for c in customers for t in c.transactions]
+    tx = pd.DataFrame({
+        "customer_id": _text_column([cid for cid, _ in lines]),
+        "timestamp": pd.to_datetime(pd.Series([t.timestamp for _, t in lines], dtype=object)).astype(
+            "datetime64[ns]"),
+        "amount": np.array([t.amount for _, t in lines], dtype=np.float64),
+    })
+    for column in ("order_id", "category", "channel"):
+        values = [getattr(t, column) for _, t in lines]
+        if any(v is not None for v in values):
+            tx[column] = _text_column(values)
+    quantities = [t.quantity for _, t in lines]
+    if any(q is not None for q in quantities):
+        tx["quantity"] = np.array([np.nan if q is None else q for q in quantities], dtype=np.float64)
+    if "order_id" in tx.columns:
+        tx = tx.loc[~tx.duplicated(keep="first")].reset_index(drop=True)
+
+    personal = {c.lower() for c in personal_data_columns}
+    profiles = [(c.customer_id, c.profile) for c in customers
+                if c.profile.signup_date is not None or c.profile.attributes()]
+    people = None
+    if profiles:
+        rows = [{"customer_id": cid,
+                 **{k: v for k, v in p.attributes().items() if k.lower() not in personal}} for cid, p in profiles]
+        people = pd.DataFrame(rows)
+        people["customer_id"] = people["customer_id"].astype(object)
+        people["signup_date"] = pd.to_datetime(
+            pd.Series([p.signup_date for _, p in profiles], dtype=object)).astype("datetime64[ns]")
+
+    events = [(c.customer_id, e) for c in customers for e in c.interactions]
+    interactions = None
+    if events:
+        interactions = pd.DataFrame({
+            "customer_id": _text_column([cid for cid, _ in events]),
+            "timestamp": pd.to_datetime(pd.Series([e.timestamp for _, e in events], dtype=object)).astype(
+                "datetime64[ns]"),
+            "kind": _text_column([e.kind for _, e in events]),
+            "score": np.array([np.nan if e.score is None else e.score for _, e in events], dtype=np.float64),
+        })
+    return tx, people, interactions
+
+
+def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: datetime, model_version: str,
+                policy: TierPolicy, rules: FallbackRules) -> PredictResponse:
+    """One prediction per requested customer, in request order, from the scorer's table.
+
+    The scorer answers for customers with history before ``as_of``; the others get the onboarding tier
+    of the policy with the rule fallback's churn probability for new customers and no value, marked
+    as a fallback with the reason.
+    """
+    fields = list(Prediction.model_fields)
+    rows = {row["customer_id"]: row for row in scored[fields].to_dict("records")}
+    no_history = {"tier": policy.new_customer.name, "segment": "no history", "lifecycle_stage": "new",
+                  "predicted_value": 0.0, "churn_probability": rules.churn_probability_by_stage.get("new", 0.5),
+                  "action": policy.new_customer.action, "source": "fallback", "fallback_reason": NO_HISTORY_REASON,
+                  "reasons": [NO_HISTORY_REASON]}
+    predictions = []
+    for customer_id in customer_ids:
+        row = rows.get(customer_id)
+        if row is None:
+            predictions.append(Prediction(customer_id=customer_id, **no_history))
+        else:
+            reason = row["fallback_reason"]
+            predictions.append(Prediction.model_validate(
+                {**row, "fallback_reason": reason if isinstance(reason, str) else None}))
+    return PredictResponse(model_version=model_version, as_of=as_of, predictions=predictions)

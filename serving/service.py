@@ -1,0 +1,300 @@
+"""The BentoML prediction service: a thin HTTP layer over :func:`serving.scorer.score`.
+
+``POST /predict`` validates the request (:mod:`serving.api`), turns it into the canonical frames, calls
+the one scorer and answers one prediction per customer in request order. The champion models are loaded
+from the registry by alias in the background at start-up (``/readyz`` answers 200 once they are loaded
+or the rule fallback is in place); ``POST /reload`` picks up a newly promoted champion without a
+restart. Nothing a client sends gets a 5xx: validation errors are 400 with a message naming the field,
+and a request the models cannot score is answered by the rule fallback (422 only if even that fails).
+
+:class:`RequestGuard` (ASGI middleware on the API routes only, so BentoML's probes, metrics and OpenAPI
+document stay open) checks the optional bearer token, the JSON content type and the request size.
+
+Settings travel from ``tiercast serve`` to the worker processes as JSON in the environment variable
+``SETTINGS_ENV_VAR`` (BentoML builds the service class itself); :func:`run` puts them there and serves.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from datetime import datetime, timezone
+from typing import Any
+
+import bentoml
+import pandas as pd
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+
+from serving.api import (
+    FALLBACK_VERSION,
+    CustomerIn,
+    PredictResponse,
+    ReloadResponse,
+    error_message,
+    request_model,
+    to_frames,
+    to_response,
+)
+from serving.config import SETTINGS_ENV_VAR, ServingSettings
+from serving.scorer import ModelBundle, ModelsUnavailable, score
+from training.registry import configure_mlflow, version_by_alias
+
+log = logging.getLogger("bentoml.tiercast")
+
+API_ROUTES = ("/predict", "/reload")
+LOAD_WAIT_SECONDS = 120.0  # a request during start-up waits this long for the models, then gets the fallback
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def settings_from_env() -> ServingSettings:
+    """The settings ``run`` handed over, or the defaults when the service is started by hand."""
+    raw = os.environ.get(SETTINGS_ENV_VAR)
+    return ServingSettings.model_validate_json(raw) if raw else ServingSettings()
+
+
+SETTINGS = settings_from_env()
+PredictRequest = request_model(SETTINGS.service)
+PREDICTIONS = bentoml.metrics.Counter(name="tiercast_predictions", labelnames=["source"],
+                                      documentation="customers answered, by source (model or fallback)")
+
+
+# ------------------------------------------------------------------------------------------------ models
+class ModelSlot:
+    """The bundle the service answers with (None: the rule fallback, with the reason), swapped whole."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self.registry = settings.registry
+        self.alias = settings.service.model_alias
+        self.loaded = threading.Event()
+        self._state: tuple[ModelBundle | None, str] = (None, "models are still loading")
+        self._refresh_lock = threading.Lock()
+
+    def current(self) -> tuple[ModelBundle | None, str]:
+        return self._state
+
+    def _alias_versions(self) -> dict[str, str] | None:
+        try:
+            found = {name: version_by_alias(name, self.alias) for name in
+                     (self.registry.value_model, self.registry.churn_model, self.registry.segment_model)}
+        except Exception:  # an unreachable store: the full load below reports it
+            return None
+        if any(v is None for v in found.values()):
+            return None
+        return {name: str(v.version) for name, v in found.items()}
+
+    def refresh(self) -> ReloadResponse:
+        """Load the models behind the alias unless they are the ones in use; keep working models on failure."""
+        with self._refresh_lock:
+            bundle, _ = self._state
+            try:
+                if bundle is not None and self._alias_versions() == {k: str(v) for k, v in bundle.versions.items()}:
+                    return ReloadResponse(model_version=bundle.version_label, changed=False,
+                                          detail=f"'{self.alias}' is unchanged")
+                try:
+                    new = ModelBundle.load(self.registry, self.alias)
+                except ModelsUnavailable as err:
+                    if bundle is None:
+                        self._state = (None, str(err))
+                        log.warning("no models: every answer comes from the rule fallback (%s)", err)
+                        return ReloadResponse(model_version=FALLBACK_VERSION, changed=False, detail=str(err))
+                    log.warning("reload failed, keeping %s: %s", bundle.version_label, err)
+                    return ReloadResponse(model_version=bundle.version_label, changed=False,
+                                          detail=f"kept the models in use: {err}")
+                self._state = (new, "")
+                log.info("answering with %s", new.version_label)
+                return ReloadResponse(model_version=new.version_label, changed=True,
+                                      detail=f"loaded '{self.alias}'")
+            finally:
+                self.loaded.set()
+
+
+# -------------------------------------------------------------------------------------------- middleware
+async def _answer(send: Send, status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> None:
+    payload = json.dumps(body).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _readable_400(body: bytes) -> bytes:
+    """BentoML's validation answer with an ``error`` line that names each bad field."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict) or not isinstance(data.get("detail"), list):
+        return body
+    data["error"] = error_message(data["detail"])
+    return json.dumps(data).encode()
+
+
+class RequestGuard:
+    """ASGI middleware for the API routes: bearer token, JSON only, body size limit, readable 400s.
+
+    The body is read here (bounded) and replayed to the app, so a chunked upload cannot exceed the limit.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]], routes: Iterable[str], max_bytes: int,
+                 token_env_var: str) -> None:
+        self.app = app
+        self.routes = frozenset(routes)
+        self.max_bytes = max_bytes
+        token = os.environ.get(token_env_var, "")
+        self.token = token.encode() if token else None
+
+    def _authorised(self, header: str) -> bool:
+        scheme, _, credentials = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token or b"")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.routes or scope["method"] != "POST":
+            await self.app(scope, receive, send)  # other methods on the API routes get BentoML's 405
+            return
+        headers = Headers(scope=scope)
+        if self.token is not None and not self._authorised(headers.get("authorization", "")):
+            await _answer(send, 401, {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"},
+                          [("www-authenticate", "Bearer")])
+            return
+        media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            await _answer(send, 415, {"error": f"content-type must be application/json, got '{media_type[:80]}'"})
+            return
+        declared = headers.get("content-length")
+        if declared is not None and (not (declared.isascii() and declared.isdigit())
+                                     or int(declared) > self.max_bytes):
+            await _answer(send, 413, {"error": f"request body larger than {self.max_bytes} bytes"})
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await _answer(send, 413, {"error": f"request body larger than {self.max_bytes} bytes"})
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite_400(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            payload = _readable_400(b"".join(chunks))
+            kept = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+            await send({**held, "headers": [*kept, (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+
+        await self.app(scope, replay, rewrite_400)
+
+
+# ----------------------------------------------------------------------------------------------- service
+@bentoml.service(name="tiercast", workers=1, traffic={"timeout": 300})
+class Tiercast:
+    """Customer tiers, value and churn predictions from the champion models (or the rule fallback)."""
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        configure_mlflow()
+        self.models = ModelSlot(SETTINGS)
+        threading.Thread(target=self.models.refresh, name="tiercast-model-load", daemon=True).start()
+
+    def __is_ready__(self) -> bool:
+        return self.models.loaded.is_set()
+
+    def _score(self, customers: list[CustomerIn], as_of: datetime, bundle: ModelBundle | None,
+               reason: str) -> PredictResponse:
+        s = self.settings
+        tx, people, interactions = to_frames(customers, s.personal_data_columns)
+        scored = score(tx, pd.Timestamp(as_of), s.policy, s.features, bundle, s.fallback, people, interactions,
+                       s.horizon_days, unavailable_reason=reason)
+        version = bundle.version_label if bundle is not None else FALLBACK_VERSION
+        response = to_response([c.customer_id for c in customers], scored, as_of, version, s.policy, s.fallback)
+        for source, count in Counter(p.source for p in response.predictions).items():
+            PREDICTIONS.labels(source=source).inc(count)
+        return response
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
+    def predict(self, customers: list[CustomerIn], as_of: datetime | None = None) -> PredictResponse | JSONResponse:
+        """Tier, segment, lifecycle stage, predicted value, churn probability, action and reasons per customer.
+
+        One prediction per customer, in request order. Customers without a transaction before ``as_of``
+        and every customer when no models are loaded get the rule fallback, with a ``fallback_reason``.
+        """
+        as_of = as_of or datetime.now(timezone.utc).replace(tzinfo=None)
+        if not self.models.loaded.wait(LOAD_WAIT_SECONDS):
+            log.warning("models still loading after %.0f s: answering with the rule fallback", LOAD_WAIT_SECONDS)
+        bundle, reason = self.models.current()
+        try:
+            return self._score(customers, as_of, bundle, reason)
+        except Exception as err:
+            log.exception("scoring failed for a request of %d customers", len(customers))
+            failure = f"scoring failed: {type(err).__name__}"
+        if bundle is not None:
+            try:
+                return self._score(customers, as_of, None, failure)
+            except Exception:
+                log.exception("the rule fallback failed too")
+        return JSONResponse({"error": f"this request could not be scored ({failure})"}, status_code=422)
+
+    @bentoml.api(route="/reload", output_spec=ReloadResponse)
+    def reload(self) -> ReloadResponse:
+        """Load the models behind the configured alias again (after a promotion), without a restart."""
+        return self.models.refresh()
+
+
+Tiercast.add_asgi_middleware(RequestGuard, routes=API_ROUTES, max_bytes=SETTINGS.service.max_request_bytes,
+                             token_env_var=SETTINGS.service.token_env_var)
+
+
+def _ip_address(host: str) -> str:
+    """BentoML binds IP addresses only; a host name such as ``localhost`` is resolved first."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return socket.gethostbyname(host)
+
+
+def run(settings: ServingSettings, host: str | None = None, port: int | None = None) -> None:
+    """Serve the prediction service until SIGINT or SIGTERM (blocking).
+
+    The settings go to the worker processes through ``SETTINGS_ENV_VAR``; the workers run in the current
+    directory, so a relative ``MLFLOW_TRACKING_URI`` (the default ``sqlite:///mlflow.db``) means the same
+    store as for the other commands.
+    """
+    os.environ[SETTINGS_ENV_VAR] = settings.model_dump_json()
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    bentoml.serve("serving.service:Tiercast", working_dir=os.getcwd(),
+                  host=_ip_address(host or settings.service.host), port=port or settings.service.port,
+                  blocking=True)

@@ -1,0 +1,95 @@
+"""Reasons: features phrased for a person, the strongest contributions picked per customer, merged per model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.builder import FeatureBuilder
+from features.spec import FeatureSpec
+from serving.reasons import phrase, reason_lists, top_reasons
+
+AS_OF = pd.Timestamp("2025-07-01")
+
+
+def _features(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    """Real point-in-time features from (customer, date, amount) rows, as the scorer builds them."""
+    tx = pd.DataFrame(rows, columns=["customer_id", "timestamp", "amount"])
+    tx["timestamp"] = pd.to_datetime(tx["timestamp"])
+    return FeatureBuilder(FeatureSpec()).transform(tx, AS_OF)
+
+
+def test_recency_is_phrased_against_the_usual_rhythm():
+    # A: bought every 30 days, last 120 days ago. B: bought 10 days ago, usually every 30. C: one purchase.
+    features = _features([("A", "2025-01-02", 10), ("A", "2025-02-01", 10), ("A", "2025-03-03", 10),
+                          ("B", "2025-05-22", 5), ("B", "2025-06-21", 5), ("C", "2025-05-02", 5)])
+    assert phrase("recency_days", features).tolist() == [
+        "no purchase for 120 days, usually every 30", "last purchase 10 days ago, usually every 30",
+        "no purchase for 60 days"]
+    assert phrase("recency_over_gap", features).tolist() == phrase("recency_days", features).tolist()
+
+
+def test_spend_trend_is_the_percentage_change_on_the_previous_period():
+    # 100 spent in the quarter before the last, 140 in the last quarter: up 40%. D spent only in the older one.
+    features = _features([("A", "2025-02-15", 100), ("A", "2025-05-15", 140), ("D", "2025-02-15", 80),
+                          ("E", "2025-05-15", 20)])
+    assert phrase("trend_spend_90d", features).tolist() == [
+        "spend up 40% on the previous quarter", "spend down 100% on the previous quarter",
+        "spend in the last quarter after none in the one before"]
+    assert phrase("spend_90d", features).tolist() == ["spent 140 in the last quarter", "no spend in the last quarter",
+                                                      "spent 20 in the last quarter"]
+    assert phrase("orders_30d", features).tolist() == ["no orders in the last month"] * 3
+    assert phrase("frequency", features).tolist() == ["2 orders so far", "1 order so far", "1 order so far"]
+
+
+def test_missing_values_and_unknown_features_are_still_phrased():
+    features = _features([("A", "2025-06-01", 10)])
+    assert phrase("gap_mean_days", features).tolist() == ["no repeat purchase yet"]
+    assert phrase("survey_score_last", features).tolist() == ["no satisfaction survey"]
+    assert phrase("bgnbd_expected_value", features).tolist() == ["spend expected from the buying pattern"]
+    assert phrase("propensity_score", features).tolist() == ["propensity score"]
+    assert phrase("monetary_total", features.iloc[:0]).tolist() == []
+
+
+def test_top_reasons_pick_the_strongest_contributions_with_their_direction():
+    features = _features([("A", "2025-01-02", 10), ("A", "2025-03-03", 30), ("B", "2025-06-21", 500)])
+    contributions = pd.DataFrame({"monetary_total": [0.1, 2.0], "recency_days": [-1.5, 0.0],
+                                  "frequency": [0.3, 0.0]}, index=features.index)
+    phrases, effects = top_reasons(contributions, features, "value", n=2)
+    assert phrases.tolist() == [["no purchase for 120 days, usually every 60", "2 orders so far"],
+                                ["spent 500 in total", None]]  # a zero contribution gives no reason
+    assert effects.tolist() == [["lowers value", "raises value"], ["raises value", None]]
+
+
+def test_vectorised_phrasing_equals_phrasing_each_customer_alone():
+    rows = [(f"C{i}", f"2025-0{1 + i % 6}-{10 + i % 15}", float(5 + 7 * i)) for i in range(40)]
+    rows += [(f"C{i}", "2025-06-20", float(i)) for i in range(0, 40, 3)]
+    features = _features(rows)
+    rng = np.random.default_rng(0)
+    columns = ["recency_days", "frequency", "monetary_total", "trend_spend_90d", "gap_mean_days", "spend_365d"]
+    contributions = pd.DataFrame(rng.normal(size=(len(features), len(columns))), index=features.index,
+                                 columns=columns)
+    together = top_reasons(contributions, features, "value", n=3)
+    for i in range(len(features)):
+        alone = top_reasons(contributions.iloc[[i]], features.iloc[[i]], "value", n=3)
+        assert alone[0][0].tolist() == together[0][i].tolist()
+        assert alone[1][0].tolist() == together[1][i].tolist()
+
+
+def test_reason_lists_say_a_shared_phrase_once_with_every_effect():
+    value = (np.array([["no purchase for 120 days", "spent 40 in total"]], dtype=object),
+             np.array([["lowers value", "raises value"]], dtype=object))
+    churn = (np.array([["no purchase for 120 days"]], dtype=object), np.array([["raises churn risk"]], dtype=object))
+    assert reason_lists(value, churn) == [["no purchase for 120 days (lowers value, raises churn risk)",
+                                           "spent 40 in total (raises value)"]]
+    none = (np.array([[None]], dtype=object), np.array([[None]], dtype=object))
+    assert reason_lists(none) == [[]]
+
+
+def test_profile_and_channel_features_name_their_attribute():
+    frame = pd.DataFrame({"profile_age_band": pd.Categorical(["25-34", None]), "profile_income": [52000.0, np.nan],
+                          "channel_share_web_shop": [0.25, np.nan]}, index=["a", "b"])
+    assert phrase("profile_age_band", frame).tolist() == ["age band: 25-34", "age band unknown"]
+    assert phrase("profile_income", frame).tolist() == ["income 52,000", "income unknown"]
+    assert phrase("channel_share_web_shop", frame).tolist() == ["25% of purchases via web shop",
+                                                                "no purchase channel on record"]

@@ -1,0 +1,201 @@
+"""The one scorer with real (small) LightGBM models: contract columns, batch/alone parity, no look-ahead,
+membership, and the fallback when the models cannot be used or cannot score one customer."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.builder import FeatureBuilder
+from features.loading import InputData, load_transactions
+from features.schema import DataError
+from features.spec import FeatureSpec
+from serving.fallback import FallbackRules, rule_predictions
+from serving.policy import TierPolicy
+from serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score
+from tiercast.config import load_config
+from training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
+from training.models import ValueModel
+from training.pipeline import fit_models
+
+ROOT = Path(__file__).resolve().parents[2]
+CUTOFF = pd.Timestamp("1998-01-01")
+CONTRACT = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment", "lifecycle_stage",
+            "tier", "action", "source", "reasons"]
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
+    return tx[tx["customer_id"].astype(int) <= 1200].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def bundle(cdnow) -> ModelBundle:
+    """Real value, churn and segment models trained before the cutoff (small, for speed)."""
+    quick = LightGBMParams(max_rounds=40)
+    config = TrainingConfig(value_model=quick, churn_model=quick, tuning=TuningConfig(trials=0), folds=2,
+                            segments=SegmentConfig(k_min=3, k_max=3, sample_size=500))
+    trained = fit_models(InputData(cdnow, None, None, []), CUTOFF, 181, config, FeatureSpec(), [])
+    X = trained.features_at_cutoff[trained.builder.feature_names_]
+    return ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
+                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"})
+
+
+@pytest.fixture(scope="module")
+def scored(cdnow, bundle) -> pd.DataFrame:
+    return score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), bundle)
+
+
+def test_models_score_every_customer_with_the_contract_columns(cdnow, scored):
+    assert scored.columns.tolist() == SCORE_COLUMNS + EXTRA_COLUMNS
+    assert set(CONTRACT) <= set(scored.columns)
+    history = cdnow.loc[cdnow["timestamp"] < CUTOFF, "customer_id"]
+    assert scored["customer_id"].tolist() == sorted(history.unique())
+    assert set(scored["source"]) == {"model"} and scored["fallback_reason"].isna().all()
+    assert scored["churn_probability"].between(0, 1).all() and (scored["predicted_value"] >= 0).all()
+    assert set(scored["tier"]) <= set(TierPolicy().tier_names)
+    assert (scored["as_of"] == "1998-01-01").all()
+    for reasons in scored["reasons"]:
+        assert 1 <= len(reasons) <= 3
+        assert all(r.endswith(")") and ("value" in r or "churn risk" in r) for r in reasons)
+
+
+def test_share_thresholds_give_each_tier_about_its_share_on_the_training_population(scored):
+    # The thresholds were frozen on these customers' predictions, so the value tiers hold the policy's shares.
+    shares = scored["value_tier"].value_counts(normalize=True)
+    policy = TierPolicy()
+    expected = np.diff([0.0] + [t.top_share for t in policy.value_tiers])
+    assert np.allclose(shares.reindex(policy.tier_order).to_numpy(), expected, atol=0.01)
+
+
+def test_one_customer_alone_gets_the_answer_of_the_batch(cdnow, bundle, scored):
+    batch = scored.set_index("customer_id")
+    for customer in ["00001", "00005", "00042", "00777", "01200"]:
+        alone = score(cdnow[cdnow["customer_id"] == customer], CUTOFF, TierPolicy(), FeatureSpec(), bundle)
+        row = alone.set_index("customer_id").loc[customer]
+        expected = batch.loc[customer]
+        for column in ("tier", "value_tier", "action", "segment", "membership", "reasons", "source"):
+            assert row[column] == expected[column], column
+        assert row["predicted_value"] == pytest.approx(expected["predicted_value"], rel=1e-9)
+        assert row["churn_probability"] == pytest.approx(expected["churn_probability"], rel=1e-9)
+
+
+def test_nothing_at_or_after_as_of_changes_the_answer(cdnow, bundle, scored):
+    future = pd.DataFrame({"customer_id": ["00005", "00005", "99999"],
+                           "timestamp": [CUTOFF, CUTOFF + pd.Timedelta(days=3), CUTOFF],
+                           "amount": [5000.0, -20.0, 10.0], "quantity": [1.0, 1.0, 1.0]})
+    again = score(pd.concat([cdnow, future], ignore_index=True), CUTOFF, TierPolicy(), FeatureSpec(), bundle)
+    pd.testing.assert_frame_equal(again, scored)
+
+
+def test_membership_follows_net_spend_over_the_trailing_window(cdnow, scored):
+    window = cdnow[(cdnow["timestamp"] >= CUTOFF - pd.Timedelta(days=365)) & (cdnow["timestamp"] < CUTOFF)]
+    expected = window.groupby("customer_id")["amount"].sum()
+    spend = scored.set_index("customer_id")["trailing_spend"]
+    assert np.allclose(spend.to_numpy(), expected.reindex(spend.index, fill_value=0.0).to_numpy())
+    policy = TierPolicy.model_validate({"membership": {"window_days": 90, "levels": [
+        {"name": "basic", "min_spend": 0}, {"name": "plus", "min_spend": 100}]}})
+    short = score(cdnow, CUTOFF, policy, FeatureSpec(), None).set_index("customer_id")
+    recent = cdnow[(cdnow["timestamp"] >= CUTOFF - pd.Timedelta(days=90)) & (cdnow["timestamp"] < CUTOFF)]
+    plus = set(recent.groupby("customer_id")["amount"].sum().loc[lambda s: s >= 100].index)
+    assert set(short.index[short["membership"] == "plus"]) == plus and plus
+
+
+def test_frozen_thresholds_that_do_not_fit_the_policy_send_everyone_to_the_rules(cdnow, bundle):
+    three_tiers = TierPolicy.model_validate({"value_tiers": [
+        {"name": "top", "action": "a", "top_share": 0.2, "min_rfm_score": 12},
+        {"name": "middle", "action": "b", "top_share": 0.5, "min_rfm_score": 8},
+        {"name": "bottom", "action": "c", "top_share": 1.0, "min_rfm_score": 3}],
+        "at_risk": {"name": "at risk", "action": "d", "applies_to": ["top"]}})
+    out = score(cdnow, CUTOFF, three_tiers, FeatureSpec(), bundle)
+    assert set(out["source"]) == {"fallback"}
+    assert out["fallback_reason"].str.contains("retrain").all()
+    assert set(out["tier"]) <= set(three_tiers.tier_names)
+
+
+def test_models_that_fail_send_everyone_to_the_rules_with_the_reason(cdnow, bundle):
+    # Models trained on one feature set, paired with a builder of another: predicting fails on missing columns.
+    other = FeatureBuilder(FeatureSpec(windows_days=[30])).fit(cdnow, CUTOFF)
+    broken = dataclasses.replace(bundle, builder=other)
+    out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), broken)
+    assert set(out["source"]) == {"fallback"}
+    assert out["fallback_reason"].str.startswith("models failed: KeyError").all()
+    rules = rule_predictions(other.transform(cdnow, CUTOFF), bundle.horizon_days, FallbackRules())
+    for column in ("predicted_value", "churn_probability", "segment", "reasons"):
+        assert out[column].tolist() == rules[column].tolist()
+
+
+@dataclasses.dataclass
+class _ValueModelWithGaps:
+    """A real trained value model whose answer is missing for big spenders. LightGBM itself always answers,
+    but a future model or a damaged artifact may not; the scorer must then fall back for those alone."""
+
+    model: ValueModel
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.where(X["monetary_total"].to_numpy() > 500, np.nan, self.model.predict(X))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self.model.contributions(X)
+
+
+def test_a_customer_the_models_cannot_score_alone_gets_the_rules(cdnow, bundle, scored):
+    out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), dataclasses.replace(bundle, value=_ValueModelWithGaps(
+        bundle.value)))
+    rules = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), dataclasses.replace(bundle, tier_thresholds=[]))
+    big = out["customer_id"].isin(cdnow[cdnow["timestamp"] < CUTOFF].groupby("customer_id")["amount"].sum()
+                                  .loc[lambda s: s > 500].index).to_numpy()
+    assert big.any() and (~big).any()
+    assert (out.loc[big, "source"] == "fallback").all() and (out.loc[~big, "source"] == "model").all()
+    assert out.loc[big, "fallback_reason"].str.contains("no finite prediction").all()
+    for column in ("predicted_value", "tier", "reasons", "segment"):
+        assert out.loc[big, column].tolist() == rules.loc[big, column].tolist()
+        assert out.loc[~big, column].tolist() == scored.loc[~big, column].tolist()
+
+
+def test_no_customer_with_history_gives_an_empty_table_with_the_columns(cdnow, bundle):
+    out = score(cdnow, pd.Timestamp("1990-01-01"), TierPolicy(), FeatureSpec(), bundle)
+    assert out.empty and out.columns.tolist() == SCORE_COLUMNS + EXTRA_COLUMNS
+
+
+def test_chinese_tiers_survive_a_scored_csv_round_trip(cdnow, tmp_path):
+    config = load_config(ROOT / "configs" / "zh.yaml")
+    out = score(cdnow, CUTOFF, config.policy, config.features, None, config.fallback, horizon_days=181)
+    assert set(out["tier"]) <= set(config.policy.tier_names) and len(set(out["tier"])) >= 4
+    path = tmp_path / "scores.csv"
+    out.assign(reasons=out["reasons"].map("; ".join)).to_csv(path, index=False)
+    back = read_scores(path, ("customer_id", "tier", "predicted_value"))
+    assert back["customer_id"].tolist() == out["customer_id"].tolist()  # '00001' stays '00001'
+    assert back["tier"].tolist() == out["tier"].tolist()
+    assert np.allclose(back["predicted_value"], out["predicted_value"])
+    assert back["fallback_reason"].eq("no champion models").all()
+
+
+def test_bad_scored_files_name_the_file_and_the_problem(tmp_path):
+    missing = tmp_path / "missing.csv"
+    missing.write_text("customer_id,tier\nA,VIP\n")
+    with pytest.raises(DataError, match=r"missing.csv.*predicted_value"):
+        read_scores(missing, ("customer_id", "predicted_value"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,predicted_value\nA,12.5\nB,lots\n")
+    with pytest.raises(DataError, match=r"(?s)bad.csv, column 'predicted_value'.*lots"):
+        read_scores(bad)
+    twice = tmp_path / "twice.parquet"
+    pd.DataFrame({"customer_id": ["A", "A"], "predicted_value": [1.0, 2.0]}).to_parquet(twice)
+    with pytest.raises(DataError, match="more than once"):
+        read_scores(twice)
+    text = tmp_path / "scores.txt"
+    text.write_text("customer_id\nA\n")
+    with pytest.raises(DataError, match="unsupported"):
+        read_scores(text)
+
+
+def test_the_rules_use_the_fallback_settings(cdnow):
+    rules = FallbackRules(churn_probability_by_stage={"new": 0.1, "active": 0.1, "dormant": 0.1, "lost": 0.1})
+    out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), None, rules)
+    assert (out["churn_probability"] == 0.1).all() and "at risk" not in set(out["tier"])

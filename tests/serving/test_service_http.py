@@ -1,0 +1,288 @@
+"""The prediction service over real HTTP (servers from conftest.py): fallback and model answers, request
+validation, token, limits, time zones, personal data in logs, parity with the batch scorer, and reload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from serving.api import FALLBACK_VERSION, NO_HISTORY_REASON
+from serving.scorer import ModelBundle, score
+from training.registry import configure_mlflow
+
+AS_OF = "1998-07-01"
+EMAIL = "jane.doe.4711@example.com"
+COMPARED = ["tier", "segment", "lifecycle_stage", "action", "source", "reasons"]
+
+
+def _customer(customer_id: str, *lines: tuple[str, float], **profile: object) -> dict[str, object]:
+    return {"customer_id": customer_id, "profile": profile,
+            "transactions": [{"timestamp": ts, "amount": amount} for ts, amount in lines]}
+
+
+def _raw(server, text: str) -> httpx.Response:
+    return httpx.post(server.url + "/predict", content=text.encode(), timeout=60,
+                      headers={**server.headers(), "Content-Type": "application/json"})
+
+
+def _assert_same(answer: list[dict[str, object]], batch: pd.DataFrame) -> None:
+    served = pd.DataFrame(answer).set_index("customer_id")
+    expected = batch.set_index("customer_id").loc[served.index]
+    np.testing.assert_allclose(served["predicted_value"], expected["predicted_value"], rtol=1e-12)
+    np.testing.assert_allclose(served["churn_probability"], expected["churn_probability"], rtol=1e-12)
+    for column in COMPARED:
+        assert served[column].tolist() == expected[column].tolist(), column
+
+
+# ------------------------------------------------------------------------------------ fallback server
+def test_probes_metrics_and_openapi_need_no_token(fallback_server):
+    for path in ("/readyz", "/livez", "/healthz", "/metrics"):
+        assert httpx.get(fallback_server.url + path, timeout=10).status_code == 200, path
+    spec = httpx.get(fallback_server.url + "/docs.json", timeout=10).json()
+    assert {"/predict", "/reload"} <= set(spec["paths"])
+    assert '"maxItems": 20' in json.dumps(spec), "the configured customer limit is part of the schema"
+
+
+def test_without_models_every_customer_gets_the_fallback_in_request_order(fallback_server):
+    body = {"as_of": AS_OF, "customers": [
+        _customer("B", ("1998-03-01", 40.0), ("1997-11-20", 25.0)),
+        _customer("A", ("1997-02-01", 12.5)),
+        _customer("C"),
+        _customer("D", ("1998-07-01T00:00:00", 99.0)),  # at the cutoff: not history
+    ]}
+    response = fallback_server.post("/predict", body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_version"] == FALLBACK_VERSION
+    predictions = answer["predictions"]
+    assert [p["customer_id"] for p in predictions] == ["B", "A", "C", "D"]
+    assert {p["source"] for p in predictions} == {"fallback"}
+    assert all("could not be loaded" in p["fallback_reason"] for p in predictions[:2])
+    assert [p["fallback_reason"] for p in predictions[2:]] == [NO_HISTORY_REASON] * 2
+    policy = fallback_server.settings.policy
+    assert {p["tier"] for p in predictions[2:]} == {policy.new_customer.name}
+    assert all(p["reasons"] and p["tier"] and p["action"] for p in predictions)
+    metrics = httpx.get(fallback_server.url + "/metrics", timeout=10).text
+    assert 'tiercast_predictions_total{source="fallback"}' in metrics
+
+
+def test_fallback_numbers_are_the_batch_scorers(fallback_server, cdnow, customers_json):
+    """Parity without models: the served rule fallback equals serving.scorer.score on the same data."""
+    lines = cdnow["customer_id"].value_counts().sort_index()
+    ids = lines[lines <= 50].index[5000:5020]  # within the server's limits
+    tx = cdnow[cdnow["customer_id"].isin(ids)].reset_index(drop=True)
+    response = fallback_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)})
+    assert response.status_code == 200, response.text
+    s = fallback_server.settings
+    batch = score(cdnow, pd.Timestamp(AS_OF), s.policy, s.features, None, s.fallback, horizon_days=s.horizon_days)
+    _assert_same(response.json()["predictions"], batch)
+
+
+@pytest.mark.parametrize(("timestamp", "has_history"), [
+    ("1998-06-30T23:30:00-02:00", False),  # 1998-07-01 01:30 UTC: after the cutoff
+    ("1998-07-01T01:30:00+02:00", True),  # 1998-06-30 23:30 UTC: before it
+    ("1998-06-30T23:59:59Z", True),
+])
+def test_timestamps_are_converted_to_utc(fallback_server, timestamp, has_history):
+    response = fallback_server.post("/predict", {"as_of": AS_OF, "customers": [_customer("T", (timestamp, 10.0))]})
+    assert response.status_code == 200, response.text
+    reason = response.json()["predictions"][0]["fallback_reason"]
+    assert (reason != NO_HISTORY_REASON) is has_history
+
+
+def test_as_of_defaults_to_now_utc(fallback_server):
+    response = fallback_server.post("/predict", {"customers": [_customer("N", ("2020-01-05", 10.0))]})
+    assert response.status_code == 200, response.text
+    served = datetime.fromisoformat(response.json()["as_of"])
+    assert abs((datetime.now(timezone.utc).replace(tzinfo=None) - served).total_seconds()) < 120
+    assert response.json()["predictions"][0]["lifecycle_stage"] == "lost"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic dXNlcjpwYXNz"])
+def test_token_is_required_when_configured(fallback_server, header):
+    headers = {"Authorization": header} if header else {}
+    response = httpx.post(fallback_server.url + "/predict", json={"customers": [_customer("C")]},
+                          headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert httpx.post(fallback_server.url + "/reload", headers=headers, timeout=30).status_code == 401
+
+
+def test_oversized_bodies_are_refused(fallback_server):
+    lines = [{"timestamp": "1998-01-01", "amount": 1.0, "category": "x" * 400} for _ in range(50)]
+    body = {"customers": [{"customer_id": f"C{i}", "transactions": lines} for i in range(20)]}
+    assert len(json.dumps(body)) > fallback_server.settings.service.max_request_bytes
+    assert fallback_server.post("/predict", body).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds for streamed bodies too
+        yield b'{"customers": ['
+        for i in range(2000):
+            yield json.dumps(_customer(f"C{i}", ("1998-01-01", 1.0))).encode() + b","
+        yield b"]}"
+
+    response = httpx.post(fallback_server.url + "/predict", content=chunks(), timeout=60,
+                          headers={**fallback_server.headers(), "Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_only_json_is_accepted(fallback_server):
+    response = httpx.post(fallback_server.url + "/predict", data={"customers": "C1"},
+                          headers=fallback_server.headers(), timeout=30)
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+_TX = {"timestamp": "1998-01-01", "amount": 1.0}
+INVALID = {
+    "missing customers": ({"as_of": AS_OF}, "customers: Field required"),
+    "empty body": ("", "customers: Field required"),
+    "customers not a list": ({"customers": "C1"}, "customers: Input should be a valid array"),
+    "no customers": ({"customers": []}, "customers: List should have at least 1 item"),
+    "numeric customer_id": ({"customers": [{"customer_id": 42}]}, "customers[0].customer_id"),
+    "blank customer_id": ({"customers": [{"customer_id": "  "}]}, "customers[0].customer_id"),
+    "amount as text": ({"customers": [{"customer_id": "C", "transactions": [{**_TX, "amount": "12"}]}]},
+                       "customers[0].transactions[0].amount: Input should be a valid number"),
+    "NaN amount": ('{"customers": [{"customer_id": "C", "transactions": '
+                   '[{"timestamp": "1998-01-01", "amount": NaN}]}]}',
+                   "customers[0].transactions[0].amount: Input should be a finite number"),
+    "infinite amount": ('{"customers": [{"customer_id": "C", "transactions": '
+                        '[{"timestamp": "1998-01-01", "amount": 1e999}]}]}',
+                        "customers[0].transactions[0].amount: Input should be a finite number"),
+    "huge amount": ({"customers": [{"customer_id": "C", "transactions": [{**_TX, "amount": 1e300}]}]},
+                    "customers[0].transactions[0].amount"),
+    "missing amount": ({"customers": [{"customer_id": "C", "transactions": [{"timestamp": "1998-01-01"}]}]},
+                       "customers[0].transactions[0].amount: Field required"),
+    "bad timestamp": ({"customers": [{"customer_id": "C", "transactions": [{**_TX, "timestamp": "1998-13-01"}]}]},
+                      "customers[0].transactions[0].timestamp"),
+    "numeric timestamp": ({"customers": [{"customer_id": "C", "transactions": [{**_TX, "timestamp": 883612800}]}]},
+                          "customers[0].transactions[0].timestamp"),
+    "timestamp out of range": ({"customers": [{"customer_id": "C",
+                                               "transactions": [{**_TX, "timestamp": "1850-06-01"}]}]},
+                               "customers[0].transactions[0].timestamp"),
+    "offset at year 1": ({"customers": [{"customer_id": "C",
+                                         "transactions": [{**_TX, "timestamp": "0001-01-01T00:00:00+05:00"}]}]},
+                         "customers[0].transactions[0].timestamp: Value error, must be between"),
+    "bad as_of": ({"as_of": "yesterday", "customers": [{"customer_id": "C"}]}, "as_of"),
+    "too many customers": ({"customers": [{"customer_id": f"C{i}"} for i in range(21)]},
+                           "customers: List should have at most 20 items"),
+    "too many transactions": ({"customers": [{"customer_id": "C", "transactions": [_TX] * 51}]},
+                              "customers[0].transactions: List should have at most 50 items"),
+    "repeated customer": ({"customers": [{"customer_id": "C"}, {"customer_id": "C"}]},
+                          "customers[1].customer_id repeats customers[0].customer_id"),
+    "unknown field": ({"customers": [{"customer_id": "C", "transaction": []}]},
+                      "customers[0].transaction: Extra inputs are not permitted"),
+    "too many profile names": ({"customers": [{"customer_id": f"C{i}", "profile": {f"a{i}_{j}": j for j in range(11)}}
+                                              for i in range(20)]}, "customers: Value error, the profiles use 220"),
+    "nested profile value": ({"customers": [{"customer_id": "C", "profile": {"tier": {"a": 1}}}]},
+                             "customers[0].profile.tier"),
+    "bad signup_date": ({"customers": [{"customer_id": "C", "profile": {"signup_date": "soon"}}]},
+                        "customers[0].profile.signup_date"),
+    "interaction without kind": ({"customers": [{"customer_id": "C",
+                                                 "interactions": [{"timestamp": "1998-01-01"}]}]},
+                                 "customers[0].interactions[0].kind: Field required"),
+    "not JSON": ('{"customers": [', "body: Invalid JSON"),
+}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+def test_bad_input_gets_a_4xx_naming_the_field(fallback_server, case):
+    body, expected = INVALID[case]
+    response = _raw(fallback_server, body) if isinstance(body, str) else fallback_server.post("/predict", body)
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["error"]
+
+
+def test_personal_data_is_not_logged(fallback_server):
+    good = {"as_of": AS_OF, "customers": [_customer("P", ("1998-01-01", 5.0), email=EMAIL, name="Jane Doe")]}
+    bad = {"customers": [_customer("P", ("1998-01-01", 5.0), email=EMAIL, extra={"email": EMAIL})]}
+    assert fallback_server.post("/predict", good).status_code == 200
+    assert fallback_server.post("/predict", bad).status_code == 400
+    log = fallback_server.log()
+    assert "path=/predict" in log, "the access log is being written"
+    assert EMAIL not in log and "Jane Doe" not in log
+
+
+def test_reload_without_models_keeps_the_fallback(fallback_server):
+    response = fallback_server.post("/reload", None)
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == FALLBACK_VERSION
+    assert response.json()["changed"] is False
+
+
+# --------------------------------------------------------------------------------------- model server
+@pytest.fixture
+def served_store(model_server, monkeypatch) -> Iterator[str]:
+    """MLflow in this process pointed at the model server's store (its global URIs restored afterwards)."""
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model_server.tracking_uri)
+    try:
+        yield configure_mlflow()
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+@pytest.fixture
+def champion(model_server, served_store) -> ModelBundle:
+    """The served champion, loaded in this process."""
+    return ModelBundle.load(model_server.settings.registry, model_server.settings.service.model_alias)
+
+
+def test_champion_models_answer_with_their_version(model_server, trained_store, customers_json):
+    ids = sorted(trained_store.transactions["customer_id"].unique())[:25]
+    tx = trained_store.transactions[trained_store.transactions["customer_id"].isin(ids)]
+    response = model_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_version"] == "tiercast-value v1, tiercast-churn v1, tiercast-segments v1"
+    assert [p["customer_id"] for p in answer["predictions"]] == ids
+    assert {p["source"] for p in answer["predictions"]} == {"model"}
+    assert all(p["fallback_reason"] is None and p["reasons"] for p in answer["predictions"])
+    assert all(0 <= p["churn_probability"] <= 1 and p["predicted_value"] >= 0 for p in answer["predictions"])
+
+
+def test_served_predictions_equal_the_batch_scorer(model_server, trained_store, champion, customers_json):
+    """Online = batch: 40 customers served alone get the numbers a batch over all 3,000 gives them."""
+    s = model_server.settings
+    population = trained_store.transactions
+    batch = score(population, pd.Timestamp(AS_OF), s.policy, s.features, champion, s.fallback,
+                  horizon_days=s.horizon_days)
+    assert batch["source"].eq("model").all()
+    ids = sorted(population["customer_id"].unique())[::75]
+    tx = population[population["customer_id"].isin(ids)]
+    response = model_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)})
+    assert response.status_code == 200, response.text
+    _assert_same(response.json()["predictions"], batch)
+
+
+def test_reload_picks_up_a_newly_promoted_champion(model_server, trained_store, served_store, customers_json):
+    registry = model_server.settings.registry
+    client = MlflowClient()
+    names = (registry.value_model, registry.churn_model, registry.segment_model)
+    alias = model_server.settings.service.model_alias
+    old = {name: client.get_model_version_by_alias(name, alias) for name in names}
+    body = {"as_of": AS_OF, "customers": customers_json(trained_store.transactions.head(30))}
+    before = model_server.post("/predict", body).json()
+    assert model_server.post("/reload", None).json()["changed"] is False
+    try:
+        for name in names:  # a "new" champion: the same artifacts registered as a new version
+            new = client.create_model_version(name, source=old[name].source, run_id=old[name].run_id)
+            client.set_registered_model_alias(name, alias, new.version)
+        reloaded = model_server.post("/reload", None).json()
+        assert reloaded["changed"] is True
+        after = model_server.post("/predict", body).json()
+        assert after["model_version"] == reloaded["model_version"] != before["model_version"]
+        assert "v2" in after["model_version"]
+        assert after["predictions"] == before["predictions"]
+    finally:
+        for name in names:
+            client.set_registered_model_alias(name, alias, old[name].version)
+        assert model_server.post("/reload", None).json()["model_version"] == before["model_version"]
