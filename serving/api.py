@@ -186,6 +186,12 @@ class Prediction(BaseModel):
     source: Literal["model", "fallback"]
     fallback_reason: str | None
     reasons: list[str]
+    membership: str = Field(description="membership level by trailing spend")
+    avg_days_between_orders: float | None = Field(description="mean days between purchase days; null with one")
+    expected_next_order_date: str | None = Field(
+        description="YYYY-MM-DD, from the customer's rhythm and the models; null without history")
+    next_order_probability: float = Field(description="probability of an order within the model's horizon")
+    churn_risk_band: Literal["low", "medium", "high"]
 
 
 class PredictResponse(BaseModel):
@@ -278,7 +284,10 @@ def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: dateti
     no_history = {"tier": policy.new_customer.name, "segment": "no history", "lifecycle_stage": "new",
                   "predicted_value": 0.0, "churn_probability": rules.churn_probability_by_stage.get("new", 0.5),
                   "action": policy.new_customer.action, "source": "fallback", "fallback_reason": NO_HISTORY_REASON,
-                  "reasons": [NO_HISTORY_REASON]}
+                  "reasons": [NO_HISTORY_REASON], "membership": policy.membership.levels[0].name,
+                  "avg_days_between_orders": None, "expected_next_order_date": None}
+    no_history["next_order_probability"] = 1.0 - no_history["churn_probability"]
+    no_history["churn_risk_band"] = policy.churn_risk_bands.assign([no_history["churn_probability"]])[0]
     predictions = []
     for customer_id in customer_ids:
         row = rows.get(customer_id)
@@ -286,6 +295,8 @@ def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: dateti
             predictions.append(Prediction(customer_id=customer_id, **no_history))
         else:
             reason = row["fallback_reason"]
+            gap = row["avg_days_between_orders"]
             predictions.append(Prediction.model_validate(
-                {**row, "fallback_reason": reason if isinstance(reason, str) else None}))
+                {**row, "fallback_reason": reason if isinstance(reason, str) else None,
+                 "avg_days_between_orders": None if pd.isna(gap) else gap}))
     return PredictResponse(model_version=model_version, as_of=as_of, predictions=predictions)

@@ -23,6 +23,8 @@ class FallbackRules(BaseModel):
     churn_probability_by_stage: dict[str, float] = Field(
         default_factory=lambda: {"new": 0.5, "active": 0.25, "dormant": 0.6, "lost": 0.9})
     min_rate_days: int = Field(default=30, ge=1, description="shortest history over which a spend rate is taken")
+    min_history_days: int = Field(default=7, ge=0,
+                                  description="customers first seen more recently get the rules, not the models")
 
     @model_validator(mode="after")
     def _check(self) -> "FallbackRules":

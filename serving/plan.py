@@ -5,9 +5,10 @@ the value at stake if they leave, times the chance the offer keeps them, less wh
 Every contact costs the same, so the best plan within the budget is simply the customers with the largest
 positive expected saved value, as many as the budget pays for.
 
-Every selected customer is in group ``treated``. The group column is there for the hold-out of a later
-issue: a seeded random share of the selected customers will be set aside as ``control`` (not contacted),
-so the plan's effect can be measured against them.
+A seeded random share of the selected customers is held out as group ``control``: they are not contacted
+and cost nothing, and since chance alone decided who they are, comparing them later with the ``treated``
+customers (``tiercast evaluate-plan``) measures what the contacts did. The expected return counts the
+treated customers only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class PlanConfig(BaseModel):
 
     save_rate: float = Field(default=0.2, gt=0, le=1,
                              description="share of would-be churners a retention contact keeps")
+    control_share: float = Field(default=0.1, ge=0, lt=1,
+                                 description="share of the selected customers held out, not contacted")
+    seed: int = Field(default=0, description="seed of the random control hold-out")
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,17 @@ class RetentionPlan:
     candidates: int
 
     @property
+    def treated(self) -> pd.DataFrame:
+        return self.contacts[self.contacts["group"] == "treated"]
+
+    @property
     def total_cost(self) -> float:
         return float(self.contacts["contact_cost"].sum())
 
     @property
     def expected_saved_value(self) -> float:
         """Net of the contact costs: the plan's expected return."""
-        return float(self.contacts["expected_saved_value"].sum())
+        return float(self.treated["expected_saved_value"].sum())
 
     @property
     def return_on_cost(self) -> float:
@@ -61,8 +69,9 @@ class RetentionPlan:
 
     def summary(self) -> str:
         lines = [
-            f"Retention plan: {len(self.contacts):,} customers to contact out of {self.candidates:,} with a "
-            f"positive expected saved value ({self.scored:,} scored)",
+            f"Retention plan: {len(self.contacts):,} customers selected out of {self.candidates:,} with a "
+            f"positive expected saved value ({self.scored:,} scored): {len(self.treated):,} to contact, "
+            f"{len(self.contacts) - len(self.treated):,} held out at random as the control group",
             f"  save rate {self.save_rate:.0%}, cost per contact {self.cost_per_contact:,.2f}",
             f"  cost {self.total_cost:,.2f} of a budget of {self.budget:,.2f}",
             f"  expected saved value {self.expected_saved_value + self.total_cost:,.2f} gross, "
@@ -74,7 +83,7 @@ class RetentionPlan:
 
 
 def plan_retention(scores: pd.DataFrame, budget: float, cost_per_contact: float,
-                   save_rate: float) -> RetentionPlan:
+                   save_rate: float, control_share: float = 0.0, seed: int = 0) -> RetentionPlan:
     """The customers with the largest positive expected saved value whose contacts fit in ``budget``.
 
     Ties are broken by customer_id, so the same scores always give the same plan."""
@@ -84,6 +93,8 @@ def plan_retention(scores: pd.DataFrame, budget: float, cost_per_contact: float,
         raise ValueError(f"cost_per_contact must be a finite amount >= 0, got {cost_per_contact}")
     if not 0 < save_rate <= 1:
         raise ValueError(f"save_rate must be in (0, 1], got {save_rate}")
+    if not 0 <= control_share < 1:
+        raise ValueError(f"control_share must be in [0, 1), got {control_share}")
     missing = [c for c in PLAN_REQUIRED if c not in scores.columns]
     if missing:
         raise ValueError(f"scores lack column(s) {missing}")
@@ -102,8 +113,10 @@ def plan_retention(scores: pd.DataFrame, budget: float, cost_per_contact: float,
     ranked = candidates.sort_values("customer_id", kind="stable").sort_values(
         "expected_saved_value", ascending=False, kind="stable")
     contacts = ranked.head(affordable).reset_index(drop=True)
-    contacts.insert(2, "group", "treated")
-    contacts.insert(3, "contact_cost", float(cost_per_contact))
+    held_out = np.zeros(len(contacts), dtype=bool)
+    held_out[np.random.default_rng(seed).permutation(len(contacts))[:round(control_share * len(contacts))]] = True
+    contacts.insert(2, "group", np.where(held_out, "control", "treated"))
+    contacts.insert(3, "contact_cost", np.where(held_out, 0.0, float(cost_per_contact)))
     contacts.insert(0, "rank", np.arange(1, len(contacts) + 1))
     return RetentionPlan(contacts, float(budget), float(cost_per_contact), float(save_rate), len(frame),
                          len(candidates))

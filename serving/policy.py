@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serving.next_order import ChurnRiskBands
+
 
 class ValueTier(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -103,6 +105,7 @@ class TierPolicy(BaseModel):
     new_customer: OverlayTier = Field(default_factory=lambda: OverlayTier(
         name="onboarding", action="welcome series and a second-purchase offer"))
     membership: Membership = Field(default_factory=Membership)
+    churn_risk_bands: ChurnRiskBands = Field(default_factory=ChurnRiskBands)
 
     @model_validator(mode="after")
     def _check(self) -> "TierPolicy":

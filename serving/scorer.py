@@ -24,6 +24,7 @@ from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, lookup
 from features.schema import DataError
 from features.spec import FeatureSpec
 from serving.fallback import FallbackRules, rule_predictions
+from serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from serving.policy import TierPolicy
 from serving.reasons import reason_lists, top_reasons
 from training.config import RegistryConfig
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment",
                  "lifecycle_stage", "tier", "action", "source", "fallback_reason", "reasons"]
-EXTRA_COLUMNS = ["value_tier", "membership", "trailing_spend"]
-NUMERIC_COLUMNS = ("predicted_value", "churn_probability", "trailing_spend", "actual_value")
+EXTRA_COLUMNS = ["value_tier", "membership", "trailing_spend", *NEXT_ORDER_COLUMNS]
+NUMERIC_COLUMNS = ("predicted_value", "churn_probability", "trailing_spend", "actual_value",
+                   "avg_days_between_orders", "next_order_probability")
 
 
 class ModelsUnavailable(Exception):
@@ -130,15 +132,24 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
             log.warning("models failed, every customer gets the rule fallback: %s", err)
             reason[:] = f"models failed: {type(err).__name__}: {err}"
         else:
-            ok = np.isfinite(modelled["predicted_value"]) & np.isfinite(modelled["churn_probability"])
+            finite = np.isfinite(modelled["predicted_value"]) & np.isfinite(modelled["churn_probability"])
+            # Too short a history of one's own gives confident-looking model numbers that mean little.
+            tenure = features["tenure_days"].to_numpy(dtype=float)
+            thin = tenure < rules.min_history_days
+            ok = finite & ~thin
             for column, values in modelled.items():
                 answer[column] = np.where(ok, values, answer[column])
             source[ok] = "model"
-            reason = np.where(ok, None, "models gave no finite prediction for this customer").astype(object)
+            reason = np.full(n, None, dtype=object)
+            reason[thin] = [f"too little history: first seen {t:.0f} days before as_of, models need "
+                            f"{rules.min_history_days}" for t in tenure[thin]]
+            reason[~finite] = "models gave no finite prediction for this customer"
             limits[ok] = thresholds
     rank = np.where(source == "model", answer["predicted_value"], rules_say["rfm_score"].to_numpy(dtype=float))
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
     spend = trailing_spend(transactions, as_of, policy.membership.window_days, features.index)
+    timing = next_order(features, answer["churn_probability"], _naive_utc(as_of),
+                        bundle.horizon_days if bundle else horizon_days, policy.churn_risk_bands)
     return pd.DataFrame({  # SCORE_COLUMNS then EXTRA_COLUMNS
         "customer_id": features.index.to_numpy(dtype=object),
         "as_of": _naive_utc(as_of).date().isoformat(),
@@ -154,6 +165,7 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
         "value_tier": tiers["value_tier"].to_numpy(),
         "membership": policy.membership.assign(spend),
         "trailing_spend": spend,
+        **{column: timing[column].to_numpy() for column in NEXT_ORDER_COLUMNS},
     })
 
 

@@ -95,9 +95,10 @@ def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
 
 def _print_training(result, uri: str) -> None:
     print(f"MLflow run {result.run_id} in {uri}")
+    print(f"  on the validation window {result.validation_window}:  tiercast  (BG/NBD + Gamma-Gamma)")
     for name in ("value_gini", "value_spearman", "value_top20_capture", "value_total_ratio", "churn_auc"):
         if name in result.metrics:
-            print(f"  {name:<22} {result.metrics[name]:.3f}")
+            print(f"  {name:<22} {result.metrics[name]:.3f}     ({result.baseline.get(name, float('nan')):.3f})")
     print(f"  registered versions: {result.versions}")
     print(f"  {result.decision}")
 
@@ -252,13 +253,22 @@ def _rate(text: str) -> float:
     return value
 
 
+def _control_share(text: str) -> float:
+    value = _amount(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share in [0, 1), got {text}")
+    return value
+
+
 def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
     from serving.plan import PLAN_REQUIRED, plan_retention
     from serving.scorer import read_scores
 
     scores = read_scores(args.scores, PLAN_REQUIRED)
     save_rate = args.save_rate if args.save_rate is not None else config.plan.save_rate
-    plan = plan_retention(scores, args.budget, args.cost_per_contact, save_rate)
+    control_share = args.control_share if args.control_share is not None else config.plan.control_share
+    seed = args.seed if args.seed is not None else config.plan.seed
+    plan = plan_retention(scores, args.budget, args.cost_per_contact, save_rate, control_share, seed)
     out = write_table(plan.contacts, args.out)
     print(plan.summary())
     print(f"  plan -> {out}")
@@ -400,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--budget", type=_amount, required=True, help="money available for contacts")
     plan.add_argument("--cost-per-contact", type=_amount, required=True, help="money one contact costs")
     plan.add_argument("--save-rate", type=_rate, help="share of would-be churners a contact keeps (default: config)")
+    plan.add_argument("--control-share", type=_control_share,
+                      help="share of selected customers held out as a random control group (default: config, 0.1)")
+    plan.add_argument("--seed", type=int, help="seed of the control hold-out (default: config)")
     plan.add_argument("--out", type=Path, required=True, help="plan file, one row per customer (.csv or .parquet)")
 
     report = command("report", cmd_report, "write an HTML report with charts on a scored file")

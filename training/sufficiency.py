@@ -2,8 +2,8 @@
 
 Training on too little data gives confident-looking numbers that mean nothing. Before a run starts, the
 whole log is checked against minimums in config and the run stops with a message that says what is
-missing. At scoring time, a customer whose own history is too short gets the rule fallback with that
-reason instead of a model number.
+missing. (At scoring time, a customer whose own history is too short gets the rule fallback with that
+reason instead of a model number: see ``serving.fallback.FallbackRules.min_history_days``.)
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ class SufficiencyConfig(BaseModel):
                                   description="days of history before the earliest training window starts")
     max_days_since_last_order: int = Field(default=90, ge=1,
                                            description="the log must have an order this close to the cutoff")
-    min_customer_history_days: int = Field(default=7, ge=0,
-                                           description="a customer first seen more recently gets the rule fallback")
 
 
 class InsufficientData(Exception):
@@ -79,7 +77,3 @@ def require_training_data(transactions: pd.DataFrame, cutoff: pd.Timestamp, earl
         raise InsufficientData("not enough data to train:\n" + "\n".join(lines))
     return checks
 
-
-def thin_history(tenure_days: pd.Series, config: SufficiencyConfig) -> pd.Series:
-    """True for customers whose own history is too short for a model number."""
-    return tenure_days < config.min_customer_history_days

@@ -100,5 +100,10 @@ def test_model_and_rule_tiers_fall_on_a_simulated_world():
     for models in (bundle, None):
         scores = score(world.transactions, cutoff, config.policy, config.features, models, config.fallback,
                        world.customers, world.interactions, HORIZON).join(labels, on="customer_id")
-        assert set(scores["source"]) == {"model" if models else "fallback"}
+        if models:  # customers first seen in the last days before the cutoff get the rules, with the reason
+            ruled = scores[scores["source"] == "fallback"]
+            assert ruled["fallback_reason"].str.startswith("too little history").all()
+            assert len(ruled) < 0.05 * len(scores)
+        else:
+            assert set(scores["source"]) == {"fallback"}
         assert_falls_tier_by_tier(scores, config.policy)

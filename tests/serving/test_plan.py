@@ -72,14 +72,15 @@ def test_tiercast_plan_writes_the_plan_and_prints_the_expected_return(tmp_path, 
     assert main(["plan", "--scores", str(path), "--budget", "300", "--cost-per-contact", "4", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     written = pd.read_csv(out, dtype={"customer_id": str})
-    expected = plan_retention(scores, 300.0, 4.0, 0.2)  # 0.2: the configured default save rate
+    expected = plan_retention(scores, 300.0, 4.0, 0.2, 0.1, 0)  # the configured defaults
     assert {"customer_id", "expected_saved_value", "group"} <= set(written.columns)
     assert written["customer_id"].tolist() == expected.contacts["customer_id"].tolist()
     assert written["customer_id"].str.len().eq(5).all()  # '00042' stays '00042'
-    assert (written["group"] == "treated").all() and len(written) == 75
+    assert written["group"].tolist() == expected.contacts["group"].tolist() and len(written) == 75
+    assert (written["group"] == "control").sum() == round(0.1 * 75)
     assert (written["as_of"] == "2025-07-01").all()  # the plan is dated by its scoring
     assert f"{expected.expected_saved_value:,.2f} net of contact costs" in printed
-    assert "cost 300.00 of a budget of 300.00" in printed
+    assert f"cost {4 * (75 - round(0.1 * 75)):.2f} of a budget of 300.00" in printed  # control costs nothing
 
     higher = tmp_path / "plan_high.parquet"
     assert main(["plan", "--scores", str(path), "--budget", "300", "--cost-per-contact", "4", "--save-rate", "0.5",
@@ -93,3 +94,22 @@ def test_tiercast_plan_refuses_a_file_without_predictions(tmp_path, capsys):
     out = tmp_path / "plan.csv"
     assert main(["plan", "--scores", str(path), "--budget", "10", "--cost-per-contact", "1", "--out", str(out)]) == 2
     assert "churn_probability" in capsys.readouterr().err and not out.exists()
+
+
+def test_control_group_is_a_seeded_random_share_not_contacted():
+    rng = np.random.default_rng(0)
+    scores = pd.DataFrame({"customer_id": [f"C{i:04d}" for i in range(1000)],
+                           "churn_probability": rng.random(1000), "predicted_value": rng.gamma(2.0, 100.0, 1000)})
+    plan = plan_retention(scores, budget=5000, cost_per_contact=10, save_rate=0.5, control_share=0.2, seed=7)
+    groups = plan.contacts["group"].value_counts()
+    assert groups["control"] == round(0.2 * len(plan.contacts)) and groups["treated"] + groups["control"] == 500
+    assert (plan.contacts.loc[plan.contacts.group == "control", "contact_cost"] == 0).all()
+    assert plan.total_cost == 10 * groups["treated"]
+    assert plan.expected_saved_value == pytest.approx(plan.treated["expected_saved_value"].sum())
+    again = plan_retention(scores, budget=5000, cost_per_contact=10, save_rate=0.5, control_share=0.2, seed=7)
+    other = plan_retention(scores, budget=5000, cost_per_contact=10, save_rate=0.5, control_share=0.2, seed=8)
+    assert again.contacts.equals(plan.contacts)
+    assert not other.contacts["group"].equals(plan.contacts["group"])
+    # Chance decides: control customers are no better or worse than treated on average.
+    means = plan.contacts.groupby("group")["expected_saved_value"].mean()
+    assert abs(means["control"] - means["treated"]) < 0.25 * means.mean()

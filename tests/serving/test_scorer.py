@@ -199,3 +199,14 @@ def test_the_rules_use_the_fallback_settings(cdnow):
     rules = FallbackRules(churn_probability_by_stage={"new": 0.1, "active": 0.1, "dormant": 0.1, "lost": 0.1})
     out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), None, rules)
     assert (out["churn_probability"] == 0.1).all() and "at risk" not in set(out["tier"])
+
+
+def test_a_customer_with_too_little_history_gets_the_rules_with_that_reason(cdnow, bundle):
+    as_of = pd.Timestamp("1998-01-01")
+    newcomer = pd.DataFrame({"customer_id": ["NEW1"], "timestamp": [as_of - pd.Timedelta(days=3)],
+                             "amount": [25.0], "quantity": [1.0]})
+    scored = score(pd.concat([cdnow, newcomer], ignore_index=True), as_of, TierPolicy(), FeatureSpec(), bundle,
+                   FallbackRules(min_history_days=7)).set_index("customer_id")
+    assert scored.loc["NEW1", "source"] == "fallback"
+    assert "too little history" in scored.loc["NEW1", "fallback_reason"]
+    assert (scored.drop(index="NEW1")["source"] == "model").all()

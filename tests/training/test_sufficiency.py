@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features.loading import load_transactions
-from training.sufficiency import InsufficientData, SufficiencyConfig, require_training_data, thin_history
+from training.sufficiency import InsufficientData, SufficiencyConfig, require_training_data
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt.gz"
 
@@ -42,7 +42,3 @@ def test_short_history_is_named(cdnow):
         require_training_data(cdnow, pd.Timestamp("1997-03-01"), pd.Timestamp("1997-01-10"),
                               SufficiencyConfig(min_customers=1, min_repeat_customers=0))
 
-
-def test_thin_history_customers():
-    tenure = pd.Series([0, 6, 7, 400], index=list("abcd"))
-    assert list(thin_history(tenure, SufficiencyConfig(min_customer_history_days=7))) == [True, True, False, False]
