@@ -54,6 +54,7 @@ class ModelBundle:
     tier_thresholds: list[float]
     horizon_days: int
     versions: dict[str, str]
+    quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -68,7 +69,7 @@ class ModelBundle:
         versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                     registry.segment_model: segment_version.version}
         return cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                   versions)
+                   versions, meta.get("quality_card"))
 
     @property
     def version_label(self) -> str:

@@ -219,6 +219,31 @@ class RequestGuard:
         await self.app(scope, replay, rewrite_400)
 
 
+class ModelCardRoute:
+    """``GET /model``: which models answer, and the model-quality card logged with them, in plain words.
+
+    BentoML's API routes take POST only, so this small ASGI route answers the GET before them. It reads the
+    worker's model slot, which the service registers here when it starts.
+    """
+
+    slot: ModelSlot | None = None
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/model" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        bundle, reason = self.slot.current() if self.slot else (None, "models are still loading")
+        if bundle is None:
+            body = {"model_version": FALLBACK_VERSION, "source": "fallback", "detail": reason, "quality_card": None}
+        else:
+            body = {"model_version": bundle.version_label, "source": "model", "horizon_days": bundle.horizon_days,
+                    "quality_card": bundle.quality_card}
+        await _answer(send, 200, body)
+
+
 # ----------------------------------------------------------------------------------------------- service
 @bentoml.service(name="tiercast", workers=1, traffic={"timeout": 300})
 class Tiercast:
@@ -228,6 +253,7 @@ class Tiercast:
         self.settings = SETTINGS
         configure_mlflow()
         self.models = ModelSlot(SETTINGS)
+        ModelCardRoute.slot = self.models
         threading.Thread(target=self.models.refresh, name="tiercast-model-load", daemon=True).start()
 
     def __is_ready__(self) -> bool:
@@ -274,6 +300,7 @@ class Tiercast:
         return self.models.refresh()
 
 
+Tiercast.add_asgi_middleware(ModelCardRoute)
 Tiercast.add_asgi_middleware(RequestGuard, routes=API_ROUTES, max_bytes=SETTINGS.service.max_request_bytes,
                              token_env_var=SETTINGS.service.token_env_var)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from training.quality_card import QualityGrades
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -57,3 +59,5 @@ class TrainingConfig(_Section):
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     segments: SegmentConfig = Field(default_factory=SegmentConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    quality: QualityGrades = Field(default_factory=QualityGrades,
+                                   description="grades of the plain-words model-quality card logged with the models")

@@ -5,6 +5,11 @@ Both start from the classic forecast and learn how to improve on it:
 * :class:`ClassicFeatures` fits BG/NBD (purchases) and Gamma-Gamma (spend) on one population's RFM
   columns and turns them into forecasts over the horizon. In training it is refitted at every window
   cutoff on the customers known then, so no window sees parameters learnt from its own future.
+* **Seasonal clock.** With at least two full years of history before a cutoff, the population's
+  purchase days per calendar month, over a centred 2x12 moving average, give a seasonal index
+  (shrunk towards 1 by its sampling noise). BG/NBD then runs on operational time (days weighted by
+  the index), as a Pareto/NBD world with seasonal intensity would: right after a December peak it no
+  longer reads the peak as every customer's new normal. Shorter histories keep calendar time.
 * The boosters take the classic forecast as their starting score (``init_score``, on the link scale)
   and the classic columns as extra features, so boosting learns a per-customer correction of a model
   that already handles ageing (recency and tenure beyond what the training windows cover).
@@ -26,6 +31,7 @@ zero. Churn is a binary booster whose probabilities are Platt-calibrated on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
 from math import factorial
 
@@ -58,20 +64,105 @@ def _rfm(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return x, t_x, tenure, np.clip(m, 0.0, None)
 
 
+# Complete calendar months of purchase history needed to estimate all twelve seasonal indices.
+SEASONAL_MONTHS = 24
+
+
+class SeasonalClock:
+    """Operational time around an anchor (the cutoff): each calendar day counts its month's seasonal index
+    (twelve numbers with mean 1), or 1 without an index (calendar time)."""
+
+    def __init__(self, anchor: pd.Timestamp, index: np.ndarray | None = None):
+        self.anchor = pd.Timestamp(anchor).floor("D")
+        self.index = None if index is None else np.asarray(index, dtype=np.float64)
+
+    def _cumulative(self, days: float, forward: bool) -> np.ndarray:
+        """Operational length of the first k whole days after (or before) the anchor, k = 0..days."""
+        n = int(np.ceil(days)) + 1
+        steps = np.arange(n) if forward else -np.arange(1, n + 1)
+        months = (self.anchor + pd.to_timedelta(steps, unit="D")).month.to_numpy()
+        return np.concatenate([[0.0], np.cumsum(self.index[months - 1])])
+
+    def before(self, days: np.ndarray) -> np.ndarray:
+        """Operational length of [anchor - days, anchor)."""
+        days = np.asarray(days, dtype=np.float64)
+        finite = days[np.isfinite(days)]
+        if self.index is None or not len(finite):
+            return days
+        cumulative = self._cumulative(max(float(finite.max()), 0.0), forward=False)
+        return np.interp(days, np.arange(len(cumulative)), cumulative)
+
+    def after(self, days: float) -> float:
+        """Operational length of [anchor, anchor + days)."""
+        if self.index is None:
+            return float(days)
+        cumulative = self._cumulative(days, forward=True)
+        return float(np.interp(days, np.arange(len(cumulative)), cumulative))
+
+
+def seasonal_clock(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> SeasonalClock:
+    """The seasonal clock at ``cutoff`` from the purchase days (customer-days with an amount > 0) before it.
+
+    Needs :data:`SEASONAL_MONTHS` complete months; each month's count over the centred 2x12 moving
+    average is one seasonal ratio, averaged per calendar month. Each average is shrunk towards 1 by the
+    share of its spread that Poisson noise cannot explain (empirical Bayes), then scaled to mean 1.
+    """
+    cutoff = pd.Timestamp(cutoff)
+    ts = transactions["timestamp"]
+    bought = ((ts < cutoff) & (transactions["amount"] > 0)).to_numpy()
+    if not bought.any():
+        return SeasonalClock(cutoff)
+    days = pd.DataFrame({"customer_id": transactions["customer_id"].to_numpy()[bought],
+                         "day": ts.to_numpy()[bought].astype("datetime64[D]")}).drop_duplicates()
+    month = pd.PeriodIndex(days["day"], freq="M")
+    first = ts.min().floor("D")
+    complete = (month.start_time >= first) & (month.end_time < cutoff)
+    counts = pd.Series(1, index=month[complete]).groupby(level=0).sum().sort_index()
+    counts = counts.reindex(pd.period_range(counts.index.min(), counts.index.max(), freq="M"), fill_value=0) \
+        if len(counts) else counts
+    if len(counts) < SEASONAL_MONTHS:
+        return SeasonalClock(cutoff)
+    trend = counts.rolling(12, center=True).mean()
+    trend = (trend + trend.shift(-1)) / 2  # 2x12: centred on the month itself
+    ratio = (counts / trend).dropna()
+    noise = ratio**2 / counts.reindex(ratio.index).clip(lower=1)  # Poisson variance of each ratio
+    by_month = ratio.groupby(ratio.index.month)
+    mean = by_month.mean().reindex(range(1, 13))
+    if mean.isna().any():
+        return SeasonalClock(cutoff)
+    error = noise.groupby(noise.index.month).sum().reindex(range(1, 13)) / by_month.size().reindex(range(1, 13)) ** 2
+    signal = max(float(mean.var(ddof=0) - error.mean()), 0.0)
+    shrunk = 1.0 + signal / (signal + error) * (mean - 1.0)
+    return SeasonalClock(cutoff, (shrunk / shrunk.mean()).to_numpy())
+
+
 class ClassicFeatures(BaseEstimator):
     """BG/NBD x Gamma-Gamma fitted on one population's feature rows; their horizon forecasts as columns.
 
-    Reads the builder's ``purchase_days``, ``recency_days``, ``tenure_days`` and ``monetary_total`` (the
-    same customer-day convention as :func:`training.baseline.rfm_summary`, with net spend per purchase
-    day), so it needs nothing but the feature frame and scores one customer exactly as a batch. When
-    Gamma-Gamma cannot be fitted (no repeat buyers, or an infinite mean), spend is the mean spend.
+    Reads the builder's ``purchase_days``, ``recency_days``, ``tenure_days`` and ``monetary_total``:
+    repeat purchases x = purchase days - 1, t_x = tenure - recency, T = tenure, spend m = net amount per
+    purchase day (close to :func:`training.baseline.rfm_summary`'s customer-day convention). So it needs
+    nothing but the feature frame and scores one customer exactly as in a batch. Times run on ``clock``
+    (the seasonal clock of the cutoff the rows were built at; calendar days without one). When
+    Gamma-Gamma cannot be fitted (fewer than two repeat buyers, or an infinite mean), spend is the mean
+    spend per purchase day.
     """
 
-    def __init__(self, horizon_days: int = 180):
+    def __init__(self, horizon_days: int = 180, clock: SeasonalClock | None = None):
         self.horizon_days = horizon_days
+        self.clock = clock
+
+    def _inputs(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        x, t_x, T, m = _rfm(X)
+        if self.clock is None:
+            return x, t_x, T, m
+        T_op = self.clock.before(T)
+        recency_op = self.clock.before(X["recency_days"].to_numpy(dtype=np.float64))
+        return x, np.where(x > 0, np.clip(T_op - recency_op, 0.0, None), 0.0), T_op, m
 
     def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
-        x, t_x, T, m = _rfm(X)
+        x, t_x, T, m = self._inputs(X)
+        self.horizon_ = self.clock.after(self.horizon_days) if self.clock is not None else float(self.horizon_days)
         self.bgnbd_ = BetaGeoFitter().fit(x, t_x, T)
         buyers = m > 0
         self.mean_spend_ = float(m[buyers].mean()) if buyers.any() else 0.0
@@ -86,7 +177,7 @@ class ClassicFeatures(BaseEstimator):
         return self
 
     def _forecast(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> dict[str, np.ndarray]:
-        h = float(self.horizon_days)
+        h = self.horizon_
         purchases = self.bgnbd_.expected_purchases(h, x, t_x, T)
         spend = (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
                  else np.full(len(x), self.mean_spend_))
@@ -96,9 +187,9 @@ class ClassicFeatures(BaseEstimator):
                 "bgnbd_churn_probability": self.bgnbd_.probability_no_purchase(h, x, t_x, T)}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(self._forecast(*_rfm(X)), index=X.index)[CLASSIC_COLUMNS]
+        return pd.DataFrame(self._forecast(*self._inputs(X)), index=X.index)[CLASSIC_COLUMNS]
 
-    def shapley(self, X: pd.DataFrame, link) -> pd.DataFrame:
+    def shapley(self, X: pd.DataFrame, link: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
         """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs, against the
         reference (median) customer: how much each input moves this customer's classic forecast."""
         values = X[RFM_INPUTS].to_numpy(dtype=np.float64)
@@ -107,7 +198,7 @@ class ClassicFeatures(BaseEstimator):
         for mask in range(2 ** n_inputs):  # 16 coalitions, each vectorised over customers
             mixed = np.where([(mask >> i) & 1 for i in range(n_inputs)], values, self.reference_)
             frame = pd.DataFrame(mixed, columns=RFM_INPUTS)
-            outcome[mask] = np.asarray(link(pd.DataFrame(self._forecast(*_rfm(frame)))), dtype=np.float64)
+            outcome[mask] = np.asarray(link(pd.DataFrame(self._forecast(*self._inputs(frame)))), dtype=np.float64)
         phi = np.zeros_like(values)
         for i in range(n_inputs):
             others = [j for j in range(n_inputs) if j != i]
@@ -119,15 +210,17 @@ class ClassicFeatures(BaseEstimator):
         return pd.DataFrame(phi, index=X.index, columns=RFM_INPUTS)
 
 
-def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int) -> pd.DataFrame:
+def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
+                        clocks: dict[pd.Timestamp, SeasonalClock] | None = None) -> pd.DataFrame:
     """``examples`` with the classic columns, each window's from a :class:`ClassicFeatures` fitted on
-    that window's rows (the customers known at its cutoff)."""
+    that window's rows (the customers known at its cutoff) on that window's seasonal clock."""
     win = np.asarray(window)
     values = np.empty((len(examples), len(CLASSIC_COLUMNS)))
     for w in np.unique(win):
         rows = win == w
         part = examples[rows]
-        values[rows] = ClassicFeatures(horizon_days).fit(part).transform(part).to_numpy()
+        clock = (clocks or {}).get(pd.Timestamp(w))
+        values[rows] = ClassicFeatures(horizon_days, clock).fit(part).transform(part).to_numpy()
     return examples.assign(**{c: values[:, i] for i, c in enumerate(CLASSIC_COLUMNS)})
 
 
@@ -196,7 +289,8 @@ class _CrossFitted(BaseEstimator):
 
     # ---------------------------------------------------------------------------------------- training
     def _fit_task(self, objective: str, X: pd.DataFrame, y: np.ndarray, offset: np.ndarray,
-                  window: np.ndarray, fold: np.ndarray, rows: np.ndarray) -> tuple[list[lgb.Booster], np.ndarray, float]:
+                  window: np.ndarray, fold: np.ndarray, rows: np.ndarray
+                  ) -> tuple[list[lgb.Booster], np.ndarray, float]:
         """Fold boosters of one objective ("binary" or "gamma", both on a link scale) trained on ``rows``.
 
         Returns the boosters, the out-of-fold raw scores of every latest-window row (NaN elsewhere) and
@@ -249,7 +343,8 @@ class _CrossFitted(BaseEstimator):
                         for b in boosters], axis=0)
         return pd.Series(gain, index=self.feature_names_).sort_values(ascending=False)
 
-    def _explain(self, X: pd.DataFrame, contributions: np.ndarray, link) -> pd.DataFrame:
+    def _explain(self, X: pd.DataFrame, contributions: np.ndarray,
+                 link: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
         """Boosters' contributions plus the classic starting score split over its RFM inputs."""
         frame = pd.DataFrame(contributions, index=X.index, columns=self.feature_names_)
         start = self.classic_.shapley(X, link)

@@ -25,9 +25,17 @@ from features.builder import FeatureBuilder
 from features.loading import InputData
 from features.spec import FeatureSpec
 from training import evaluation, metrics
-from training.config import TrainingConfig
+from training.config import LightGBMParams, TrainingConfig
 from training.labels import training_examples
-from training.models import CLASSIC_COLUMNS, ChurnModel, ClassicFeatures, ValueModel, add_classic_columns
+from training.models import (
+    CLASSIC_COLUMNS,
+    ChurnModel,
+    ClassicFeatures,
+    ValueModel,
+    add_classic_columns,
+    seasonal_clock,
+)
+from training.quality_card import quality_card
 from training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
 from training.segments import SegmentModel, rfm_profiles
 from training.tuning import tune
@@ -64,6 +72,8 @@ class TrainResult:
     promoted: bool
     decision: str
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)  # BG/NBD + Gamma-Gamma on the same window
+    validation_window: str = ""
 
 
 def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame) -> dict[str, float]:
@@ -92,21 +102,22 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     if latest.all() or len(examples) == 0:
         raise ValueError(f"not enough history before {cutoff.date()} for {config.n_windows} windows "
                          f"of {horizon_days} days")
-    examples = add_classic_columns(examples, window, horizon_days)
+    clocks = {pd.Timestamp(w): seasonal_clock(tx, w) for w in window.unique()}
+    examples = add_classic_columns(examples, window, horizon_days, clocks)
     features_at_cutoff = builder.transform(tx, cutoff, data.customers, data.interactions)
-    classic = ClassicFeatures(horizon_days).fit(features_at_cutoff)
+    classic = ClassicFeatures(horizon_days, seasonal_clock(tx, cutoff)).fit(features_at_cutoff)
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]
     validation = examples[latest]
     progress(f"fitting value and churn models on {int((~latest).sum()):,} examples, "
              f"validating on {len(validation):,} customers in {config.folds} folds")
 
-    def fit_value(params):
+    def fit_value(params: LightGBMParams) -> tuple[ValueModel, float]:
         model = ValueModel(params, config.seed, config.folds, config.threads).fit(
             X, examples["value"].to_numpy(), window, classic)
         return model, metrics.normalized_gini(validation["value"].to_numpy(), model.oof_prediction_.to_numpy())
 
-    def fit_churn(params):
+    def fit_churn(params: LightGBMParams) -> tuple[ChurnModel, float]:
         model = ChurnModel(params, config.seed, config.folds, config.threads).fit(
             X, examples["churned"].to_numpy(dtype=np.float64), window, classic)
         return model, metrics.roc_auc(validation["churned"].to_numpy(dtype=int), model.oof_prediction_.to_numpy())
@@ -150,7 +161,7 @@ def _champion_scores(validation: pd.DataFrame, data: InputData, config: Training
                      ) -> tuple[dict[str, float] | None, int | None]:
     """The current champion's gate metrics on this run's validation window and its horizon; (None, None)
     without a champion. The champion's features come from its own logged spec, and the classic columns
-    from a BG/NBD refitted at the window, as for the challenger."""
+    from a BG/NBD refitted at the window on its seasonal clock, as for the challenger."""
     names = config.registry
     if version_by_alias(names.value_model, names.champion_alias) is None:
         return None, None
@@ -160,7 +171,8 @@ def _champion_scores(validation: pd.DataFrame, data: InputData, config: Training
     horizon = int(meta["horizon_days"])
     window = validation["window_cutoff"].iloc[0]
     population = builder.transform(data.transactions, window, data.customers, data.interactions)
-    population = population.join(ClassicFeatures(horizon).fit(population).transform(population))
+    classic = ClassicFeatures(horizon, seasonal_clock(data.transactions, window)).fit(population)
+    population = population.join(classic.transform(population))
     X = population.loc[validation.index, builder.feature_names_ + CLASSIC_COLUMNS]
     return _gate_scores(value, churn, X, validation), horizon
 
@@ -190,7 +202,7 @@ def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig, horiz
 
 
 def _log_artifacts(trained: TrainedModels, quality: dict[str, Any], config_dump: dict[str, Any],
-                   decision: dict[str, Any]) -> None:
+                   decision: dict[str, Any], card: dict[str, Any]) -> None:
     validation = trained.validation
     ours = trained.predictions[evaluation.MODEL]
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +210,7 @@ def _log_artifacts(trained: TrainedModels, quality: dict[str, Any], config_dump:
         (folder / "config.json").write_text(json.dumps(config_dump, indent=2, default=str))
         (folder / "data_quality.json").write_text(json.dumps(quality, indent=2, default=str))
         (folder / "champion_decision.json").write_text(json.dumps(decision, indent=2, default=str))
+        (folder / "quality_card.json").write_text(json.dumps(card, indent=2, default=str))
         importance = pd.DataFrame({"value": trained.value.feature_importance(),
                                    "churn": trained.churn.feature_importance()})
         importance.sort_values("value", ascending=False).to_csv(folder / "feature_importance.csv",
@@ -235,6 +248,8 @@ def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int,
         "value_best_iterations": str(trained.value.best_iterations_),
         "churn_best_iterations": str(trained.churn.best_iterations_),
         **{f"bgnbd_{k}": round(v, 6) for k, v in bgnbd._asdict().items()},
+        "seasonal_index": "none (calendar time)" if trained.classic.clock.index is None
+        else " ".join(f"{v:.3f}" for v in trained.classic.clock.index),
     }
     for kind, model in (("value", trained.value), ("churn", trained.churn)):
         params.update({f"{kind}_{k}": v for k, v in model.params.model_dump().items()})
@@ -260,8 +275,11 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
 
         X = trained.features_at_cutoff[trained.builder.feature_names_]
         thresholds = thresholds_fn(trained.value.predict(X))
+        start = pd.Timestamp(trained.validation["window_cutoff"].iloc[0])
+        card = quality_card(trained.metrics, trained.comparison.loc["bgnbd_gamma_gamma"].to_dict(), config.quality,
+                            f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}")
         metadata = {"feature_builder": trained.builder.to_dict(), "horizon_days": horizon_days,
-                    "cutoff": str(cutoff.date()), "tier_thresholds": thresholds}
+                    "cutoff": str(cutoff.date()), "tier_thresholds": thresholds, "quality_card": card}
         progress("logging and registering the models")
         versions = {
             "value": log_model(trained.value, "value_model", names.value_model, X, metadata).version,
@@ -282,6 +300,8 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         mlflow.log_metric("promoted", float(promoted))
         _log_artifacts(trained, data.quality_report(), config_dump,
                        {"promoted": promoted, "decision": decision, "gate_metrics": GATE_METRICS,
-                        "challenger": challenger, "champion": champion, "versions": versions})
+                        "challenger": challenger, "champion": champion, "versions": versions}, card)
         progress(decision)
-        return TrainResult(run.info.run_id, versions, trained.metrics, promoted, decision, champion)
+        return TrainResult(run.info.run_id, versions, trained.metrics, promoted, decision, champion,
+                           trained.comparison.loc["bgnbd_gamma_gamma"].to_dict(),
+                           str(pd.Timestamp(trained.validation["window_cutoff"].iloc[0]).date()))

@@ -51,6 +51,11 @@ def test_probes_metrics_and_openapi_need_no_token(fallback_server):
     assert '"maxItems": 20' in json.dumps(spec), "the configured customer limit is part of the schema"
 
 
+def test_model_endpoint_says_the_rules_answer_without_models(fallback_server):
+    card = httpx.get(fallback_server.url + "/model", timeout=10).json()
+    assert card["source"] == "fallback" and card["quality_card"] is None and card["detail"]
+
+
 def test_without_models_every_customer_gets_the_fallback_in_request_order(fallback_server):
     body = {"as_of": AS_OF, "customers": [
         _customer("B", ("1998-03-01", 40.0), ("1997-11-20", 25.0)),
@@ -247,6 +252,23 @@ def test_champion_models_answer_with_their_version(model_server, trained_store, 
     assert {p["source"] for p in answer["predictions"]} == {"model"}
     assert all(p["fallback_reason"] is None and p["reasons"] for p in answer["predictions"])
     assert all(0 <= p["churn_probability"] <= 1 and p["predicted_value"] >= 0 for p in answer["predictions"])
+
+
+def test_model_endpoint_returns_the_champions_quality_card(model_server, champion):
+    answer = httpx.get(model_server.url + "/model", timeout=10).json()
+    assert answer["source"] == "model" and answer["model_version"] == champion.version_label
+    assert answer["quality_card"] == champion.quality_card
+    assert answer["quality_card"]["grade"] in ("A", "B", "C", "D") and answer["quality_card"]["summary"]
+
+
+def test_predictions_carry_the_crm_fields(model_server, trained_store, customers_json):
+    ids = sorted(trained_store.transactions["customer_id"].unique())[:5]
+    tx = trained_store.transactions[trained_store.transactions["customer_id"].isin(ids)]
+    answer = model_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)}).json()
+    for p in answer["predictions"]:
+        assert p["churn_risk_band"] in ("low", "medium", "high") and p["membership"]
+        assert p["expected_next_order_date"] >= AS_OF[:10]
+        assert p["next_order_probability"] == pytest.approx(1 - p["churn_probability"])
 
 
 def test_served_predictions_equal_the_batch_scorer(model_server, trained_store, champion, customers_json):

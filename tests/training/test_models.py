@@ -12,6 +12,7 @@ from scipy.special import expit, logit
 
 from features.builder import FeatureBuilder
 from features.loading import load_transactions
+from features.simulate import WorldConfig, simulate_world
 from features.spec import FeatureSpec
 from training import metrics
 from training.baseline import ClassicCLV
@@ -22,11 +23,13 @@ from training.models import (
     RFM_INPUTS,
     ChurnModel,
     ClassicFeatures,
+    SeasonalClock,
     ValueModel,
     _binary_level,
     _log_level,
     add_classic_columns,
     customer_folds,
+    seasonal_clock,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +59,8 @@ def prepared(cdnow):
 def fitted(prepared):
     builder, examples, _, classic = prepared
     X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
-    value = ValueModel(LightGBMParams(), seed=7).fit(X, examples["value"].to_numpy(), examples["window_cutoff"], classic)
+    value = ValueModel(LightGBMParams(), seed=7).fit(X, examples["value"].to_numpy(), examples["window_cutoff"],
+                                                     classic)
     churn = ChurnModel(LightGBMParams(), seed=7).fit(X, examples["churned"].to_numpy(dtype=float),
                                                      examples["window_cutoff"], classic)
     return value, churn
@@ -96,6 +100,38 @@ def test_shapley_values_split_the_classic_score_exactly_over_the_rfm_inputs(prep
     # An input at the reference value gets no credit, whatever the others are.
     at_median = rows.assign(recency_days=classic.reference_[1])
     assert np.allclose(classic.shapley(at_median, link)["recency_days"], 0.0)
+
+
+def test_operational_time_counts_each_day_at_its_months_index():
+    index = np.ones(12)
+    index[0], index[11] = 0.5, 2.0  # January half as busy, December twice
+    clock = SeasonalClock(pd.Timestamp("2025-01-01"), index)
+    assert np.allclose(clock.before(np.array([0.0, 15.5, 31.0, 61.0])), [0.0, 31.0, 62.0, 92.0])
+    assert clock.after(31) == pytest.approx(15.5) and clock.after(45) == pytest.approx(15.5 + 14)
+    calendar = SeasonalClock(pd.Timestamp("2025-01-01"))
+    assert np.array_equal(calendar.before(np.array([3.5, 400.0])), [3.5, 400.0]) and calendar.after(10) == 10
+
+
+def test_the_seasonal_clock_fixes_the_classic_forecast_right_after_a_peak():
+    world = simulate_world(WorldConfig(n_customers=6000, seed=2))
+    cutoff = pd.Timestamp("2025-01-02")  # two years of history, the December peak just behind
+    clock = seasonal_clock(world.transactions, cutoff)
+    truth = np.asarray(world.config.seasonality) / np.mean(world.config.seasonality)
+    assert np.abs(clock.index - truth).max() < 0.1
+    features = FeatureBuilder(FeatureSpec()).fit(world.transactions, cutoff).transform(world.transactions, cutoff)
+    actual = make_labels(world.transactions, cutoff, HORIZON).loc[features.index, "value"].sum()
+
+    def total_ratio(clock: SeasonalClock | None) -> float:
+        return ClassicFeatures(HORIZON, clock).fit(features).transform(features)["bgnbd_expected_value"].sum() / actual
+
+    assert total_ratio(None) > 1.15  # calendar time reads the peak as everyone's new normal
+    assert total_ratio(clock) == pytest.approx(1.0, abs=0.07)
+
+
+def test_no_seasonal_clock_without_two_years_or_without_a_season(cdnow):
+    assert seasonal_clock(cdnow, CUTOFF).index is None  # one year of CDNOW history
+    flat = simulate_world(WorldConfig(n_customers=6000, seed=2, seasonality=(1.0,) * 12))
+    assert np.abs(seasonal_clock(flat.transactions, pd.Timestamp("2025-01-02")).index - 1).max() < 0.05
 
 
 def test_period_levels_make_the_starting_score_match_the_window_total():

@@ -89,7 +89,8 @@ def test_a_run_logs_params_metrics_charts_tables_and_nested_trials(two_runs):
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert {"gain_chart.png", "calibration_chart.png", "decile_table.csv", "comparison.csv", "comparison.md",
             "feature_importance.csv", "segment_profiles.csv", "rfm_segments.csv", "tuning_value.csv",
-            "tuning_churn.csv", "champion_decision.json", "data_quality.json", "config.json"} <= artifacts
+            "tuning_churn.csv", "champion_decision.json", "quality_card.json", "data_quality.json",
+            "config.json"} <= artifacts
     png = Path(client.download_artifacts(first.run_id, "gain_chart.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     trials = client.search_runs([run.info.experiment_id],
@@ -102,6 +103,9 @@ def test_registered_models_carry_their_feature_spec_and_predict_as_trained(data,
     client, first, _ = two_runs
     value, meta, version = load_version("tiercast-value", "challenger")
     assert {"feature_builder", "tier_thresholds", "horizon_days"} <= set(meta) and meta["horizon_days"] == HORIZON
+    card = meta["quality_card"]  # the plain-words quality card travels with the models
+    assert card["value_top_capture"] == pytest.approx(first.metrics["value_top20_capture"])
+    assert card["grade"] in "ABCD" and card["window"] == "1998-01-01 to 1998-07-01" and card["summary"]
     churn, _, _ = load_version("tiercast-churn", "champion")
     segments, _, _ = load_version("tiercast-segments", "champion")
     from features.builder import FeatureBuilder
