@@ -75,10 +75,6 @@ def _load(args: argparse.Namespace, config: AppConfig):
     return load_inputs(args.transactions, args.customers, args.interactions, config.data)
 
 
-def _thresholds_fn(config: AppConfig) -> Callable:
-    return config.policy.fit_thresholds
-
-
 def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
     from training.pipeline import train_and_register
     from training.registry import tracking_uri
@@ -87,7 +83,7 @@ def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
         config.training.tuning.trials = args.trials
     data = _load(args, config)
     result = train_and_register(data, args.cutoff, args.horizon_days, config.training, config.features,
-                                _thresholds_fn(config), config.data.personal_data_columns,
+                                config.policy.fit_thresholds, config.data.personal_data_columns,
                                 config.model_dump(mode="json"), progress=log.info)
     _print_training(result, tracking_uri())
     return 0
@@ -175,7 +171,7 @@ def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
     data = load_inputs(demo.transactions_path(), config=config.data)
     cutoff = pd.Timestamp(demo.cutoff)
     result = train_and_register(data, cutoff, demo.horizon_days, config.training, config.features,
-                                _thresholds_fn(config), config.data.personal_data_columns,
+                                config.policy.fit_thresholds, config.data.personal_data_columns,
                                 config.model_dump(mode="json"), progress=log.info)
     _print_training(result, tracking_uri())
     bundle, reason = _champion_bundle(config)
