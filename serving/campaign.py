@@ -8,10 +8,14 @@ confidence interval (Welch's standard error for value, the two-proportion one fo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from features.loading import read_raw
+from features.schema import DataError
 
 
 @dataclass(frozen=True)
@@ -94,3 +98,39 @@ def evaluate_plan(plan: pd.DataFrame, transactions: pd.DataFrame, start: pd.Time
         retention=Uplift.between(treated["retained"].to_numpy(float), control["retained"].to_numpy(float), z,
                                  binary=True),
         confidence=confidence)
+
+
+def read_plan(path: Path, start: pd.Timestamp | None, sample_rows: int = 5) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """A plan file's customers and groups, and the campaign start (``start``, else the plan's single as_of).
+
+    Raises DataError naming the file, the column and up to ``sample_rows`` bad rows."""
+    plan = read_raw(path)
+
+    def sample(bad: pd.Series, columns: list[str]) -> pd.DataFrame:
+        rows = plan.loc[bad, columns].head(sample_rows)
+        return rows.rename(index=lambda i: f"row {i + 1}")
+
+    for column in ("customer_id", "group"):
+        if column not in plan.columns:
+            raise DataError(path, f"required column missing; columns found: {list(plan.columns)}", column)
+    plan["customer_id"] = plan["customer_id"].astype(str).str.strip()
+    plan["group"] = plan["group"].astype(str).str.strip()
+    bad = ~plan["group"].isin(["treated", "control"])
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum()):,} rows have a group other than 'treated' or 'control'", "group",
+                        sample(bad, ["customer_id", "group"]))
+    bad = plan["customer_id"].eq("") | plan["customer_id"].duplicated(keep=False)
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum()):,} rows have an empty or repeated customer_id", "customer_id",
+                        sample(bad, ["customer_id", "group"]))
+    if start is not None:
+        return plan, start
+    if "as_of" not in plan.columns:
+        raise DataError(path, "no campaign start: pass --start or give the plan an as_of column", "as_of")
+    as_of = pd.to_datetime(plan["as_of"].astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
+    if as_of.isna().any():
+        raise DataError(path, "values are not ISO 8601 dates", "as_of", sample(as_of.isna(), ["customer_id", "as_of"]))
+    if as_of.nunique() > 1:
+        raise DataError(path, f"{as_of.nunique()} different dates; pass --start to choose the campaign start",
+                        "as_of", sample(as_of.ne(as_of.iloc[0]), ["customer_id", "as_of"]))
+    return plan, as_of.iloc[0].tz_localize(None)

@@ -15,6 +15,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -254,11 +255,13 @@ table.t th{background:#eef2f7}table.t tr:nth-child(even) td{background:#f8f9fb}i
 
 
 def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
-                 previous: pd.DataFrame | None = None, source: str = "", previous_source: str = "") -> Path:
+                 previous: pd.DataFrame | None = None, source: str = "", previous_source: str = "",
+                 quality_card: dict[str, Any] | None = None, card_source: str = "") -> Path:
     """Write ``index.html`` and its PNG charts into ``out_dir``; returns the page's path.
 
     ``scores`` (and ``previous``) are scored tables with at least :data:`REPORT_REQUIRED`; ``source`` and
-    ``previous_source`` name where they came from on the page."""
+    ``previous_source`` name where they came from on the page. ``quality_card`` (training.quality_card)
+    tells readers how good the models are, ``card_source`` which models it describes or why it is absent."""
     missing = [c for c in REPORT_REQUIRED if c not in scores.columns]
     if missing:
         raise ValueError(f"scores lack column(s) {missing}")
@@ -276,6 +279,12 @@ def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
         counts = scores["source"].value_counts()
         parts.append("<p class=note>Predicted by: " + ", ".join(f"{esc(str(k))} {v:,}" for k, v in counts.items())
                      + "</p>")
+    parts.append("<h2>Model quality</h2>")
+    if quality_card:
+        parts += [f"<p><b>Grade {esc(str(quality_card['grade']))}</b> <span class=note>({esc(card_source)})</span></p>",
+                  "<ul>" + "".join(f"<li>{esc(str(line))}</li>" for line in quality_card["summary"]) + "</ul>"]
+    else:
+        parts.append(f"<p class=note>No model-quality card: {esc(card_source or 'none given')}.</p>")
     with rc_context({"font.family": _font_families()}), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         _tier_chart(summary, out / "tiers.png")

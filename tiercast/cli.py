@@ -21,6 +21,8 @@ import pandas as pd
 
 from features.schema import DataError
 from tiercast.config import AppConfig, ConfigError, load_config
+from training.quality_card import card_text
+from training.sufficiency import InsufficientData
 
 log = logging.getLogger("tiercast")
 
@@ -97,6 +99,7 @@ def _print_training(result, uri: str) -> None:
             print(f"  {name:<22} {result.metrics[name]:.3f}     ({result.baseline.get(name, float('nan')):.3f})")
     print(f"  registered versions: {result.versions}")
     print(f"  {result.decision}")
+    print(card_text(result.quality_card))
 
 
 def _champion_bundle(config: AppConfig):
@@ -271,14 +274,30 @@ def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
     return 0
 
 
+def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
+    """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
+    from training.registry import configure_mlflow, metadata_by_alias
+
+    uri = configure_mlflow()
+    name = config.training.registry.value_model
+    metadata = metadata_by_alias(name, alias)
+    if metadata is None:
+        return None, f"no '{alias}' models in {uri}"
+    card = metadata.get("quality_card")
+    return card, f"{name}@{alias} in {uri}" if card else f"{name}@{alias} was logged without a quality card"
+
+
 def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
     from serving.report import REPORT_REQUIRED, write_report
     from serving.scorer import read_scores
 
     scores = read_scores(args.scores, REPORT_REQUIRED)
     previous = read_scores(args.previous, ("customer_id", "tier")) if args.previous else None
+    alias = args.model_alias or config.service.model_alias
+    card, card_source = _quality_card(config, alias)
     page = write_report(scores, args.out, config.policy, previous, source=str(args.scores),
-                        previous_source=str(args.previous or ""))
+                        previous_source=str(args.previous or ""), quality_card=card, card_source=card_source)
+    print(card_text(card) if card else f"Model quality: no card ({card_source})")
     print(f"Report on {len(scores):,} customers -> {page}")
     return 0
 
@@ -290,47 +309,11 @@ def _confidence(text: str) -> float:
     return value
 
 
-def _read_plan(path: Path, start: pd.Timestamp | None, config: AppConfig) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """The plan's customers and groups, and the campaign start (``--start``, else the plan's single as_of)."""
-    from features.loading import read_raw
-
-    plan = read_raw(path)
-
-    def sample(bad: pd.Series, columns: list[str]) -> pd.DataFrame:
-        rows = plan.loc[bad, columns].head(config.data.error_sample_rows)
-        return rows.rename(index=lambda i: f"row {i + 1}")
-
-    for column in ("customer_id", "group"):
-        if column not in plan.columns:
-            raise DataError(path, f"required column missing; columns found: {list(plan.columns)}", column)
-    plan["customer_id"] = plan["customer_id"].astype(str).str.strip()
-    plan["group"] = plan["group"].astype(str).str.strip()
-    bad = ~plan["group"].isin(["treated", "control"])
-    if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} rows have a group other than 'treated' or 'control'", "group",
-                        sample(bad, ["customer_id", "group"]))
-    bad = plan["customer_id"].eq("") | plan["customer_id"].duplicated(keep=False)
-    if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} rows have an empty or repeated customer_id", "customer_id",
-                        sample(bad, ["customer_id", "group"]))
-    if start is not None:
-        return plan, start
-    if "as_of" not in plan.columns:
-        raise DataError(path, "no campaign start: pass --start or give the plan an as_of column", "as_of")
-    as_of = pd.to_datetime(plan["as_of"].astype(str).str.strip(), format="ISO8601", utc=True, errors="coerce")
-    if as_of.isna().any():
-        raise DataError(path, "values are not ISO 8601 dates", "as_of", sample(as_of.isna(), ["customer_id", "as_of"]))
-    if as_of.nunique() > 1:
-        raise DataError(path, f"{as_of.nunique()} different dates; pass --start to choose the campaign start",
-                        "as_of", sample(as_of.ne(as_of.iloc[0]), ["customer_id", "as_of"]))
-    return plan, as_of.iloc[0].tz_localize(None)
-
-
 def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
     from features.loading import load_transactions
-    from serving.campaign import evaluate_plan
+    from serving.campaign import evaluate_plan, read_plan
 
-    plan, start = _read_plan(args.plan, args.start, config)
+    plan, start = read_plan(args.plan, args.start, config.data.error_sample_rows)
     transactions, _ = load_transactions(args.transactions, config.data)
     horizon_days = args.horizon_days or config.training.horizon_days
     window_end = start + pd.Timedelta(days=horizon_days)
@@ -415,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--scores", type=Path, required=True, help="scored file (.csv or .parquet)")
     report.add_argument("--previous", type=Path, help="an earlier scored file, for the tier migration matrix")
     report.add_argument("--out", type=Path, required=True, help="output folder (index.html and PNG charts)")
+    report.add_argument("--model-alias", help="registry alias whose model-quality card the report shows "
+                        "(default: config service.model_alias)")
 
     evaluate_plan = command("evaluate-plan", cmd_evaluate_plan,
                             "measure a plan's uplift in value and retention: treated against control customers")
@@ -444,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.handler(args, config)
-    except (DataError, ConfigError) as err:
+    except (DataError, ConfigError, InsufficientData) as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.quality_card import QualityGrades
+from training.sufficiency import SufficiencyConfig
 
 
 class _Section(BaseModel):
@@ -59,5 +60,7 @@ class TrainingConfig(_Section):
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     segments: SegmentConfig = Field(default_factory=SegmentConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    sufficiency: SufficiencyConfig = Field(default_factory=SufficiencyConfig,
+                                           description="minimum history to train on; training stops below it")
     quality: QualityGrades = Field(default_factory=QualityGrades,
                                    description="grades of the plain-words model-quality card logged with the models")

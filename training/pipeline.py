@@ -26,7 +26,7 @@ from features.loading import InputData
 from features.spec import FeatureSpec
 from training import evaluation, metrics
 from training.config import LightGBMParams, TrainingConfig
-from training.labels import training_examples
+from training.labels import rolling_cutoffs, training_examples
 from training.models import (
     CLASSIC_COLUMNS,
     ChurnModel,
@@ -38,6 +38,7 @@ from training.models import (
 from training.quality_card import quality_card
 from training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
 from training.segments import SegmentModel, rfm_profiles
+from training.sufficiency import SufficiencyCheck, require_training_data
 from training.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,21 @@ class TrainResult:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)  # BG/NBD + Gamma-Gamma on the same window
     validation_window: str = ""
+    quality_card: dict[str, Any] = field(default_factory=dict)  # plain-words card (training.quality_card)
 
 
 def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame) -> dict[str, float]:
     """Value and churn metrics of predictions against ``frame``'s ``value`` and ``churned``."""
     return evaluation.scores(frame["value"].to_numpy(), frame["churned"].to_numpy(), np.asarray(value_pred),
                              np.asarray(churn_pred))
+
+
+def require_enough_data(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig
+                        ) -> list[SufficiencyCheck]:
+    """Stop (InsufficientData, naming what is missing) unless the log meets ``config.sufficiency`` for
+    the earliest of the rolling training windows."""
+    earliest = min(rolling_cutoffs(cutoff, horizon_days, config.n_windows, config.step_days))
+    return require_training_data(data.transactions, pd.Timestamp(cutoff), earliest, config.sufficiency)
 
 
 def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
@@ -92,6 +102,7 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     ``previous_segments`` (the champion's) lends its names to the segments that match it.
     """
     cutoff = pd.Timestamp(cutoff)
+    require_enough_data(data, cutoff, horizon_days, config)
     tx = data.transactions
     builder = FeatureBuilder(spec, personal_data_columns).fit(tx, cutoff, data.customers, data.interactions)
     progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}")
@@ -262,6 +273,8 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
                        progress: Callable[[str], None] = log.info) -> TrainResult:
     """Train, log everything to one MLflow run, register the models and apply the champion gate."""
     cutoff = pd.Timestamp(cutoff)
+    # Checked here as well as in fit_models so that too little data leaves no failed run behind in MLflow.
+    require_enough_data(data, cutoff, horizon_days, config)
     configure_mlflow()
     mlflow.set_experiment(config.registry.experiment)
     names = config.registry
@@ -276,8 +289,9 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         X = trained.features_at_cutoff[trained.builder.feature_names_]
         thresholds = thresholds_fn(trained.value.predict(X))
         start = pd.Timestamp(trained.validation["window_cutoff"].iloc[0])
-        card = quality_card(trained.metrics, trained.comparison.loc["bgnbd_gamma_gamma"].to_dict(), config.quality,
-                            f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}")
+        window = f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}"
+        card = quality_card(trained.validation, trained.predictions[evaluation.MODEL],
+                            trained.predictions.get(evaluation.REFERENCE), config.quality, window)
         metadata = {"feature_builder": trained.builder.to_dict(), "horizon_days": horizon_days,
                     "cutoff": str(cutoff.date()), "tier_thresholds": thresholds, "quality_card": card}
         progress("logging and registering the models")
@@ -303,5 +317,5 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
                         "challenger": challenger, "champion": champion, "versions": versions}, card)
         progress(decision)
         return TrainResult(run.info.run_id, versions, trained.metrics, promoted, decision, champion,
-                           trained.comparison.loc["bgnbd_gamma_gamma"].to_dict(),
-                           str(pd.Timestamp(trained.validation["window_cutoff"].iloc[0]).date()))
+                           trained.comparison.loc[evaluation.REFERENCE].to_dict(),
+                           str(pd.Timestamp(trained.validation["window_cutoff"].iloc[0]).date()), card)

@@ -68,6 +68,13 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+def metadata_by_alias(name: str, alias: str) -> dict[str, Any] | None:
+    """The metadata logged with the model behind an alias, without loading the model; None if there is none."""
+    if version_by_alias(name, alias) is None:
+        return None
+    return mlflow.models.get_model_info(f"models:/{name}@{alias}").metadata or {}
+
+
 def load_version(name: str, alias: str) -> tuple[Any, dict[str, Any], ModelVersion]:
     """Load the model behind an alias with its metadata; raises MlflowException if there is none."""
     version = MlflowClient().get_model_version_by_alias(name, alias)

@@ -68,7 +68,7 @@ def check_training_data(transactions: pd.DataFrame, cutoff: pd.Timestamp, earlie
 def require_training_data(transactions: pd.DataFrame, cutoff: pd.Timestamp, earliest_window: pd.Timestamp,
                           config: SufficiencyConfig) -> list[SufficiencyCheck]:
     """Raise InsufficientData naming every failed check; return the checks when all pass."""
-    checks = check_training_data(transactions, cutoff, earliest_window, config)
+    checks = check_training_data(transactions, pd.Timestamp(cutoff), pd.Timestamp(earliest_window), config)
     failed = [c for c in checks if not c.passed]
     if failed:
         lines = [f"- {c.name}: found {c.found:,.0f}, need "

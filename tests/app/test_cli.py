@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +81,23 @@ def test_score_with_empty_store_uses_rules_for_everyone(small_cdnow, tmp_path, s
     assert len(scores) == history.loc[history["timestamp"] < "1998-01-01", "customer_id"].nunique()
 
 
+def test_train_on_too_little_data_exits_2_naming_what_is_missing(small_cdnow, tmp_path, store, capsys):
+    few = pd.read_csv(small_cdnow, dtype={"customer_id": str})
+    few = few[few["customer_id"].astype(int) <= 150]
+    path = tmp_path / "few.csv"
+    few.to_csv(path, index=False)
+    code = main(["train", "--transactions", str(path), "--cutoff", "1998-07-01", "--horizon-days", "181",
+                 "--trials", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    buyers = few.loc[few["timestamp"] < "1997-10-03", "customer_id"].nunique()
+    assert f"customers: found {buyers}, need at least 200" in err
+    # Stopped before MLflow was touched: no experiment run, no registered model.
+    client = MlflowClient(store)
+    assert client.search_registered_models() == []
+    assert all(not client.search_runs([e.experiment_id]) for e in client.search_experiments())
+
+
 def test_train_registers_champion_and_gate_keeps_a_better_champion(small_cdnow, tmp_path, store, capsys):
     args = ["train", "--transactions", str(small_cdnow), "--cutoff", "1998-07-01", "--horizon-days", "181",
             "--trials", "0"]
@@ -103,6 +121,16 @@ def test_train_registers_champion_and_gate_keeps_a_better_champion(small_cdnow, 
     assert set(scores["source"]) == {"model"}
     assert scores["churn_probability"].between(0, 1).all()
     assert (scores["predicted_value"] >= 0).all()
+
+    # The report shows the champion's quality card, as logged with its value model.
+    capsys.readouterr()
+    assert main(["report", "--scores", str(out), "--out", str(tmp_path / "report")]) == 0
+    card = json.loads(Path(client.download_artifacts(client.get_model_version_by_alias(
+        "tiercast-value", "champion").run_id, "quality_card.json", str(tmp_path))).read_text())
+    printed = capsys.readouterr().out
+    assert f"Model quality: grade {card['grade']}" in printed and card["summary"][0] in printed
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert f"Grade {card['grade']}" in page and "tiercast-value@champion" in page
 
 
 def test_demo_registers_champions_and_says_where_to_look(small_cdnow, tmp_path, store, capsys):

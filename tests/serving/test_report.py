@@ -114,13 +114,17 @@ def test_write_report_makes_a_page_with_charts_in_any_script(tmp_path):
     assert "last_month.csv" in text and f"{len(scores):,} customers" in text
 
 
-def test_tiercast_report_command(tmp_path, capsys):
+def test_tiercast_report_command(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     scores = _scores()
     current, earlier = tmp_path / "now.parquet", tmp_path / "before.csv"
     scores.to_parquet(current)
     _scores(seed=5).to_csv(earlier, index=False)
     out = tmp_path / "report"
     assert main(["report", "--scores", str(current), "--previous", str(earlier), "--out", str(out)]) == 0
-    assert str(out / "index.html") in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert str(out / "index.html") in printed
+    assert "Model quality: no card (no 'champion' models in sqlite:///" in printed  # an empty registry
+    assert "No model-quality card: no &#x27;champion&#x27; models" in (out / "index.html").read_text()
     assert (out / "migration.png").exists()
     assert main(["report", "--scores", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
