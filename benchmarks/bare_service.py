@@ -29,7 +29,9 @@ class Floor:
         return PredictResponse(model_version="floor", as_of=as_of or datetime(2000, 1, 1), predictions=[
             Prediction(customer_id=c.customer_id, tier="floor", segment="floor", lifecycle_stage="active",
                        predicted_value=0.0, churn_probability=0.0, action="none", source="fallback",
-                       fallback_reason="floor service", reasons=[]) for c in customers])
+                       fallback_reason="floor service", reasons=[], membership="none",
+                       avg_days_between_orders=None, expected_next_order_date=None, next_order_probability=0.0,
+                       churn_risk_band="low") for c in customers])
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ raises churn risk)").
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -159,23 +159,24 @@ def phrase(feature: str, frame: pd.DataFrame) -> Texts:
     return _known(f"{name} unknown", lambda s: f"{name}: " + s.astype(str).to_numpy(dtype=object))(column)
 
 
-def top_reasons(contributions: pd.DataFrame, features: pd.DataFrame, label: str,
+def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame, label: str,
                 n: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's ``n`` strongest contributions to ``label``, phrased, with their effect.
 
-    ``contributions`` and ``features`` have one row per customer in the same order. Returns two object
-    arrays of shape (customers, n): the phrases and the effects ("raises value"); None where a
-    contribution is zero (the feature did not move this prediction)."""
-    if len(contributions) != len(features):
-        raise ValueError(f"{len(contributions)} rows of contributions for {len(features)} customers")
-    values = contributions.to_numpy(dtype=float)
+    ``contributions`` (customers, features named by ``names``) and ``features`` have one row per customer
+    in the same order. Returns two object arrays of shape (customers, n): the phrases and the effects
+    ("raises value"); None where a contribution is zero (the feature did not move this prediction)."""
+    values = np.asarray(contributions, dtype=float)
+    if values.shape != (len(features), len(names)):
+        raise ValueError(f"contributions of shape {values.shape} for {len(features)} customers and "
+                         f"{len(names)} features")
     n = min(n, values.shape[1])
     picked = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :n]
     strength = np.take_along_axis(values, picked, axis=1)
     phrases = np.full(picked.shape, None, dtype=object)
     for j in np.unique(picked):  # one pass per feature chosen by anyone, over the customers who chose it
         rows, ranks = np.nonzero(picked == j)
-        phrases[rows, ranks] = phrase(contributions.columns[j], features.iloc[rows])
+        phrases[rows, ranks] = phrase(names[j], features.iloc[rows] if len(rows) < len(features) else features)
     effects = np.where(strength > 0, f"raises {label}", f"lowers {label}").astype(object)
     moved = strength != 0
     phrases[~moved] = None

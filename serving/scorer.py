@@ -66,6 +66,8 @@ class ModelBundle:
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
+        for model in (value, churn):  # build the explanation tables now rather than in the first request
+            getattr(model, "path_attributions", None)
         versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                     registry.segment_model: segment_version.version}
         return cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
@@ -78,11 +80,13 @@ class ModelBundle:
 
 def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
     X = features[bundle.builder.feature_names_]
+    value, value_drivers = bundle.value.explain(X)
+    churn, churn_drivers = bundle.churn.explain(X)
     reasons = np.empty(len(X), dtype=object)
-    reasons[:] = reason_lists(top_reasons(bundle.value.contributions(X), features, "value", n=2),
-                              top_reasons(bundle.churn.contributions(X), features, "churn risk", n=1))
-    return {"predicted_value": np.asarray(bundle.value.predict(X), dtype=float),
-            "churn_probability": np.asarray(bundle.churn.predict_proba(X), dtype=float),
+    reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
+                              top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))
+    return {"predicted_value": np.asarray(value, dtype=float),
+            "churn_probability": np.asarray(churn, dtype=float),
             "segment": np.asarray(bundle.segments.predict(X), dtype=object),
             "reasons": reasons}
 
@@ -118,10 +122,11 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
     features = builder.transform(transactions, as_of, customers, interactions)
+    horizon = bundle.horizon_days if bundle else horizon_days
     n = len(features)
-    rules_say = rule_predictions(features, bundle.horizon_days if bundle else horizon_days, rules)
-    answer = {column: rules_say[column].to_numpy() for column in
-              ("predicted_value", "churn_probability", "segment", "reasons")}
+    answer = {"predicted_value": np.full(n, np.nan), "churn_probability": np.full(n, np.nan),
+              "segment": np.empty(n, dtype=object), "reasons": np.empty(n, dtype=object)}
+    rank = np.full(n, np.nan)  # what the tier thresholds compare: predicted value, or the rules' RFM score
     source = np.full(n, "fallback", dtype=object)
     reason = np.full(n, unavailable_reason, dtype=object)
     limits = np.tile(policy.rfm_thresholds(), (n, 1))
@@ -139,18 +144,23 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
             thin = tenure < rules.min_history_days
             ok = finite & ~thin
             for column, values in modelled.items():
-                answer[column] = np.where(ok, values, answer[column])
+                answer[column][ok] = values[ok]
+            rank[ok] = modelled["predicted_value"][ok]
             source[ok] = "model"
             reason = np.full(n, None, dtype=object)
             reason[thin] = [f"too little history: first seen {t:.0f} days before as_of, models need "
                             f"{rules.min_history_days}" for t in tenure[thin]]
             reason[~finite] = "models gave no finite prediction for this customer"
             limits[ok] = thresholds
-    rank = np.where(source == "model", answer["predicted_value"], rules_say["rfm_score"].to_numpy(dtype=float))
+    fallback = source == "fallback"
+    if fallback.any():  # the rules answer only for the customers the models did not
+        rules_say = rule_predictions(features if fallback.all() else features[fallback], horizon, rules)
+        for column, values in answer.items():
+            values[fallback] = rules_say[column].to_numpy()
+        rank[fallback] = rules_say["rfm_score"].to_numpy(dtype=float)
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
     spend = trailing_spend(transactions, as_of, policy.membership.window_days, features.index)
-    timing = next_order(features, answer["churn_probability"], _naive_utc(as_of),
-                        bundle.horizon_days if bundle else horizon_days, policy.churn_risk_bands)
+    timing = next_order(features, answer["churn_probability"], _naive_utc(as_of), horizon, policy.churn_risk_bands)
     return pd.DataFrame({  # SCORE_COLUMNS then EXTRA_COLUMNS
         "customer_id": features.index.to_numpy(dtype=object),
         "as_of": _naive_utc(as_of).date().isoformat(),

@@ -31,7 +31,8 @@ zero. Churn is a binary booster whose probabilities are Platt-calibrated on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from itertools import combinations
 from math import factorial
 
@@ -43,6 +44,7 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
+from training.attribution import PathAttribution
 from training.baseline import BetaGeoFitter, GammaGammaFitter
 from training.config import LightGBMParams
 
@@ -52,11 +54,13 @@ CLASSIC_COLUMNS = ["bgnbd_expected_purchases", "bgnbd_probability_alive", "bgnbd
                    "bgnbd_churn_probability"]
 _EPS = 1e-6
 
+Columns = Mapping[str, np.ndarray]  # classic columns by name, one value per customer
 
-def _rfm(X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """BG/NBD inputs from builder columns: repeat purchase days x, time of last purchase t_x, age T (days)
-    and net spend per purchase day m."""
-    days, recency, tenure, total = (X[c].to_numpy(dtype=np.float64) for c in RFM_INPUTS)
+
+def _rfm(rfm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """BG/NBD inputs from the builder's :data:`RFM_INPUTS` (columns of ``rfm``): repeat purchase days x,
+    time of last purchase t_x, age T (days) and net spend per purchase day m."""
+    days, recency, tenure, total = rfm.T
     x = np.clip(days - 1.0, 0.0, None)
     t_x = np.where(x > 0, np.clip(tenure - recency, 0.0, None), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -152,16 +156,16 @@ class ClassicFeatures(BaseEstimator):
         self.horizon_days = horizon_days
         self.clock = clock
 
-    def _inputs(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        x, t_x, T, m = _rfm(X)
+    def _inputs(self, rfm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        x, t_x, T, m = _rfm(rfm)
         if self.clock is None:
             return x, t_x, T, m
         T_op = self.clock.before(T)
-        recency_op = self.clock.before(X["recency_days"].to_numpy(dtype=np.float64))
+        recency_op = self.clock.before(rfm[:, RFM_INPUTS.index("recency_days")])
         return x, np.where(x > 0, np.clip(T_op - recency_op, 0.0, None), 0.0), T_op, m
 
     def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
-        x, t_x, T, m = self._inputs(X)
+        x, t_x, T, m = self._inputs(X[RFM_INPUTS].to_numpy(dtype=np.float64))
         self.horizon_ = self.clock.after(self.horizon_days) if self.clock is not None else float(self.horizon_days)
         self.bgnbd_ = BetaGeoFitter().fit(x, t_x, T)
         buyers = m > 0
@@ -176,7 +180,8 @@ class ClassicFeatures(BaseEstimator):
         self.reference_ = X[RFM_INPUTS].median().to_numpy(dtype=np.float64)
         return self
 
-    def _forecast(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> dict[str, np.ndarray]:
+    def _forecast(self, rfm: np.ndarray) -> dict[str, np.ndarray]:
+        x, t_x, T, m = self._inputs(rfm)
         h = self.horizon_
         purchases = self.bgnbd_.expected_purchases(h, x, t_x, T)
         spend = (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
@@ -187,18 +192,27 @@ class ClassicFeatures(BaseEstimator):
                 "bgnbd_churn_probability": self.bgnbd_.probability_no_purchase(h, x, t_x, T)}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(self._forecast(*self._inputs(X)), index=X.index)[CLASSIC_COLUMNS]
+        return pd.DataFrame(self.forecast(X[RFM_INPUTS].to_numpy(dtype=np.float64)), index=X.index,
+                            columns=CLASSIC_COLUMNS)
 
-    def shapley(self, X: pd.DataFrame, link: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
-        """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs, against the
-        reference (median) customer: how much each input moves this customer's classic forecast."""
-        values = X[RFM_INPUTS].to_numpy(dtype=np.float64)
-        n_inputs = len(RFM_INPUTS)
-        outcome = {}
-        for mask in range(2 ** n_inputs):  # 16 coalitions, each vectorised over customers
-            mixed = np.where([(mask >> i) & 1 for i in range(n_inputs)], values, self.reference_)
-            frame = pd.DataFrame(mixed, columns=RFM_INPUTS)
-            outcome[mask] = np.asarray(link(pd.DataFrame(self._forecast(*self._inputs(frame)))), dtype=np.float64)
+    def forecast(self, rfm: np.ndarray) -> np.ndarray:
+        """The classic columns as a (rows, 4) matrix in :data:`CLASSIC_COLUMNS` order, from the rows'
+        :data:`RFM_INPUTS` (columns of ``rfm``)."""
+        columns = self._forecast(rfm)
+        return np.column_stack([columns[c] for c in CLASSIC_COLUMNS])
+
+    def shapley(self, rfm: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
+        """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs (columns of ``rfm``,
+        in :data:`RFM_INPUTS` order), against the reference (median) customer: how much each input moves
+        this customer's classic forecast. Same shape as ``rfm``."""
+        values = np.asarray(rfm, dtype=np.float64)
+        n, n_inputs = values.shape
+        # All 16 coalitions (inputs from the customer where the mask bit is set, else the reference's)
+        # stacked into one forecast: one vectorised call instead of sixteen.
+        masks = np.array([[(mask >> i) & 1 for i in range(n_inputs)] for mask in range(2 ** n_inputs)], dtype=bool)
+        mixed = np.where(masks[:, None, :], values[None, :, :], self.reference_[None, None, :])
+        linked = np.asarray(link(self._forecast(mixed.reshape(-1, n_inputs))), dtype=np.float64)
+        outcome = linked.reshape(2 ** n_inputs, n)
         phi = np.zeros_like(values)
         for i in range(n_inputs):
             others = [j for j in range(n_inputs) if j != i]
@@ -207,7 +221,7 @@ class ClassicFeatures(BaseEstimator):
                 for subset in combinations(others, size):
                     mask = sum(1 << j for j in subset)
                     phi[:, i] += weight * (outcome[mask | (1 << i)] - outcome[mask])
-        return pd.DataFrame(phi, index=X.index, columns=RFM_INPUTS)
+        return phi
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
@@ -280,12 +294,33 @@ class _CrossFitted(BaseEstimator):
         self.threads = threads
 
     # ------------------------------------------------------------------------------------------ inputs
-    def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Model inputs: the builder columns plus the classic columns. Rows of past windows arrive with
-        their own window's classic columns; new rows get them from the classic model of the training cutoff."""
+    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+        """Model inputs as a float matrix in ``feature_names_`` order: the builder columns, then the classic
+        columns. Rows of past windows arrive with their own window's classic columns; new rows get them
+        from the classic model of the training cutoff."""
         if all(c in X.columns for c in CLASSIC_COLUMNS):
-            return X[self.feature_names_]
-        return X.join(self.classic_.transform(X))[self.feature_names_]
+            return self._numeric(X[self.feature_names_])
+        names = self.feature_names_[:-len(CLASSIC_COLUMNS)]
+        # Selecting columns costs more than the rest of a one-customer request; skip it when X is in order.
+        own = self._numeric(X if list(X.columns) == names else X[names])
+        return np.hstack([own, self.classic_.forecast(own[:, [names.index(c) for c in RFM_INPUTS]])])
+
+    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        """``frame`` as LightGBM reads a data frame: categorical columns as codes of the levels seen in
+        training (unknown levels as missing), in a float matrix the boosters can take directly."""
+        categorical = [c for c, dtype in frame.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
+        if categorical:
+            # LightGBM keeps the training levels of each categorical column, in column order.
+            levels = self._boosters()[0].pandas_categorical
+            frame = frame.assign(**{c: pd.Categorical(frame[c], categories=known).codes.astype(np.float64)
+                                    for c, known in zip(categorical, levels, strict=True)})
+            frame[categorical] = frame[categorical].replace(-1.0, np.nan)
+        return frame.to_numpy(dtype=np.float64)
+
+    @staticmethod
+    def _classic(inputs: np.ndarray) -> Columns:
+        """The classic columns of an input matrix, by name."""
+        return dict(zip(CLASSIC_COLUMNS, inputs[:, -len(CLASSIC_COLUMNS):].T, strict=True))
 
     # ---------------------------------------------------------------------------------------- training
     def _fit_task(self, objective: str, X: pd.DataFrame, y: np.ndarray, offset: np.ndarray,
@@ -329,27 +364,40 @@ class _CrossFitted(BaseEstimator):
         return X[self.feature_names_], np.asarray(window), customer_folds(X.index, self.folds, self.seed)
 
     @staticmethod
-    def _raw(boosters: list[lgb.Booster], X: pd.DataFrame) -> np.ndarray:
-        return np.mean([b.predict(X, raw_score=True, num_iteration=b.best_iteration) for b in boosters], axis=0)
-
-    @staticmethod
-    def _contrib(boosters: list[lgb.Booster], X: pd.DataFrame) -> np.ndarray:
-        """Mean over folds of per-feature contributions (raw scale), without the bias column."""
-        return np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration)[:, :-1]
+    def _raw(boosters: list[lgb.Booster], inputs: np.ndarray) -> np.ndarray:
+        """Mean over folds of the raw (link-scale) score; one thread, as a request is too small to share."""
+        return np.mean([b.predict(inputs, raw_score=True, num_iteration=b.best_iteration, num_threads=1)
                         for b in boosters], axis=0)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("path_attributions", None)  # tables derived from the boosters, rebuilt on first use
+        return state
 
     def _importance(self, boosters: list[lgb.Booster]) -> pd.Series:
         gain = np.mean([b.feature_importance(importance_type="gain", iteration=b.best_iteration)
                         for b in boosters], axis=0)
         return pd.Series(gain, index=self.feature_names_).sort_values(ascending=False)
 
-    def _explain(self, X: pd.DataFrame, contributions: np.ndarray,
-                 link: Callable[[pd.DataFrame], np.ndarray]) -> pd.DataFrame:
-        """Boosters' contributions plus the classic starting score split over its RFM inputs."""
-        frame = pd.DataFrame(contributions, index=X.index, columns=self.feature_names_)
-        start = self.classic_.shapley(X, link)
-        frame[RFM_INPUTS] += start.to_numpy()
-        return frame
+    def _add_classic_start(self, inputs: np.ndarray, contributions: np.ndarray,
+                           link: Callable[[Columns], np.ndarray]) -> np.ndarray:
+        """Boosters' contributions plus the classic starting score (``link`` of the classic columns) split
+        over the RFM inputs it is computed from."""
+        rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]
+        contributions[:, rfm] += self.classic_.shapley(inputs[:, rfm], link)
+        return contributions
+
+    def _paths(self, boosters: list[lgb.Booster], scale: float = 1.0) -> PathAttribution:
+        """Path attribution of ``scale`` x the mean raw score of the fold ``boosters``."""
+        return PathAttribution(boosters, [scale / len(boosters)] * len(boosters), len(self.feature_names_))
+
+    # Each model's ``explain(X)`` gives the prediction for each row of ``X`` and the per-feature
+    # contributions behind it, (rows, ``feature_names_``), from one pass: the boosters' along each row's
+    # decision paths (:mod:`training.attribution`), the classic starting score's as exact Shapley values
+    # over its RFM inputs. They add up to the prediction on its link scale, less a constant.
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``explain``'s contributions as a frame (rows of ``X``, columns ``feature_names_``)."""
+        return pd.DataFrame(self.explain(X)[1], index=X.index, columns=self.feature_names_)
 
     @property
     def best_iterations_(self) -> list[int]:
@@ -380,10 +428,10 @@ class ValueModel(_CrossFitted):
         return self
 
     @staticmethod
-    def _offsets(inputs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _offsets(classic: Columns) -> tuple[np.ndarray, np.ndarray]:
         """Classic starting scores: logit P(any purchase) and log E[value | a purchase]."""
-        buy = 1.0 - inputs["bgnbd_churn_probability"].to_numpy(dtype=np.float64)
-        value = inputs["bgnbd_expected_value"].to_numpy(dtype=np.float64)
+        buy = 1.0 - np.asarray(classic["bgnbd_churn_probability"], dtype=np.float64)
+        value = np.asarray(classic["bgnbd_expected_value"], dtype=np.float64)
         return _logit(buy), _log(value / np.clip(buy, _EPS, None))
 
     def _boosters(self) -> list[lgb.Booster]:
@@ -391,20 +439,23 @@ class ValueModel(_CrossFitted):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         inputs = self._inputs(X)
-        buy_offset, spend_offset = self._offsets(inputs)
+        buy_offset, spend_offset = self._offsets(self._classic(inputs))
         return (expit(self._raw(self.purchase_boosters_, inputs) + buy_offset)
                 * np.exp(self._raw(self.spend_boosters_, inputs) + spend_offset))
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions to log value (purchase log-odds plus log spend), the classic starting
-        score attributed to the RFM inputs it is computed from."""
+    @cached_property
+    def path_attributions(self) -> tuple[PathAttribution, PathAttribution]:
+        """Tables of the purchase and the spend fold boosters (their mean raw scores), built on first use."""
+        return self._paths(self.purchase_boosters_), self._paths(self.spend_boosters_)
+
+    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
         inputs = self._inputs(X)
-        boosted = self._contrib(self.purchase_boosters_, inputs) + self._contrib(self.spend_boosters_, inputs)
-
-        def start(classic: pd.DataFrame) -> np.ndarray:
-            return np.sum(self._offsets(classic), axis=0)
-
-        return self._explain(X, boosted, start)
+        buy_offset, spend_offset = self._offsets(self._classic(inputs))
+        (buy_raw, buy), (spend_raw, spend) = (paths.explain(inputs) for paths in self.path_attributions)
+        prediction = expit(buy_raw + buy_offset) * np.exp(spend_raw + spend_offset)
+        return prediction, self._add_classic_start(inputs, buy + spend,
+                                                   lambda classic: np.sum(self._offsets(classic), axis=0))
 
     def feature_importance(self) -> pd.Series:
         return self._importance(self._boosters())
@@ -430,8 +481,8 @@ class ChurnModel(_CrossFitted):
         return self
 
     @staticmethod
-    def _offset(inputs: pd.DataFrame) -> np.ndarray:
-        return _logit(inputs["bgnbd_churn_probability"].to_numpy(dtype=np.float64))
+    def _offset(classic: Columns) -> np.ndarray:
+        return _logit(np.asarray(classic["bgnbd_churn_probability"], dtype=np.float64))
 
     def _calibrate(self, score: np.ndarray) -> np.ndarray:
         slope, intercept = self.calibration_
@@ -442,17 +493,23 @@ class ChurnModel(_CrossFitted):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         inputs = self._inputs(X)
-        return self._calibrate(self._raw(self.boosters_, inputs) + self._offset(inputs))
+        return self._calibrate(self._raw(self.boosters_, inputs) + self._offset(self._classic(inputs)))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(X)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions to the churn log-odds, the classic starting score attributed to its
-        RFM inputs."""
+    @cached_property
+    def path_attributions(self) -> tuple[PathAttribution]:
+        """The table of the fold boosters' mean raw score times the Platt slope, built on first use."""
+        return (self._paths(self.boosters_, self.calibration_[0]),)
+
+    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Churn probability and contributions to its calibrated log-odds."""
         inputs = self._inputs(X)
-        return self._explain(X, self.calibration_[0] * self._contrib(self.boosters_, inputs),
-                             lambda classic: self.calibration_[0] * self._offset(classic))
+        slope, intercept = self.calibration_
+        raw, boosted = self.path_attributions[0].explain(inputs)
+        probability = expit(raw + slope * self._offset(self._classic(inputs)) + intercept)
+        return probability, self._add_classic_start(inputs, boosted, lambda classic: slope * self._offset(classic))
 
     def feature_importance(self) -> pd.Series:
         return self._importance(self.boosters_)

@@ -55,7 +55,7 @@ def test_top_reasons_pick_the_strongest_contributions_with_their_direction():
     features = _features([("A", "2025-01-02", 10), ("A", "2025-03-03", 30), ("B", "2025-06-21", 500)])
     contributions = pd.DataFrame({"monetary_total": [0.1, 2.0], "recency_days": [-1.5, 0.0],
                                   "frequency": [0.3, 0.0]}, index=features.index)
-    phrases, effects = top_reasons(contributions, features, "value", n=2)
+    phrases, effects = top_reasons(contributions.to_numpy(), list(contributions.columns), features, "value", n=2)
     assert phrases.tolist() == [["no purchase for 120 days, usually every 60", "2 orders so far"],
                                 ["spent 500 in total", None]]  # a zero contribution gives no reason
     assert effects.tolist() == [["lowers value", "raises value"], ["raises value", None]]
@@ -69,9 +69,9 @@ def test_vectorised_phrasing_equals_phrasing_each_customer_alone():
     columns = ["recency_days", "frequency", "monetary_total", "trend_spend_90d", "gap_mean_days", "spend_365d"]
     contributions = pd.DataFrame(rng.normal(size=(len(features), len(columns))), index=features.index,
                                  columns=columns)
-    together = top_reasons(contributions, features, "value", n=3)
+    together = top_reasons(contributions.to_numpy(), columns, features, "value", n=3)
     for i in range(len(features)):
-        alone = top_reasons(contributions.iloc[[i]], features.iloc[[i]], "value", n=3)
+        alone = top_reasons(contributions.to_numpy()[[i]], columns, features.iloc[[i]], "value", n=3)
         assert alone[0][0].tolist() == together[0][i].tolist()
         assert alone[1][0].tolist() == together[1][i].tolist()
 

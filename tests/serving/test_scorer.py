@@ -137,11 +137,11 @@ class _ValueModelWithGaps:
 
     model: ValueModel
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return np.where(X["monetary_total"].to_numpy() > 500, np.nan, self.model.predict(X))
+    feature_names_ = property(lambda self: self.model.feature_names_)
 
-    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
-        return self.model.contributions(X)
+    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        value, contributions = self.model.explain(X)
+        return np.where(X["monetary_total"].to_numpy() > 500, np.nan, value), contributions
 
 
 def test_a_customer_the_models_cannot_score_alone_gets_the_rules(cdnow, bundle, scored):

@@ -3,6 +3,7 @@ explanations, determinism, and a scaled-down version of the issue's target (beat
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -89,17 +90,17 @@ def test_shapley_values_split_the_classic_score_exactly_over_the_rfm_inputs(prep
     _, _, features, classic = prepared
     rows = features.iloc[::97]
 
-    def link(columns: pd.DataFrame) -> np.ndarray:
-        return np.log(columns["bgnbd_expected_value"].to_numpy())
+    def link(columns) -> np.ndarray:
+        return np.log(np.asarray(columns["bgnbd_expected_value"]))
 
-    phi = classic.shapley(rows, link)
+    phi = classic.shapley(rows[RFM_INPUTS].to_numpy(), link)
     reference = pd.DataFrame([classic.reference_], columns=RFM_INPUTS)
     expected = link(classic.transform(rows)) - link(classic.transform(reference))[0]
-    assert list(phi.columns) == RFM_INPUTS
-    assert np.allclose(phi.sum(axis=1).to_numpy(), expected)
+    assert phi.shape == (len(rows), len(RFM_INPUTS))
+    assert np.allclose(phi.sum(axis=1), expected)
     # An input at the reference value gets no credit, whatever the others are.
     at_median = rows.assign(recency_days=classic.reference_[1])
-    assert np.allclose(classic.shapley(at_median, link)["recency_days"], 0.0)
+    assert np.allclose(classic.shapley(at_median[RFM_INPUTS].to_numpy(), link)[:, 1], 0.0)
 
 
 def test_operational_time_counts_each_day_at_its_months_index():
@@ -242,3 +243,51 @@ def test_beats_bgnbd_gamma_gamma_on_gini_and_churn_auc_at_the_cutoff(cdnow, prep
     assert abs(ours["total_ratio"] - 1) < 0.1
     churned = labels["churned"].astype(int)
     assert metrics.roc_auc(churned, churn.predict_proba(X)) > metrics.roc_auc(churned, classic["churn_probability"])
+
+
+def test_explain_predicts_as_predict_does(prepared, fitted):
+    builder, _, features, _ = prepared
+    value, churn = fitted
+    X = features[builder.feature_names_]
+    assert np.allclose(value.explain(X)[0], value.predict(X), rtol=1e-9, atol=0)
+    assert np.allclose(churn.explain(X)[0], churn.predict_proba(X), rtol=1e-9, atol=0)
+    one = X.iloc[[5]]
+    assert np.allclose(value.explain(one)[1], value.explain(X)[1][5], atol=1e-12)
+
+
+def test_pickled_model_leaves_its_explanation_tables_behind_and_rebuilds_them(prepared, fitted):
+    builder, _, features, _ = prepared
+    value, _ = fitted
+    X = features[builder.feature_names_].iloc[::13]
+    before = value.contributions(X)
+    assert "path_attributions" in value.__dict__
+    restored = pickle.loads(pickle.dumps(value))
+    assert "path_attributions" not in restored.__dict__
+    assert np.allclose(restored.contributions(X).to_numpy(), before.to_numpy())
+
+
+def test_categorical_profile_columns_are_read_as_lightgbm_reads_a_data_frame():
+    # The models predict from a float matrix; profile columns (pandas categoricals) must get the codes
+    # LightGBM gave them in training, and a level never seen there must count as missing, as it does.
+    world = simulate_world(WorldConfig(n_customers=1500, seed=4))
+    cutoff = world.config.default_cutoff
+    builder = FeatureBuilder(FeatureSpec(), ["name", "email", "phone"]).fit(
+        world.transactions, cutoff, world.customers, world.interactions)
+    examples = training_examples(world.transactions, cutoff, HORIZON, builder, 3, 30, world.customers,
+                                 world.interactions).set_index("customer_id")
+    examples = add_classic_columns(examples, examples["window_cutoff"], HORIZON)
+    features = builder.transform(world.transactions, cutoff, world.customers, world.interactions)
+    categorical = [c for c in builder.feature_names_ if isinstance(features[c].dtype, pd.CategoricalDtype)]
+    assert categorical, "the simulated profiles should give categorical features"
+    quick = LightGBMParams(max_rounds=30, early_stopping_rounds=5)
+    churn = ChurnModel(quick, seed=1, folds=2).fit(
+        examples[builder.feature_names_ + CLASSIC_COLUMNS], examples["churned"].to_numpy(dtype=float),
+        examples["window_cutoff"], ClassicFeatures(HORIZON).fit(features))
+    X = features[builder.feature_names_].copy()
+    column = categorical[0]
+    X[column] = X[column].cat.add_categories(["never seen"])
+    X.iloc[:20, X.columns.get_loc(column)] = "never seen"
+    frame = X.join(churn.classic_.transform(X))[churn.feature_names_]
+    lightgbm_reads = np.mean([b.predict(frame, raw_score=True, num_iteration=b.best_iteration)
+                              for b in churn.boosters_], axis=0)
+    assert np.allclose(churn._raw(churn.boosters_, churn._inputs(X)), lightgbm_reads, atol=1e-12)
