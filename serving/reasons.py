@@ -28,10 +28,12 @@ _format_tenth = np.frompyfunc("{:,.1f}".format, 1, 1)
 def number_text(values: np.ndarray) -> Texts:
     """Numbers as readable text: whole from 10 up or when whole, else one decimal; missing as 'unknown'."""
     v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return np.empty(0, dtype=object)
-    out = np.where((np.abs(v) >= 10) | (v == np.round(v)), _format_whole(v), _format_tenth(v)).astype(object)
-    out[~np.isfinite(v)] = "unknown"
+    out = np.full(v.shape, "unknown", dtype=object)
+    finite = np.isfinite(v)
+    whole = finite & ((np.abs(v) >= 10) | (v == np.round(v)))
+    for mask, form in ((whole, _format_whole), (finite & ~whole, _format_tenth)):  # each number formatted once
+        if mask.any():
+            out[mask] = form(v[mask])
     return out
 
 

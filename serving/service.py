@@ -16,6 +16,7 @@ Settings travel from ``tiercast serve`` to the worker processes as JSON in the e
 
 from __future__ import annotations
 
+import gc
 import hmac
 import ipaddress
 import json
@@ -113,6 +114,9 @@ class ModelSlot:
                     return ReloadResponse(model_version=bundle.version_label, changed=False,
                                           detail=f"kept the models in use: {err}")
                 self._state = (new, "")
+                # Models, tables and libraries live as long as the process: moving them out of the garbage
+                # collector's sight keeps its full passes (pauses of several ms, seen in the p99) short.
+                gc.freeze()
                 log.info("answering with %s", new.version_label)
                 return ReloadResponse(model_version=new.version_label, changed=True,
                                       detail=f"loaded '{self.alias}'")

@@ -45,8 +45,8 @@ class PathAttribution:
                     deltas += [weight * d for _, d in path]
                     starts.append(starts[-1] + len(path))
             self.leaf_offsets_.append(np.asarray(offsets, dtype=np.int64))
-        # Row g: the credits of global leaf g to each feature. Dense, so that a row's contributions are one
-        # gather and a sum (8 bytes x leaves x features: 1 MB for 3,000 leaves and 42 features).
+        # Row g: the credits of global leaf g to each feature; dense for a fast product with the leaves
+        # reached (8 bytes x leaves x features: 1 MB for 3,000 leaves and 42 features).
         self.table_ = csr_matrix((np.asarray(deltas, dtype=np.float64), np.asarray(features, dtype=np.int64),
                                   np.asarray(starts, dtype=np.int64)), shape=(len(starts) - 1, n_features)).toarray()
 
@@ -60,7 +60,12 @@ class PathAttribution:
         leaves = np.hstack([booster.predict(X, pred_leaf=True, num_iteration=self._iterations(booster),
                                             num_threads=1).reshape(n, -1).astype(np.int64) + offsets
                             for booster, offsets in zip(self.boosters, self.leaf_offsets_, strict=True)])
-        contributions = self.table_[leaves].sum(axis=1)  # the credits of every leaf each row reached
+        trees = leaves.shape[1]
+        # Which leaf each row reached in each tree, as a sparse 0/1 (rows, leaves) matrix: its product with
+        # the table sums the credits of the leaves reached (a few times faster than gathering them).
+        reached = csr_matrix((np.ones(n * trees), leaves.ravel(), np.arange(0, n * trees + 1, trees)),
+                             shape=(n, len(self.table_)))
+        contributions = np.asarray(reached @ self.table_)
         return self.bias + contributions.sum(axis=1), contributions
 
 
