@@ -202,7 +202,9 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
         _parse_numbers(frame, "quantity", path, config, allow_empty=True)
     for column in ("order_id", "category", "channel"):
         if column in frame.columns:
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), "").astype(str).str.strip()
+            text = frame[column].astype(object).where(frame[column].notna(), "").astype(str).str.strip()
+            # Blank means missing, as in the service: a blank order_id is no order (each line is its own).
+            frame[column] = text.where(text != "", None)
     if "order_id" in frame.columns:
         # The same order line exported twice is noise; distinct lines of one order are kept.
         duplicated = frame.duplicated(keep="first")
