@@ -116,6 +116,9 @@ class ModelSlot:
                 self._state = (new, "")
                 # Models, tables and libraries live as long as the process: moving them out of the garbage
                 # collector's sight keeps its full passes (pauses of several ms, seen in the p99) short.
+                # The previous freeze is lifted first so that a replaced bundle can still be collected.
+                gc.unfreeze()
+                gc.collect()
                 gc.freeze()
                 log.info("answering with %s", new.version_label)
                 return ReloadResponse(model_version=new.version_label, changed=True,
