@@ -280,7 +280,9 @@ def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: dateti
     as a fallback with the reason.
     """
     fields = list(Prediction.model_fields)
-    rows = {row["customer_id"]: row for row in scored[fields].to_dict("records")}
+    # Column lists zipped into rows: several times faster than DataFrame.to_dict("records").
+    records = (dict(zip(fields, values)) for values in zip(*(scored[c].tolist() for c in fields)))
+    rows = {row["customer_id"]: row for row in records}
     no_history = {"tier": policy.new_customer.name, "segment": "no history", "lifecycle_stage": "new",
                   "predicted_value": 0.0, "churn_probability": rules.churn_probability_by_stage.get("new", 0.5),
                   "action": policy.new_customer.action, "source": "fallback", "fallback_reason": NO_HISTORY_REASON,
