@@ -16,6 +16,9 @@ class ServiceConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=1, le=65535)
     model_alias: str = Field(default="champion", description="registry alias the service loads at start-up")
+    reload_interval_seconds: float | None = Field(
+        default=60.0, gt=0, description="check the alias this often and load a newly promoted champion "
+        "(null: only on POST /reload)")
     max_customers_per_request: int = Field(default=1000, ge=1)
     max_transactions_per_customer: int = Field(default=5000, ge=1)
     max_request_bytes: int = Field(default=20_000_000, ge=1024)

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import datetime, timezone
@@ -262,6 +263,19 @@ class Tiercast:
         self.models = ModelSlot(SETTINGS)
         ModelCardRoute.slot = self.models
         threading.Thread(target=self.models.refresh, name="tiercast-model-load", daemon=True).start()
+        if SETTINGS.service.reload_interval_seconds:
+            threading.Thread(target=self._follow_alias, args=(SETTINGS.service.reload_interval_seconds,),
+                             name="tiercast-model-follow", daemon=True).start()
+
+    def _follow_alias(self, interval_seconds: float) -> None:
+        """Pick up a newly promoted champion: the alias is checked (three registry lookups) every interval,
+        and the models are loaded only when it points elsewhere."""
+        while True:
+            time.sleep(interval_seconds)
+            try:
+                self.models.refresh()  # logs what it loaded, or why it kept the models in use
+            except Exception:  # this thread must outlive any one failure
+                log.exception("checking the '%s' alias failed", self.models.alias)
 
     def __is_ready__(self) -> bool:
         return self.models.loaded.is_set()

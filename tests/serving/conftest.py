@@ -181,7 +181,17 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory, cdnow: pd.DataFrame)
 @pytest.fixture(scope="session")
 def model_server(tmp_path_factory: pytest.TempPathFactory, trained_store: TrainedStore) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("model-server")
-    yield from _serve(folder, ServingSettings(), trained_store.tracking_uri)
+    # The reload test moves the alias and reloads by hand: no alias following behind its back.
+    settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=None))
+    yield from _serve(folder, settings, trained_store.tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def following_server(tmp_path_factory: pytest.TempPathFactory, trained_store: TrainedStore) -> Iterator[Server]:
+    """A server that checks its alias every second."""
+    folder = tmp_path_factory.mktemp("following-server")
+    settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=1.0))
+    yield from _serve(folder, settings, trained_store.tracking_uri)
 
 
 def _customers(transactions: pd.DataFrame) -> list[dict[str, object]]:

@@ -4,6 +4,7 @@ validation, token, limits, time zones, personal data in logs, parity with the ba
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -308,3 +309,34 @@ def test_reload_picks_up_a_newly_promoted_champion(model_server, trained_store, 
         for name in names:
             client.set_registered_model_alias(name, alias, old[name].version)
         assert model_server.post("/reload", None).json()["model_version"] == before["model_version"]
+
+
+def _served_version(server, expected: str, timeout_s: float = 60.0) -> str:
+    """GET /model until it names ``expected`` (or the timeout passes); the last version seen."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = httpx.get(server.url + "/model", timeout=30).json()["model_version"]
+        if seen == expected or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def test_the_service_follows_its_alias_without_a_reload_call(following_server, served_store):
+    registry = following_server.settings.registry
+    client = MlflowClient()
+    names = (registry.value_model, registry.churn_model, registry.segment_model)
+    alias = following_server.settings.service.model_alias
+    old = {name: client.get_model_version_by_alias(name, alias) for name in names}
+    label = ", ".join(f"{name} v{old[name].version}" for name in names)
+    assert _served_version(following_server, label) == label
+    try:
+        new = {name: client.create_model_version(name, source=old[name].source, run_id=old[name].run_id)
+               for name in names}
+        for name in names:
+            client.set_registered_model_alias(name, alias, new[name].version)
+        promoted = ", ".join(f"{name} v{new[name].version}" for name in names)
+        assert _served_version(following_server, promoted) == promoted
+    finally:
+        for name in names:
+            client.set_registered_model_alias(name, alias, old[name].version)
+    assert _served_version(following_server, label) == label
