@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.simulate import World, _days, _draw_activity, _SeasonClock, _strings, ground_truth
+from features.simulate import SeasonClock, World, days_since, draw_activity, ground_truth, padded_ids
 
 
 class CampaignEffect(BaseModel):
@@ -95,7 +95,7 @@ def _treated_rows(world: World, customer_ids: Sequence[str] | np.ndarray | pd.Se
         raise ValueError(f"{int(unseen.sum())} treated customers have no transaction before the start {start}, "
                          f"e.g. {ids[unseen][:5].tolist()}")
     start_day = (start - pd.Timestamp(config.start)) / pd.Timedelta(days=1)
-    alive = _days(traits["signup"], pd.Timestamp(config.start))[rows] + traits["lifetime_days"].to_numpy()[rows]
+    alive = days_since(traits["signup"], pd.Timestamp(config.start))[rows] + traits["lifetime_days"].to_numpy()[rows]
     return ids, rows, alive > start_day
 
 
@@ -140,7 +140,7 @@ def _renumber_orders(new: pd.DataFrame, old: pd.DataFrame) -> pd.Series:
         return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
 
     number = numbers(new["order_id"]) + int(numbers(old["order_id"]).max(initial=0))
-    return pd.Series(_strings("O", number, max(9, len(str(number.max(initial=0))))), index=new.index)
+    return pd.Series(padded_ids("O", number, max(9, len(str(number.max(initial=0))))), index=new.index)
 
 
 def run_campaign(world: World, treated: Sequence[str] | np.ndarray | pd.Series, start: pd.Timestamp,
@@ -158,7 +158,7 @@ def run_campaign(world: World, treated: Sequence[str] | np.ndarray | pd.Series, 
     traits = _with_effect(world.traits, affected, effect)
     rng = np.random.default_rng(seed)
     period_start = pd.Timestamp(config.start)
-    age = (start - period_start) / pd.Timedelta(days=1) - _days(traits["signup"], period_start)[affected]
+    age = (start - period_start) / pd.Timedelta(days=1) - days_since(traits["signup"], period_start)[affected]
     remaining = rng.standard_exponential(affected.size) / traits["dropout_rate"].to_numpy()[affected]
     lifetime = traits["lifetime_days"].to_numpy(copy=True)
     lifetime[affected] = age + remaining
@@ -166,7 +166,7 @@ def run_campaign(world: World, treated: Sequence[str] | np.ndarray | pd.Series, 
     # From the start on, an affected customer is a new customer signing up then without a first order.
     continued = traits.iloc[affected].reset_index(drop=True).assign(
         signup=start.to_datetime64().astype("datetime64[ns]"), lifetime_days=remaining, first_order=False)
-    new_tx, new_ix = _draw_activity(config, rng, _SeasonClock.from_config(config), continued)
+    new_tx, new_ix = draw_activity(config, rng, SeasonClock.from_config(config), continued)
     new_tx["order_id"] = _renumber_orders(new_tx, world.transactions)
 
     customer_rows = pd.Index(traits["customer_id"])

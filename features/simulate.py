@@ -208,7 +208,7 @@ class World:
 
 
 @dataclass(frozen=True)
-class _SeasonClock:
+class SeasonClock:
     """Seasonal exposure ``S(t)`` (days since start): knots at month starts, ``S`` linear between them."""
 
     knots: np.ndarray
@@ -216,7 +216,7 @@ class _SeasonClock:
     levels: np.ndarray
 
     @classmethod
-    def from_config(cls, config: WorldConfig) -> _SeasonClock:
+    def from_config(cls, config: WorldConfig) -> SeasonClock:
         start, end = pd.Timestamp(config.start), pd.Timestamp(config.end)
         month_starts = pd.date_range(start, end, freq="MS")
         inner = month_starts[(month_starts > start) & (month_starts < end)]
@@ -265,17 +265,18 @@ def _lognormal_factor(effect: float, z: np.ndarray) -> np.ndarray:
     return np.exp(-effect * z - effect**2 / 2)
 
 
-def _strings(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+def padded_ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
     """``prefix`` + zero-padded numbers, as an object array of str (built in Arrow, not in a loop)."""
     digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
     return pc.binary_join_element_wise(prefix, digits, "").to_numpy(zero_copy_only=False)
 
 
 def _customer_ids(n: int) -> np.ndarray:
-    return _strings("C", np.arange(1, n + 1), max(7, len(str(n))))
+    return padded_ids("C", np.arange(1, n + 1), max(7, len(str(n))))
 
 
-def _days(timestamps: pd.Series | np.ndarray, start: pd.Timestamp) -> np.ndarray:
+def days_since(timestamps: pd.Series | np.ndarray, start: pd.Timestamp) -> np.ndarray:
+    """Fractional days from ``start`` to each timestamp."""
     return (np.asarray(timestamps, dtype="datetime64[ns]") - start.to_datetime64()).astype(np.int64) / (
         _DAY_S * _SECOND_NS)
 
@@ -287,7 +288,7 @@ def _timestamps(days: np.ndarray, start: pd.Timestamp) -> np.ndarray:
 
 
 def _poisson_events(rng: np.random.Generator, rate: np.ndarray, t0: np.ndarray, t1: np.ndarray,
-                    clock: _SeasonClock | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    clock: SeasonClock | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Independent Poisson processes, one per customer, intensity ``rate * s(t)`` on ``[t0, t1)``.
 
     Returns (customer row, time) per event; with no clock the intensity is flat (``s = 1``).
@@ -300,7 +301,7 @@ def _poisson_events(rng: np.random.Generator, rate: np.ndarray, t0: np.ndarray, 
 
 
 def _draw_customers(config: WorldConfig, rng: np.random.Generator,
-                    clock: _SeasonClock) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    clock: SeasonClock) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The customers frame (demographics, personal data) and their latent traits."""
     n, start = config.n_customers, pd.Timestamp(config.start)
     ids = _customer_ids(n)
@@ -356,7 +357,7 @@ def _draw_customers(config: WorldConfig, rng: np.random.Generator,
         "gender": np.array(list(config.genders), dtype=object)[gender],
         "name": pc.binary_join_element_wise(pa.array(first), pa.array(last), " ").to_numpy(zero_copy_only=False),
         "email": email.to_numpy(zero_copy_only=False),
-        "phone": _strings("+1-555-", rng.integers(0, 10**7, n), 7),
+        "phone": padded_ids("+1-555-", rng.integers(0, 10**7, n), 7),
     })
     return customers, traits
 
@@ -371,13 +372,13 @@ def _sorted_frame(rows: np.ndarray, days: np.ndarray, start: pd.Timestamp, ids: 
     return pd.DataFrame(frame)
 
 
-def _draw_activity(config: WorldConfig, rng: np.random.Generator, clock: _SeasonClock,
+def draw_activity(config: WorldConfig, rng: np.random.Generator, clock: SeasonClock,
                    traits: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Orders, refunds and interactions of every customer, as the transactions and interactions frames."""
     start = pd.Timestamp(config.start)
     horizon = clock.knots[-1]
     ids = traits["customer_id"].to_numpy()
-    signup = _days(traits["signup"], start)
+    signup = days_since(traits["signup"], start)
     alive_until = np.minimum(signup + traits["lifetime_days"].to_numpy(), horizon)
 
     # Orders: the first one at signup, then seasonal Poisson while alive.
@@ -428,7 +429,7 @@ def _draw_activity(config: WorldConfig, rng: np.random.Generator, clock: _Season
     inside = all_days < horizon
     transactions = _sorted_frame(all_rows[inside], all_days[inside], start, ids,
                                  {name: values[inside] for name, values in columns.items()})
-    transactions["order_id"] = _strings("O", transactions["order_id"].to_numpy(), max(9, len(str(n_orders))))
+    transactions["order_id"] = padded_ids("O", transactions["order_id"].to_numpy(), max(9, len(str(n_orders))))
 
     interactions = _draw_interactions(config, rng, traits, rows[amount > 0], days[amount > 0], signup,
                                       alive_until, horizon)
@@ -473,9 +474,9 @@ def _draw_interactions(config: WorldConfig, rng: np.random.Generator, traits: pd
 def simulate_world(config: WorldConfig) -> World:
     """Draw customers, their latent traits, transactions and interactions (see the module docstring)."""
     rng = np.random.default_rng(config.seed)
-    clock = _SeasonClock.from_config(config)
+    clock = SeasonClock.from_config(config)
     customers, traits = _draw_customers(config, rng, clock)
-    transactions, interactions = _draw_activity(config, rng, clock, traits)
+    transactions, interactions = draw_activity(config, rng, clock, traits)
     return World(transactions=transactions, customers=customers, interactions=interactions, traits=traits,
                  config=config)
 
@@ -531,9 +532,9 @@ def ground_truth(world: World, cutoff: pd.Timestamp, horizon_days: int) -> pd.Da
     mu = traits["dropout_rate"].to_numpy()[scored, None]
     rho = traits["refund_prob"].to_numpy()[scored, None]
     spend = traits["mean_spend"].to_numpy()[scored]
-    alive = _days(traits["signup"], start)[scored] + traits["lifetime_days"].to_numpy()[scored] > c
+    alive = days_since(traits["signup"], start)[scored] + traits["lifetime_days"].to_numpy()[scored] > c
 
-    a, length, level = _SeasonClock.from_config(config).segments(c, c + h)
+    a, length, level = SeasonClock.from_config(config).segments(c, c + h)
     k = 1.0 / config.refund_delay_days
     survival = _int_exp(-mu * a, -mu, length)                       # integral of e^{-mu u}
     refund_outside = _int_exp(-k * (h - a) - mu * a, k - mu, length)  # integral of e^{-mu u - k (h - u)}
