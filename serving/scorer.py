@@ -64,10 +64,10 @@ class ModelBundle:
             churn, _, churn_version = load_version(registry.churn_model, alias)
             segments, _, segment_version = load_version(registry.segment_model, alias)
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
+            # Build the explanation tables now rather than in the first request (cached on first access).
+            value.path_attributions, churn.path_attributions  # noqa: B018
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
-        for model in (value, churn):  # build the explanation tables now rather than in the first request
-            getattr(model, "path_attributions", None)
         versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                     registry.segment_model: segment_version.version}
         return cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),

@@ -365,9 +365,9 @@ class _CrossFitted(BaseEstimator):
 
     @staticmethod
     def _raw(boosters: list[lgb.Booster], inputs: np.ndarray) -> np.ndarray:
-        """Mean over folds of the raw (link-scale) score; one thread, as a request is too small to share."""
-        return np.mean([b.predict(inputs, raw_score=True, num_iteration=b.best_iteration, num_threads=1)
-                        for b in boosters], axis=0)
+        """Mean over folds of the raw (link-scale) score."""
+        return np.mean([b.predict(inputs, raw_score=True, num_iteration=b.best_iteration) for b in boosters],
+                       axis=0)
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
