@@ -28,6 +28,7 @@ from serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from serving.policy import TierPolicy
 from serving.reasons import reason_lists, top_reasons
 from training.config import RegistryConfig
+from training.models import share_classic
 from training.registry import load_version
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class ModelBundle:
     horizon_days: int
     versions: dict[str, str]
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
+    shared_inputs: bool = False  # value and churn read the same prepared inputs (one classic forecast)
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -66,12 +68,13 @@ class ModelBundle:
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
             # Build the explanation tables now rather than in the first request (cached on first access).
             value.path_attributions, churn.path_attributions  # noqa: B018
+            shared = share_classic(value, churn)
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
         versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                     registry.segment_model: segment_version.version}
         return cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                   versions, meta.get("quality_card"))
+                   versions, meta.get("quality_card"), shared)
 
     @property
     def version_label(self) -> str:
@@ -80,8 +83,9 @@ class ModelBundle:
 
 def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
     X = features[bundle.builder.feature_names_]
-    value, value_drivers = bundle.value.explain(X)
-    churn, churn_drivers = bundle.churn.explain(X)
+    inputs = bundle.value.prepare(X)
+    value, value_drivers = bundle.value.explain(inputs)
+    churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else X)
     reasons = np.empty(len(X), dtype=object)
     reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
                               top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))

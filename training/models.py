@@ -31,7 +31,9 @@ zero. Churn is a binary booster whose probabilities are Platt-calibrated on the 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import combinations
 from math import factorial
@@ -201,27 +203,51 @@ class ClassicFeatures(BaseEstimator):
         columns = self._forecast(rfm)
         return np.column_stack([columns[c] for c in CLASSIC_COLUMNS])
 
+    def coalitions(self, rfm: np.ndarray) -> np.ndarray:
+        """The classic columns of every coalition of the four RFM inputs (columns of ``rfm``, in
+        :data:`RFM_INPUTS` order): shape (16, rows, 4), :data:`CLASSIC_COLUMNS` last. Coalition ``mask``
+        takes input i from the row where bit i of ``mask`` is set, else from the reference (median)
+        customer; the last one is the rows' own forecast. One vectorised forecast for all sixteen."""
+        values = np.asarray(rfm, dtype=np.float64)
+        n, n_inputs = values.shape
+        mixed = np.where(_COALITIONS[:, None, :], values[None, :, :], self.reference_[None, None, :])
+        return self.forecast(mixed.reshape(-1, n_inputs)).reshape(len(_COALITIONS), n, len(CLASSIC_COLUMNS))
+
     def shapley(self, rfm: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
         """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs (columns of ``rfm``,
         in :data:`RFM_INPUTS` order), against the reference (median) customer: how much each input moves
         this customer's classic forecast. Same shape as ``rfm``."""
-        values = np.asarray(rfm, dtype=np.float64)
-        n, n_inputs = values.shape
-        # All 16 coalitions (inputs from the customer where the mask bit is set, else the reference's)
-        # stacked into one forecast: one vectorised call instead of sixteen.
-        masks = np.array([[(mask >> i) & 1 for i in range(n_inputs)] for mask in range(2 ** n_inputs)], dtype=bool)
-        mixed = np.where(masks[:, None, :], values[None, :, :], self.reference_[None, None, :])
-        linked = np.asarray(link(self._forecast(mixed.reshape(-1, n_inputs))), dtype=np.float64)
-        outcome = linked.reshape(2 ** n_inputs, n)
-        phi = np.zeros_like(values)
-        for i in range(n_inputs):
-            others = [j for j in range(n_inputs) if j != i]
-            for size in range(n_inputs):
-                weight = factorial(size) * factorial(n_inputs - size - 1) / factorial(n_inputs)
-                for subset in combinations(others, size):
-                    mask = sum(1 << j for j in subset)
-                    phi[:, i] += weight * (outcome[mask | (1 << i)] - outcome[mask])
-        return phi
+        return shapley_values(self.coalitions(rfm), link)
+
+
+# Coalition k of the RFM inputs holds input i when bit i of k is set.
+_COALITIONS = np.array([[(k >> i) & 1 for i in range(len(RFM_INPUTS))] for k in range(2 ** len(RFM_INPUTS))],
+                       dtype=bool)
+
+
+def _shapley_weights(n_inputs: int) -> np.ndarray:
+    """(inputs, coalitions) matrix W with Shapley values = W @ (outcome of each coalition)."""
+    weights = np.zeros((n_inputs, 2 ** n_inputs))
+    for i in range(n_inputs):
+        others = [j for j in range(n_inputs) if j != i]
+        for size in range(n_inputs):
+            weight = factorial(size) * factorial(n_inputs - size - 1) / factorial(n_inputs)
+            for subset in combinations(others, size):
+                without = sum(1 << j for j in subset)
+                weights[i, without | (1 << i)] += weight
+                weights[i, without] -= weight
+    return weights
+
+
+_SHAPLEY_WEIGHTS = _shapley_weights(len(RFM_INPUTS))
+
+
+def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
+    """Shapley values (rows, 4) of ``link`` over the RFM inputs, from :meth:`ClassicFeatures.coalitions`."""
+    n_coalitions, n, n_columns = coalitions.shape
+    columns = dict(zip(CLASSIC_COLUMNS, coalitions.reshape(-1, n_columns).T, strict=True))
+    outcome = np.asarray(link(columns), dtype=np.float64).reshape(n_coalitions, n)
+    return (_SHAPLEY_WEIGHTS @ outcome).T
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
@@ -284,6 +310,35 @@ def _lgb_params(params: LightGBMParams, seed: int, threads: int, objective: str)
     }
 
 
+@dataclass(frozen=True)
+class ModelInputs:
+    """A feature frame as ``explain`` reads it, computed once for all models sharing one classic model
+    (:meth:`_CrossFitted.prepare`, :func:`share_classic`): the input matrix in ``feature_names`` order and
+    the classic columns of every RFM coalition (for the classic starting score's attributions)."""
+
+    classic: ClassicFeatures
+    feature_names: list[str]
+    matrix: np.ndarray
+    coalitions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+
+def share_classic(*models: "_CrossFitted") -> bool:
+    """Let ``models`` hold one classic model when theirs are equal and their inputs the same (models of one
+    training run, each pickled on its own), so that inputs prepared by one serve them all. Returns whether
+    they share it now; nothing changes when they cannot."""
+    first = models[0]
+    fitted = pickle.dumps(first.classic_)
+    if any(m.feature_names_ != first.feature_names_ or
+           (m.classic_ is not first.classic_ and pickle.dumps(m.classic_) != fitted) for m in models[1:]):
+        return False
+    for model in models[1:]:
+        model.classic_ = first.classic_
+    return True
+
+
 class _CrossFitted(BaseEstimator):
     """Shared machinery: classic inputs, period levels, customer-fold boosters, contributions."""
 
@@ -304,6 +359,28 @@ class _CrossFitted(BaseEstimator):
         # Selecting columns costs more than the rest of a one-customer request; skip it when X is in order.
         own = self._numeric(X if list(X.columns) == names else X[names])
         return np.hstack([own, self.classic_.forecast(own[:, [names.index(c) for c in RFM_INPUTS]])])
+
+    def prepare(self, X: pd.DataFrame) -> ModelInputs:
+        """``X`` as :meth:`explain` reads it (see :meth:`_inputs`); computed once, it serves every model
+        sharing this one's classic model."""
+        rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]  # builder columns: the same place in both
+        if all(c in X.columns for c in CLASSIC_COLUMNS):
+            matrix = self._numeric(X[self.feature_names_])
+            coalitions = self.classic_.coalitions(matrix[:, rfm])
+        else:
+            names = self.feature_names_[:-len(CLASSIC_COLUMNS)]
+            own = self._numeric(X if list(X.columns) == names else X[names])
+            coalitions = self.classic_.coalitions(own[:, rfm])
+            matrix = np.hstack([own, coalitions[-1]])  # the last coalition is the rows' own forecast
+        return ModelInputs(self.classic_, self.feature_names_, matrix, coalitions)
+
+    def _prepared(self, X: pd.DataFrame | ModelInputs) -> ModelInputs:
+        if not isinstance(X, ModelInputs):
+            return self.prepare(X)
+        if X.classic is not self.classic_ or X.feature_names != self.feature_names_:
+            raise ValueError("inputs prepared by a model with another classic model or other features; "
+                             "see share_classic")
+        return X
 
     def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
         """``frame`` as LightGBM reads a data frame: categorical columns as codes of the levels seen in
@@ -379,22 +456,23 @@ class _CrossFitted(BaseEstimator):
                         for b in boosters], axis=0)
         return pd.Series(gain, index=self.feature_names_).sort_values(ascending=False)
 
-    def _add_classic_start(self, inputs: np.ndarray, contributions: np.ndarray,
+    def _add_classic_start(self, inputs: ModelInputs, contributions: np.ndarray,
                            link: Callable[[Columns], np.ndarray]) -> np.ndarray:
         """Boosters' contributions plus the classic starting score (``link`` of the classic columns) split
         over the RFM inputs it is computed from."""
         rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]
-        contributions[:, rfm] += self.classic_.shapley(inputs[:, rfm], link)
+        contributions[:, rfm] += shapley_values(inputs.coalitions, link)
         return contributions
 
     def _paths(self, boosters: list[lgb.Booster], scale: float = 1.0) -> PathAttribution:
         """Path attribution of ``scale`` x the mean raw score of the fold ``boosters``."""
         return PathAttribution(boosters, [scale / len(boosters)] * len(boosters), len(self.feature_names_))
 
-    # Each model's ``explain(X)`` gives the prediction for each row of ``X`` and the per-feature
-    # contributions behind it, (rows, ``feature_names_``), from one pass: the boosters' along each row's
-    # decision paths (:mod:`training.attribution`), the classic starting score's as exact Shapley values
-    # over its RFM inputs. They add up to the prediction on its link scale, less a constant.
+    # Each model's ``explain(X)`` gives the prediction for each row of ``X`` (a frame, or its
+    # ``prepare``d inputs) and the per-feature contributions behind it, (rows, ``feature_names_``), from
+    # one pass: the boosters' along each row's decision paths (:mod:`training.attribution`), the classic
+    # starting score's as exact Shapley values over its RFM inputs. They add up to the prediction on its
+    # link scale, less a constant.
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """``explain``'s contributions as a frame (rows of ``X``, columns ``feature_names_``)."""
         return pd.DataFrame(self.explain(X)[1], index=X.index, columns=self.feature_names_)
@@ -448,11 +526,11 @@ class ValueModel(_CrossFitted):
         """Tables of the purchase and the spend fold boosters (their mean raw scores), built on first use."""
         return self._paths(self.purchase_boosters_), self._paths(self.spend_boosters_)
 
-    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
-        inputs = self._inputs(X)
-        buy_offset, spend_offset = self._offsets(self._classic(inputs))
-        (buy_raw, buy), (spend_raw, spend) = (paths.explain(inputs) for paths in self.path_attributions)
+        inputs = self._prepared(X)
+        buy_offset, spend_offset = self._offsets(self._classic(inputs.matrix))
+        (buy_raw, buy), (spend_raw, spend) = (paths.explain(inputs.matrix) for paths in self.path_attributions)
         prediction = expit(buy_raw + buy_offset) * np.exp(spend_raw + spend_offset)
         return prediction, self._add_classic_start(inputs, buy + spend,
                                                    lambda classic: np.sum(self._offsets(classic), axis=0))
@@ -503,12 +581,12 @@ class ChurnModel(_CrossFitted):
         """The table of the fold boosters' mean raw score times the Platt slope, built on first use."""
         return (self._paths(self.boosters_, self.calibration_[0]),)
 
-    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Churn probability and contributions to its calibrated log-odds."""
-        inputs = self._inputs(X)
+        inputs = self._prepared(X)
         slope, intercept = self.calibration_
-        raw, boosted = self.path_attributions[0].explain(inputs)
-        probability = expit(raw + slope * self._offset(self._classic(inputs)) + intercept)
+        raw, boosted = self.path_attributions[0].explain(inputs.matrix)
+        probability = expit(raw + slope * self._offset(self._classic(inputs.matrix)) + intercept)
         return probability, self._add_classic_start(inputs, boosted, lambda classic: slope * self._offset(classic))
 
     def feature_importance(self) -> pd.Series:

@@ -19,7 +19,7 @@ from serving.policy import TierPolicy
 from serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score
 from tiercast.config import load_config
 from training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
-from training.models import ValueModel
+from training.models import ModelInputs, ValueModel, share_classic
 from training.pipeline import fit_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,8 @@ def bundle(cdnow) -> ModelBundle:
     trained = fit_models(InputData(cdnow, None, None, []), CUTOFF, 181, config, FeatureSpec(), [])
     X = trained.features_at_cutoff[trained.builder.feature_names_]
     return ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"})
+                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"},
+                       shared_inputs=share_classic(trained.value, trained.churn))
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +140,13 @@ class _ValueModelWithGaps:
 
     feature_names_ = property(lambda self: self.model.feature_names_)
 
-    def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        value, contributions = self.model.explain(X)
-        return np.where(X["monetary_total"].to_numpy() > 500, np.nan, value), contributions
+    def prepare(self, X: pd.DataFrame) -> ModelInputs:
+        return self.model.prepare(X)
+
+    def explain(self, inputs: ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+        value, contributions = self.model.explain(inputs)
+        spent = inputs.matrix[:, inputs.feature_names.index("monetary_total")]
+        return np.where(spent > 500, np.nan, value), contributions
 
 
 def test_a_customer_the_models_cannot_score_alone_gets_the_rules(cdnow, bundle, scored):

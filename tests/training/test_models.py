@@ -4,6 +4,7 @@ explanations, determinism, and a scaled-down version of the issue's target (beat
 from __future__ import annotations
 
 import pickle
+from itertools import permutations
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from training.models import (
     add_classic_columns,
     customer_folds,
     seasonal_clock,
+    share_classic,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,6 +103,29 @@ def test_shapley_values_split_the_classic_score_exactly_over_the_rfm_inputs(prep
     # An input at the reference value gets no credit, whatever the others are.
     at_median = rows.assign(recency_days=classic.reference_[1])
     assert np.allclose(classic.shapley(at_median[RFM_INPUTS].to_numpy(), link)[:, 1], 0.0)
+
+
+def test_shapley_values_average_each_inputs_marginal_effect_over_every_order(prepared):
+    # The definition itself: the mean, over the 24 orders of adding the inputs one by one (from the
+    # reference customer's values to this customer's), of what adding each input changes.
+    _, _, features, classic = prepared
+    rows = features[RFM_INPUTS].to_numpy()[::211]
+
+    def link(columns) -> np.ndarray:
+        return np.asarray(columns["bgnbd_churn_probability"])
+
+    def outcome(taken: set[int]) -> np.ndarray:
+        mixed = np.where([i in taken for i in range(4)], rows, classic.reference_)
+        return link(classic.transform(pd.DataFrame(mixed, columns=RFM_INPUTS)))
+
+    expected = np.zeros(rows.shape)
+    for order in permutations(range(4)):
+        taken: set[int] = set()
+        for i in order:
+            before = outcome(taken)
+            taken.add(i)
+            expected[:, i] += (outcome(taken) - before) / 24
+    assert np.allclose(classic.shapley(rows, link), expected, atol=1e-12)
 
 
 def test_operational_time_counts_each_day_at_its_months_index():
@@ -253,6 +278,25 @@ def test_explain_predicts_as_predict_does(prepared, fitted):
     assert np.allclose(churn.explain(X)[0], churn.predict_proba(X), rtol=1e-9, atol=0)
     one = X.iloc[[5]]
     assert np.allclose(value.explain(one)[1], value.explain(X)[1][5], atol=1e-12)
+
+
+def test_models_pickled_apart_share_one_prepared_input(prepared, fitted):
+    # As in the registry: each model pickled on its own, so each has its own copy of the classic model.
+    builder, _, features, _ = prepared
+    value, churn = (pickle.loads(pickle.dumps(m)) for m in fitted)
+    X = features[builder.feature_names_].iloc[::7]
+    assert value.classic_ is not churn.classic_
+    inputs = value.prepare(X)
+    with pytest.raises(ValueError, match="another classic model"):
+        churn.explain(inputs)
+    assert share_classic(value, churn)
+    for model in (value, churn):
+        shared, alone = model.explain(inputs), model.explain(X)
+        assert np.allclose(shared[0], alone[0], rtol=1e-12) and np.allclose(shared[1], alone[1], atol=1e-12)
+    other = pickle.loads(pickle.dumps(churn))
+    other.classic_.mean_spend_ += 1.0  # a different classic model is never shared
+    assert not share_classic(value, other)
+    assert other.classic_ is not value.classic_
 
 
 def test_pickled_model_leaves_its_explanation_tables_behind_and_rebuilds_them(prepared, fitted):
