@@ -180,7 +180,7 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
         "value_tier": tiers["value_tier"].to_numpy(),
         "membership": policy.membership.assign(spend),
         "trailing_spend": spend,
-        **{column: timing[column].to_numpy() for column in NEXT_ORDER_COLUMNS},
+        **{column: timing[column] for column in NEXT_ORDER_COLUMNS},
     })
 
 

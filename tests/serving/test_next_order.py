@@ -17,7 +17,8 @@ AS_OF = pd.Timestamp("2025-06-01")
 def test_rhythm_when_it_points_into_the_horizon_else_the_models():
     features = pd.DataFrame({"gap_mean_days": [30.0, 30.0, np.nan], "recency_days": [10.0, 200.0, 5.0]},
                             index=["regular", "overdue", "one-timer"])
-    out = next_order(features, np.array([0.2, 0.9, 0.5]), AS_OF, 180, ChurnRiskBands())
+    out = pd.DataFrame(next_order(features, np.array([0.2, 0.9, 0.5]), AS_OF, 180, ChurnRiskBands()),
+                       index=features.index)
     assert out.loc["regular", "expected_next_order_date"] == "2025-06-21"  # last purchase + usual gap
     # Model-based: median wait given an order within H is H ln(1 - p/2) / ln(1 - p).
     for who, p in (("overdue", 0.1), ("one-timer", 0.5)):
