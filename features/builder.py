@@ -101,11 +101,15 @@ def _score(values: FloatArray, edges: Sequence[float], higher_is_better: bool) -
     return 5 - above if not higher_is_better else 1 + above
 
 
+def _arrow_backed(values: pd.Series) -> bool:
+    dtype = values.dtype
+    return isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
+
+
 def _arrow_strings(values: pd.Series) -> pa.Array | None:
     """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
-    dtype = values.dtype
     try:
-        if isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        if _arrow_backed(values):
             array = pa.array(values.array)
         else:
             array = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
@@ -118,14 +122,16 @@ def _arrow_strings(values: pd.Series) -> pa.Array | None:
 def encode(values: pd.Series) -> tuple[IntArray, npt.NDArray[np.object_]]:
     """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
 
-    Categoricals reuse their codes (the uniques may include values no row uses); strings, Arrow-backed
-    or object, are dictionary-encoded by Arrow (faster than hashing Python objects); anything else is
-    hashed by pandas.
+    Categoricals reuse their codes (the uniques may include values no row uses); Arrow-backed strings are
+    dictionary-encoded by Arrow without leaving Arrow; anything else (object columns of Python strings) is
+    hashed by pandas, which reuses each string's cached hash: faster than converting them for Arrow
+    (measured: 3x for one customer, 2.5x for 1.4 million CDNOW ids, as fast for 2 million distinct ids).
+    Both number the uniques in order of first appearance.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         return (np.asarray(values.array.codes, dtype=np.int64),
                 np.asarray(values.dtype.categories.astype(object), dtype=object))
-    array = _arrow_strings(values)
+    array = _arrow_strings(values) if _arrow_backed(values) else None
     if array is None:
         codes, uniques = pd.factorize(values.to_numpy(dtype=object))
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
