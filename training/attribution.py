@@ -22,8 +22,6 @@ import lightgbm as lgb
 import numpy as np
 from scipy.sparse import csr_matrix
 
-PARALLEL_FROM_ROWS = 200  # rows from which finding leaves uses all cores (LightGBM's default threads)
-
 
 class PathAttribution:
     """Contributions of ``sum_k weights[k] * raw_score(boosters[k])`` to each of ``n_features`` inputs.
@@ -62,9 +60,9 @@ class PathAttribution:
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The weighted raw score of each row and its (rows, n_features) contributions (raw scale)."""
         n = len(X)
-        # Threads pay off on batches only: for a few rows, starting them costs more than the trees.
-        threads = 1 if n < PARALLEL_FROM_ROWS else 0
-        leaves = self.leaf_finder_.predict(X, pred_leaf=True, num_threads=threads).reshape(n, -1)
+        # One thread: more cost far more as soon as the cores are busy (500 rows: 0.8 ms on one thread,
+        # 7 ms on two with another process running; a service shares its cores).
+        leaves = self.leaf_finder_.predict(X, pred_leaf=True, num_threads=1).reshape(n, -1)
         leaves = leaves.astype(np.int64) + self.leaf_offsets_
         trees = leaves.shape[1]
         # Which leaf each row reached in each tree, as a sparse 0/1 (rows, leaves) matrix: its product with
