@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
+from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -217,12 +218,19 @@ def error_message(errors: Sequence[dict[str, Any]], limit: int = 5) -> str:
 
 
 # ------------------------------------------------------------------------------------------ conversion
-def _text_column(values: list[Any]) -> pd.Series:
-    return pd.Series(values, dtype=object)
+def _values(items: Sequence[Any], name: str) -> list[Any]:
+    """One field of every item; attrgetter over the flat list beats a getattr loop per column and line."""
+    return list(map(attrgetter(name), items))
 
 
-def _timestamps(values: list[datetime | None]) -> np.ndarray:
-    """Validated (naive UTC) datetimes as datetime64[ns]; a DatetimeIndex is 4x faster than to_datetime."""
+def _owners(customers: Sequence[CustomerIn], items: Sequence[Sequence[Any]]) -> np.ndarray:
+    """The customer_id of each item, ``items`` being every customer's list: one repeat, no loop per item."""
+    return np.repeat(np.array([c.customer_id for c in customers], dtype=object), list(map(len, items)))
+
+
+def _timestamps(values: Sequence[datetime | None]) -> np.ndarray:
+    """Validated (naive UTC) datetimes as datetime64[ns]; a DatetimeIndex is 4x faster than to_datetime
+    and 10x faster than np.array(values, dtype="datetime64[ns]") on long lists."""
     return pd.DatetimeIndex(values).as_unit("ns").to_numpy()
 
 
@@ -234,25 +242,24 @@ def to_frames(customers: Sequence[CustomerIn], personal_data_columns: Sequence[s
     dropped here, before anything else sees them; exact duplicate lines of one order are dropped as the
     file loader does.
     """
-    lines = [(c.customer_id, t) for c in customers for t in c.transactions]
-    tx = pd.DataFrame({
-        "customer_id": _text_column([cid for cid, _ in lines]),
-        "timestamp": _timestamps([t.timestamp for _, t in lines]),
-        "amount": np.array([t.amount for _, t in lines], dtype=np.float64),
-    })
-    for column in ("order_id", "category", "channel"):
-        values = [getattr(t, column) for _, t in lines]
-        if any(v is not None for v in values):
-            tx[column] = _text_column(values)
-    quantities = [t.quantity for _, t in lines]
-    if any(q is not None for q in quantities):
-        tx["quantity"] = np.array([np.nan if q is None else q for q in quantities], dtype=np.float64)
+    baskets = [c.transactions for c in customers]
+    lines = [t for basket in baskets for t in basket]
+    columns: dict[str, np.ndarray] = {
+        "customer_id": _owners(customers, baskets),
+        "timestamp": _timestamps(_values(lines, "timestamp")),
+        "amount": np.array(_values(lines, "amount"), dtype=np.float64),
+    }
+    for column in ("order_id", "category", "channel", "quantity"):
+        values = _values(lines, column)
+        if values.count(None) < len(values):  # some line has it; a missing quantity becomes NaN
+            columns[column] = np.array(values, dtype=np.float64 if column == "quantity" else object)
+    tx = pd.DataFrame(columns)
     if "order_id" in tx.columns:
         tx = tx.loc[~tx.duplicated(keep="first")].reset_index(drop=True)
 
     personal = {c.lower() for c in personal_data_columns}
-    profiles = [(c.customer_id, c.profile) for c in customers
-                if c.profile.signup_date is not None or c.profile.attributes()]
+    profiles = [(c.customer_id, p) for c in customers
+                if (p := c.profile).signup_date is not None or p.__pydantic_extra__]
     people = None
     if profiles:
         rows = [{"customer_id": cid,
@@ -261,16 +268,22 @@ def to_frames(customers: Sequence[CustomerIn], personal_data_columns: Sequence[s
         people["customer_id"] = people["customer_id"].astype(object)
         people["signup_date"] = _timestamps([p.signup_date for _, p in profiles])
 
-    events = [(c.customer_id, e) for c in customers for e in c.interactions]
+    histories = [c.interactions for c in customers]
+    events = [e for history in histories for e in history]
     interactions = None
     if events:
         interactions = pd.DataFrame({
-            "customer_id": _text_column([cid for cid, _ in events]),
-            "timestamp": _timestamps([e.timestamp for _, e in events]),
-            "kind": _text_column([e.kind for _, e in events]),
-            "score": np.array([np.nan if e.score is None else e.score for _, e in events], dtype=np.float64),
+            "customer_id": _owners(customers, histories),
+            "timestamp": _timestamps(_values(events, "timestamp")),
+            "kind": np.array(_values(events, "kind"), dtype=object),
+            "score": np.array(_values(events, "score"), dtype=np.float64),  # None -> NaN
         })
     return tx, people, interactions
+
+
+_SCORED_COLUMNS = ("customer_id", "tier", "segment", "lifecycle_stage", "predicted_value", "churn_probability",
+                   "action", "source", "fallback_reason", "reasons", "membership", "avg_days_between_orders",
+                   "expected_next_order_date", "next_order_probability", "churn_risk_band")
 
 
 def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: datetime, model_version: str,
@@ -281,10 +294,16 @@ def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: dateti
     of the policy with the rule fallback's churn probability for new customers and no value, marked
     as a fallback with the reason.
     """
-    fields = list(Prediction.model_fields)
-    # Column lists zipped into rows: several times faster than DataFrame.to_dict("records").
-    records = (dict(zip(fields, values)) for values in zip(*(scored[c].tolist() for c in fields)))
-    rows = {row["customer_id"]: row for row in records}
+    # Dict literals from column lists (Python floats and str): twice as fast as dict(zip(...)) per row and
+    # several times faster than DataFrame.to_dict("records").
+    rows = {cid: {"customer_id": cid, "tier": tier, "segment": segment, "lifecycle_stage": stage,
+                  "predicted_value": value, "churn_probability": churn, "action": action, "source": source,
+                  "fallback_reason": reason if isinstance(reason, str) else None, "reasons": reasons,
+                  "membership": membership, "avg_days_between_orders": None if gap != gap else gap,  # NaN: null
+                  "expected_next_order_date": next_date, "next_order_probability": p_order,
+                  "churn_risk_band": band}
+            for cid, tier, segment, stage, value, churn, action, source, reason, reasons, membership, gap, next_date,
+            p_order, band in zip(*(scored[c].tolist() for c in _SCORED_COLUMNS))}
     no_history = {"tier": policy.new_customer.name, "segment": "no history", "lifecycle_stage": "new",
                   "predicted_value": 0.0, "churn_probability": rules.churn_probability_by_stage.get("new", 0.5),
                   "action": policy.new_customer.action, "source": "fallback", "fallback_reason": NO_HISTORY_REASON,
@@ -292,15 +311,7 @@ def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: dateti
                   "avg_days_between_orders": None, "expected_next_order_date": None}
     no_history["next_order_probability"] = 1.0 - no_history["churn_probability"]
     no_history["churn_risk_band"] = policy.churn_risk_bands.assign([no_history["churn_probability"]])[0]
-    predictions = []
-    for customer_id in customer_ids:
-        row = rows.get(customer_id)
-        if row is None:
-            predictions.append(Prediction(customer_id=customer_id, **no_history))
-        else:
-            reason = row["fallback_reason"]
-            gap = row["avg_days_between_orders"]
-            predictions.append(Prediction.model_validate(
-                {**row, "fallback_reason": reason if isinstance(reason, str) else None,
-                 "avg_days_between_orders": None if pd.isna(gap) else gap}))
-    return PredictResponse(model_version=model_version, as_of=as_of, predictions=predictions)
+    predictions = [rows.get(cid) or {**no_history, "customer_id": cid} for cid in customer_ids]
+    # One validation call for all rows (a loop in pydantic-core) instead of a model_validate per row: every
+    # value is still checked, so the response keeps plain, correctly typed fields for BentoML to serialise.
+    return PredictResponse.model_validate({"model_version": model_version, "as_of": as_of, "predictions": predictions})

@@ -1,5 +1,6 @@
 """The prediction service over real HTTP (servers from conftest.py): fallback and model answers, request
-validation, token, limits, time zones, personal data in logs, parity with the batch scorer, and reload."""
+validation, token, limits, time zones, personal data in logs, parity with the batch scorer, and reload; and,
+in process, the conversion of requests to frames and of the scorer's table to the response."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from serving.api import FALLBACK_VERSION, NO_HISTORY_REASON
+from serving.api import FALLBACK_VERSION, NO_HISTORY_REASON, PredictRequest, to_frames, to_response
+from serving.config import ServingSettings
 from serving.scorer import ModelBundle, score
 from training.registry import configure_mlflow
 
@@ -221,6 +223,53 @@ def test_reload_without_models_keeps_the_fallback(fallback_server):
     assert response.status_code == 200, response.text
     assert response.json()["model_version"] == FALLBACK_VERSION
     assert response.json()["changed"] is False
+
+
+# ------------------------------------------------------------------------------------ conversion, in process
+def test_frames_have_the_optional_columns_sent_and_no_personal_data():
+    request = PredictRequest.model_validate({"customers": [
+        {"customer_id": "A", "transactions": [
+            {"timestamp": "1998-01-02T10:00:00+02:00", "amount": 10.0, "order_id": "o1", "quantity": 2},
+            {"timestamp": "1998-01-02T10:00:00+02:00", "amount": 10.0, "order_id": "o1", "quantity": 2},  # repeat
+            {"timestamp": "1998-02-03", "amount": -4.0, "category": "jazz"}],
+         "profile": {"signup_date": "1997-12-01", "Email": EMAIL, "plan": "gold"},
+         "interactions": [{"timestamp": "1998-01-05", "kind": "Visit", "score": 0.5},
+                          {"timestamp": "1998-01-06", "kind": "email_open"}]},
+        {"customer_id": "B", "transactions": [{"timestamp": "1998-03-04", "amount": 7.5}]},
+        {"customer_id": "C"}]})
+    tx, people, interactions = to_frames(request.customers, ["email"])
+    assert tx.dtypes.astype(str).to_dict() == {
+        "customer_id": "object", "timestamp": "datetime64[ns]", "amount": "float64", "order_id": "object",
+        "category": "object", "quantity": "float64"}  # no line has a channel
+    assert tx["customer_id"].tolist() == ["A", "A", "B"]
+    assert tx["timestamp"].tolist() == [pd.Timestamp("1998-01-02 08:00"), pd.Timestamp("1998-02-03"),
+                                        pd.Timestamp("1998-03-04")]
+    assert tx["order_id"].tolist() == ["o1", None, None]
+    assert tx["quantity"].isna().tolist() == [False, True, True]
+    assert people.to_dict("records") == [{"customer_id": "A", "plan": "gold",
+                                          "signup_date": pd.Timestamp("1997-12-01")}]
+    assert interactions["kind"].tolist() == ["visit", "email_open"]
+    assert interactions["score"].isna().tolist() == [False, True]
+    bare, people, interactions = to_frames(request.customers[1:])
+    assert bare.dtypes.astype(str).to_dict() == {"customer_id": "object", "timestamp": "datetime64[ns]",
+                                                 "amount": "float64"}
+    assert people is None and interactions is None
+
+
+def test_response_is_in_request_order_with_plain_values():
+    s = ServingSettings()
+    request = PredictRequest.model_validate({"customers": [
+        _customer("B", ("1998-03-01", 40.0), ("1997-11-20", 25.0)), _customer("N"),
+        _customer("A", ("1998-01-01", 5.0))]})
+    tx, _, _ = to_frames(request.customers)
+    scored = score(tx, pd.Timestamp(AS_OF), s.policy, s.features, None, s.fallback)
+    response = to_response(["B", "N", "A"], scored, datetime(1998, 7, 1), FALLBACK_VERSION, s.policy, s.fallback)
+    b, n, a = response.predictions
+    assert [b.customer_id, n.customer_id, a.customer_id] == ["B", "N", "A"]
+    assert a.avg_days_between_orders is None and b.avg_days_between_orders == 101.0  # one purchase day: no gap
+    assert n.fallback_reason == NO_HISTORY_REASON and n.reasons == [NO_HISTORY_REASON]
+    for prediction in response.predictions:
+        assert all(type(v) in (str, float, list, type(None)) for v in prediction.__dict__.values())
 
 
 # --------------------------------------------------------------------------------------- model server
