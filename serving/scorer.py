@@ -67,7 +67,7 @@ class ModelBundle:
             segments, _, segment_version = load_version(registry.segment_model, alias)
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
             # Build the explanation tables now rather than in the first request (cached on first access).
-            value.path_attributions, churn.path_attributions  # noqa: B018
+            value.path_attribution, churn.path_attribution  # noqa: B018
             shared = share_classic(value, churn)
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err

@@ -26,27 +26,36 @@ from scipy.sparse import csr_matrix
 class PathAttribution:
     """Contributions of ``sum_k weights[k] * raw_score(boosters[k])`` to each of ``n_features`` inputs.
 
-    Each booster is read up to its ``best_iteration``. ``bias`` is the part no feature explains (the
-    weighted root values): the raw score is ``bias`` plus the row's contributions, so one pass gives both.
+    Each booster is read up to its ``best_iteration``. Booster k adds to output part ``parts[k]`` (default:
+    one part), so a model of several parts (a hurdle model's purchase and spend boosters) is explained in
+    one pass: ``explain`` gives each part's raw score and the contributions of all parts together.
+    ``bias`` (per part) is what no feature explains (the weighted root values): the parts' raw scores add up
+    to ``bias.sum()`` plus the row's contributions.
     """
 
-    def __init__(self, boosters: Sequence[lgb.Booster], weights: Sequence[float], n_features: int):
+    def __init__(self, boosters: Sequence[lgb.Booster], weights: Sequence[float], n_features: int,
+                 parts: Sequence[int] | None = None):
         self.boosters = list(boosters)
         self.weights = [float(w) for w in weights]
         self.n_features = n_features
-        starts, features, deltas = [0], [], []
-        self.bias = 0.0
-        offsets = []  # per tree of all boosters in order: its first global leaf id
-        for booster, weight in zip(self.boosters, self.weights, strict=True):
+        self.parts = [0] * len(self.boosters) if parts is None else [int(p) for p in parts]
+        self.bias = np.zeros(max(self.parts) + 1)
+        starts, features, deltas, values = [0], [], [], []
+        offsets, tree_parts = [], []  # per tree of all boosters in order: its first global leaf id, its part
+        for booster, weight, part in zip(self.boosters, self.weights, self.parts, strict=True):
             for tree in booster.dump_model(num_iteration=self._iterations(booster))["tree_info"]:
                 offsets.append(len(starts) - 1)
+                tree_parts.append(part)
                 root = tree["tree_structure"]
-                self.bias += weight * root.get("internal_value", root.get("leaf_value", 0.0))
-                for path in _leaf_paths(root, tree["num_leaves"]):
+                self.bias[part] += weight * root.get("internal_value", root.get("leaf_value", 0.0))
+                for path, value in zip(*_leaf_paths(root, tree["num_leaves"]), strict=True):
                     features += [f for f, _ in path]
                     deltas += [weight * d for _, d in path]
                     starts.append(starts[-1] + len(path))
+                    values.append(weight * value)
         self.leaf_offsets_ = np.asarray(offsets, dtype=np.int64)
+        self.leaf_values_ = np.asarray(values, dtype=np.float64)  # weighted value of each global leaf
+        self.tree_parts_ = np.eye(len(self.bias))[tree_parts]  # (trees, parts): which part a tree adds to
         self.leaf_finder_ = _merged(self.boosters, [self._iterations(b) for b in self.boosters])
         # Row g: the credits of global leaf g to each feature; dense for a fast product with the leaves
         # reached (8 bytes x leaves x features: 1 MB for 3,000 leaves and 42 features).
@@ -58,7 +67,7 @@ class PathAttribution:
         return booster.best_iteration if booster.best_iteration > 0 else None
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The weighted raw score of each row and its (rows, n_features) contributions (raw scale)."""
+        """Each row's weighted raw score per part (rows, parts) and its (rows, n_features) contributions."""
         n = len(X)
         # One thread: more cost far more as soon as the cores are busy (500 rows: 0.8 ms on one thread,
         # 7 ms on two with another process running; a service shares its cores).
@@ -69,24 +78,26 @@ class PathAttribution:
         # the table sums the credits of the leaves reached (a few times faster than gathering them).
         reached = csr_matrix((np.ones(n * trees), leaves.ravel(), np.arange(0, n * trees + 1, trees)),
                              shape=(n, len(self.table_)))
-        contributions = np.asarray(reached @ self.table_)
-        return self.bias + contributions.sum(axis=1), contributions
+        return self.leaf_values_[leaves] @ self.tree_parts_, np.asarray(reached @ self.table_)
 
 
-def _leaf_paths(root: dict, num_leaves: int) -> list[list[tuple[int, float]]]:
-    """For each leaf (by leaf_index) the (split feature, value change) of every step from the root."""
+def _leaf_paths(root: dict, num_leaves: int) -> tuple[list[list[tuple[int, float]]], list[float]]:
+    """For each leaf (by leaf_index): the (split feature, value change) of every step from the root, and
+    its value."""
     paths: list[list[tuple[int, float]]] = [[] for _ in range(num_leaves)]
+    values = [0.0] * num_leaves
     stack: list[tuple[dict, list[tuple[int, float]]]] = [(root, [])]
     while stack:
         node, path = stack.pop()
         if "split_feature" not in node:
             paths[node.get("leaf_index", 0)] = path
+            values[node.get("leaf_index", 0)] = node["leaf_value"]
             continue
         value = node["internal_value"]
         for child in (node["left_child"], node["right_child"]):
             child_value = child["leaf_value"] if "split_feature" not in child else child["internal_value"]
             stack.append((child, path + [(node["split_feature"], child_value - value)]))
-    return paths
+    return paths, values
 
 
 def _merged(boosters: Sequence[lgb.Booster], iterations: Sequence[int | None]) -> lgb.Booster:

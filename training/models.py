@@ -448,7 +448,7 @@ class _CrossFitted(BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state.pop("path_attributions", None)  # tables derived from the boosters, rebuilt on first use
+        state.pop("path_attribution", None)  # tables derived from the boosters, rebuilt on first use
         return state
 
     def _importance(self, boosters: list[lgb.Booster]) -> pd.Series:
@@ -464,9 +464,11 @@ class _CrossFitted(BaseEstimator):
         contributions[:, rfm] += shapley_values(inputs.coalitions, link)
         return contributions
 
-    def _paths(self, boosters: list[lgb.Booster], scale: float = 1.0) -> PathAttribution:
-        """Path attribution of ``scale`` x the mean raw score of the fold ``boosters``."""
-        return PathAttribution(boosters, [scale / len(boosters)] * len(boosters), len(self.feature_names_))
+    def _paths(self, *parts: list[lgb.Booster], scale: float = 1.0) -> PathAttribution:
+        """Path attribution of ``scale`` x the mean raw score of each part's fold boosters."""
+        return PathAttribution([b for boosters in parts for b in boosters],
+                               [scale / len(boosters) for boosters in parts for _ in boosters],
+                               len(self.feature_names_), [p for p, boosters in enumerate(parts) for _ in boosters])
 
     # Each model's ``explain(X)`` gives the prediction for each row of ``X`` (a frame, or its
     # ``prepare``d inputs) and the per-feature contributions behind it, (rows, ``feature_names_``), from
@@ -522,17 +524,18 @@ class ValueModel(_CrossFitted):
                 * np.exp(self._raw(self.spend_boosters_, inputs) + spend_offset))
 
     @cached_property
-    def path_attributions(self) -> tuple[PathAttribution, PathAttribution]:
-        """Tables of the purchase and the spend fold boosters (their mean raw scores), built on first use."""
-        return self._paths(self.purchase_boosters_), self._paths(self.spend_boosters_)
+    def path_attribution(self) -> PathAttribution:
+        """Tables of the purchase (part 0) and the spend (part 1) fold boosters' mean raw scores, built on
+        first use."""
+        return self._paths(self.purchase_boosters_, self.spend_boosters_)
 
     def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
         inputs = self._prepared(X)
         buy_offset, spend_offset = self._offsets(self._classic(inputs.matrix))
-        (buy_raw, buy), (spend_raw, spend) = (paths.explain(inputs.matrix) for paths in self.path_attributions)
-        prediction = expit(buy_raw + buy_offset) * np.exp(spend_raw + spend_offset)
-        return prediction, self._add_classic_start(inputs, buy + spend,
+        raw, boosted = self.path_attribution.explain(inputs.matrix)  # boosted: purchase and spend together
+        prediction = expit(raw[:, 0] + buy_offset) * np.exp(raw[:, 1] + spend_offset)
+        return prediction, self._add_classic_start(inputs, boosted,
                                                    lambda classic: np.sum(self._offsets(classic), axis=0))
 
     def feature_importance(self) -> pd.Series:
@@ -577,16 +580,16 @@ class ChurnModel(_CrossFitted):
         return self.predict_proba(X)
 
     @cached_property
-    def path_attributions(self) -> tuple[PathAttribution]:
+    def path_attribution(self) -> PathAttribution:
         """The table of the fold boosters' mean raw score times the Platt slope, built on first use."""
-        return (self._paths(self.boosters_, self.calibration_[0]),)
+        return self._paths(self.boosters_, scale=self.calibration_[0])
 
     def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Churn probability and contributions to its calibrated log-odds."""
         inputs = self._prepared(X)
         slope, intercept = self.calibration_
-        raw, boosted = self.path_attributions[0].explain(inputs.matrix)
-        probability = expit(raw + slope * self._offset(self._classic(inputs.matrix)) + intercept)
+        raw, boosted = self.path_attribution.explain(inputs.matrix)
+        probability = expit(raw[:, 0] + slope * self._offset(self._classic(inputs.matrix)) + intercept)
         return probability, self._add_classic_start(inputs, boosted, lambda classic: slope * self._offset(classic))
 
     def feature_importance(self) -> pd.Series:

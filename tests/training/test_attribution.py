@@ -33,11 +33,25 @@ def test_contributions_add_up_to_the_weighted_raw_score(seed):
     attribution = PathAttribution(fitted, weights, X.shape[1])
     raw = sum(w * b.predict(X, raw_score=True, num_iteration=b.best_iteration) for w, b in zip(weights, fitted))
     score, contributions = attribution.explain(X)
-    assert contributions.shape == X.shape
-    assert np.allclose(score, raw, atol=1e-10)
-    assert np.allclose(contributions.sum(axis=1) + attribution.bias, raw, atol=1e-10)
+    assert contributions.shape == X.shape and score.shape == (len(X), 1)
+    assert np.allclose(score[:, 0], raw, atol=1e-10)
+    assert np.allclose(contributions.sum(axis=1) + attribution.bias.sum(), raw, atol=1e-10)
     # Feature 4 never matters in the data: it must get (almost) no credit next to feature 0.
     assert np.abs(contributions[:, 4]).mean() < 0.05 * np.abs(contributions[:, 0]).mean()
+
+
+def test_parts_get_their_own_raw_scores_and_share_the_contributions():
+    # A hurdle model's purchase and spend boosters explained in one pass: one score per part, one set of
+    # contributions for both.
+    (first, second), X = boosters(4, max_depth=-1)
+    together = PathAttribution([first, second], [0.5, 2.0], X.shape[1], parts=[0, 1])
+    score, contributions = together.explain(X)
+    for part, (booster, weight) in enumerate(((first, 0.5), (second, 2.0))):
+        alone = PathAttribution([booster], [weight], X.shape[1])
+        assert np.allclose(score[:, part], alone.explain(X)[0][:, 0], atol=1e-10)
+        assert together.bias[part] == pytest.approx(alone.bias[0])
+    assert np.allclose(contributions, sum(PathAttribution([b], [w], X.shape[1]).explain(X)[1]
+                                          for b, w in ((first, 0.5), (second, 2.0))), atol=1e-10)
 
 
 def test_stumps_give_exactly_treeshap():

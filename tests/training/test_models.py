@@ -304,9 +304,9 @@ def test_pickled_model_leaves_its_explanation_tables_behind_and_rebuilds_them(pr
     value, _ = fitted
     X = features[builder.feature_names_].iloc[::13]
     before = value.contributions(X)
-    assert "path_attributions" in value.__dict__
+    assert "path_attribution" in value.__dict__
     restored = pickle.loads(pickle.dumps(value))
-    assert "path_attributions" not in restored.__dict__
+    assert "path_attribution" not in restored.__dict__
     assert np.allclose(restored.contributions(X).to_numpy(), before.to_numpy())
 
 
