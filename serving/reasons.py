@@ -1,9 +1,10 @@
 """Reasons: the main drivers of a prediction, from LightGBM's per-feature contributions, in plain words.
 
 :func:`phrase` says what one feature's value means for a person ("no purchase for 120 days, usually every
-30", "spend up 40% on the previous quarter"), vectorised over customers. :func:`top_reasons` picks each
-customer's strongest contributions and phrases them; its loops run over the features picked, never over
-customers, so one customer on the service's hot path costs a few small array operations.
+30", "spend up 40% on the previous quarter"), for every customer of a frame. :func:`top_reasons` picks each
+customer's strongest contributions and phrases them; it reads, per feature picked, only the columns that
+feature's phrase needs and only for the customers who picked it, then phrases each value with one small Python
+function (a reason holds a number or two, for which that is far cheaper than a chain of array operations).
 :func:`reason_lists` builds each customer's list (the output's shape: one list per customer), joining the
 effects of a phrase given by several models ("no purchase for 120 days, usually every 30 (lowers value,
 raises churn risk)").
@@ -11,109 +12,98 @@ raises churn risk)").
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 
 Texts = np.ndarray  # 1-D object array of str, one per customer
+# How to phrase a feature: the columns it reads, and the text of one customer's values of them.
+Phrasing = tuple[tuple[str, ...], Callable[..., str]]
 
 PERIOD_NAMES = {7: "week", 30: "month", 90: "quarter", 180: "half-year", 365: "year"}
 
-_format_whole = np.frompyfunc("{:,.0f}".format, 1, 1)
-_format_tenth = np.frompyfunc("{:,.1f}".format, 1, 1)
+
+def _number(x: float) -> str:
+    if not math.isfinite(x):
+        return "unknown"
+    return f"{x:,.0f}" if abs(x) >= 10 or x.is_integer() else f"{x:,.1f}"
 
 
 def number_text(values: np.ndarray) -> Texts:
     """Numbers as readable text: whole from 10 up or when whole, else one decimal; missing as 'unknown'."""
     v = np.asarray(values, dtype=float)
-    out = np.full(v.shape, "unknown", dtype=object)
-    finite = np.isfinite(v)
-    whole = finite & ((np.abs(v) >= 10) | (v == np.round(v)))
-    for mask, form in ((whole, _format_whole), (finite & ~whole, _format_tenth)):  # each number formatted once
-        if mask.any():
-            out[mask] = form(v[mask])
-    return out
+    return np.array([_number(x) for x in v.ravel().tolist()], dtype=object).reshape(v.shape)
 
 
-def _count(values: np.ndarray, one: str, many: str) -> Texts:
+def _count(x: float, one: str, many: str) -> str:
     """'1 order', '3 orders', '1,204 orders'."""
-    v = np.asarray(values, dtype=float)
-    return number_text(v) + np.where(v == 1, " " + one, " " + many).astype(object)
+    return f"{_number(x)} {one if x == 1 else many}"
 
 
-def _percent(values: np.ndarray) -> Texts:
-    return _format_whole(np.asarray(values, dtype=float) * 100).astype(object) + "%"
+def _percent(x: float) -> str:
+    return f"{x * 100:,.0f}%"
 
 
 def _period(days: int) -> str:
     return PERIOD_NAMES.get(days, f"{days} days")
 
 
-def _recency(frame: pd.DataFrame) -> Texts:
-    recency = frame["recency_days"].to_numpy(dtype=float)
-    gap = frame["gap_mean_days"].to_numpy(dtype=float) if "gap_mean_days" in frame else np.full(len(frame), np.nan)
-    has_gap = np.isfinite(gap) & (gap > 0)
-    overdue = np.where(has_gap, recency > gap, recency >= 30)
-    head = np.where(overdue, "no purchase for " + number_text(recency) + " days",
-                    "last purchase " + number_text(recency) + " days ago")
-    return (head + np.where(has_gap, ", usually every " + number_text(gap), "")).astype(object)
+def _recency(recency: float, gap: float = math.nan) -> str:
+    has_gap = math.isfinite(gap) and gap > 0
+    overdue = recency > gap if has_gap else recency >= 30
+    head = f"no purchase for {_number(recency)} days" if overdue else f"last purchase {_number(recency)} days ago"
+    return f"{head}, usually every {_number(gap)}" if has_gap else head
 
 
-def _trend(kind: str, days: int, frame: pd.DataFrame, feature: str) -> Texts:
-    """The symmetric trend t = (recent - before) / (|recent| + |before|) as a percentage change:
-    recent / before - 1 = 2t / (1 - t) for non-negative amounts."""
-    t = frame[feature].to_numpy(dtype=float)
-    noun = "spend" if kind == "spend" else "orders"
+def _trend(noun: str, days: int) -> Callable[..., str]:
+    """The text of a symmetric trend t = (recent - before) / (|recent| + |before|) and the recent amount, with t
+    as a percentage change: recent / before - 1 = 2t / (1 - t) for non-negative amounts."""
     period = _period(days)
-    recent_col = f"{kind}_{days}d"
-    recent = frame[recent_col].to_numpy(dtype=float) if recent_col in frame else np.full(len(t), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        change = np.where(t < 1, 2 * t / (1 - t), np.nan)
-    up = f"{noun} up " + _percent(np.abs(change)) + f" on the previous {period}"
-    down = f"{noun} down " + _percent(np.abs(change)) + f" on the previous {period}"
-    return np.select(
-        [~np.isfinite(t), t >= 1, (t == 0) & (recent == 0), t == 0, t > 0],
-        [f"{noun} trend unknown", f"{noun} in the last {period} after none in the one before",
-         f"no {noun} in the last two {period}s" if days in PERIOD_NAMES else f"no {noun} in the last {2 * days} days",
-         f"{noun} steady on the previous {period}", up],
-        default=down).astype(object)
+    none = f"no {noun} in the last two {period}s" if days in PERIOD_NAMES else f"no {noun} in the last {2 * days} days"
+
+    def text(t: float, recent: float = math.nan) -> str:
+        if not math.isfinite(t):
+            return f"{noun} trend unknown"
+        if t >= 1:
+            return f"{noun} in the last {period} after none in the one before"
+        if t == 0:
+            return none if recent == 0 else f"{noun} steady on the previous {period}"
+        return f"{noun} {'up' if t > 0 else 'down'} {_percent(abs(2 * t / (1 - t)))} on the previous {period}"
+    return text
 
 
-def _known(missing: str, text: Callable[[pd.Series], Texts]) -> Callable[[pd.Series], Texts]:
-    """Phrase a column with ``text`` where its value is known, ``missing`` where it is not."""
-    return lambda s: np.where(s.isna(), missing, text(s)).astype(object)
+def _known(missing: str, text: Callable[[float], str]) -> Callable[[float], str]:
+    """Phrase a value with ``text`` where it is known, ``missing`` where it is not."""
+    return lambda x: missing if math.isnan(x) else text(x)
 
 
-def _generic(feature: str) -> Callable[[pd.Series], Texts]:
-    name = feature.replace("_", " ")
-    return _known(f"{name} unknown", lambda s: name + " " + number_text(s))
-
-
-# Features phrased from their own value alone: name -> text from the column.
-_SIMPLE: dict[str, Callable[[pd.Series], Texts]] = {
-    "frequency": lambda s: _count(s, "order", "orders") + " so far",
-    "purchase_days": lambda s: "bought on " + _count(s, "day", "different days"),
-    "monetary_total": lambda s: "spent " + number_text(s) + " in total",
-    "monetary_mean": _known("no order value yet", lambda s: "average order " + number_text(s)),
-    "monetary_max": _known("no order value yet", lambda s: "largest order " + number_text(s)),
-    "tenure_days": lambda s: "customer for " + number_text(s) + " days",
-    "gap_mean_days": _known("no repeat purchase yet", lambda s: "usually buys every " + number_text(s) + " days"),
+# Features phrased from their own value alone: name -> text of one customer's value.
+_SIMPLE: dict[str, Callable[[float], str]] = {
+    "frequency": lambda x: f"{_count(x, 'order', 'orders')} so far",
+    "purchase_days": lambda x: f"bought on {_count(x, 'day', 'different days')}",
+    "monetary_total": lambda x: f"spent {_number(x)} in total",
+    "monetary_mean": _known("no order value yet", lambda x: f"average order {_number(x)}"),
+    "monetary_max": _known("no order value yet", lambda x: f"largest order {_number(x)}"),
+    "tenure_days": lambda x: f"customer for {_number(x)} days",
+    "gap_mean_days": _known("no repeat purchase yet", lambda x: f"usually buys every {_number(x)} days"),
     "gap_std_days": _known("too few purchases to judge the rhythm",
-                           lambda s: "purchase gaps vary by " + number_text(s) + " days"),
-    "refund_count": lambda s: np.where(s == 0, "no refunds", _count(s, "refund", "refunds")).astype(object),
-    "refund_share": _known("no purchase to refund", lambda s: _percent(s) + " of spend refunded"),
-    "quantity_total": lambda s: _count(s, "item", "items") + " bought",
-    "quantity_per_order": _known("no order yet", lambda s: number_text(s) + " items per order"),
-    "n_categories": lambda s: "bought in " + _count(s, "category", "categories"),
+                           lambda x: f"purchase gaps vary by {_number(x)} days"),
+    "refund_count": lambda x: "no refunds" if x == 0 else _count(x, "refund", "refunds"),
+    "refund_share": _known("no purchase to refund", lambda x: f"{_percent(x)} of spend refunded"),
+    "quantity_total": lambda x: f"{_count(x, 'item', 'items')} bought",
+    "quantity_per_order": _known("no order yet", lambda x: f"{_number(x)} items per order"),
+    "n_categories": lambda x: f"bought in {_count(x, 'category', 'categories')}",
     "top_category_share": _known("no category on record",
-                                 lambda s: _percent(s) + " of purchases in the favourite category"),
-    "category_entropy": _known("no category on record", lambda s: "category variety " + number_text(s)),
-    "survey_score_last": _known("no satisfaction survey", lambda s: "latest satisfaction score " + number_text(s)),
-    "survey_score_mean": _known("no satisfaction survey", lambda s: "average satisfaction score " + number_text(s)),
-    "days_since_interaction": _known("no contact on record", lambda s: "last contact " + number_text(s) + " days ago"),
-    "signup_tenure_days": _known("no signup date", lambda s: "signed up " + number_text(s) + " days ago"),
+                                 lambda x: f"{_percent(x)} of purchases in the favourite category"),
+    "category_entropy": _known("no category on record", lambda x: f"category variety {_number(x)}"),
+    "survey_score_last": _known("no satisfaction survey", lambda x: f"latest satisfaction score {_number(x)}"),
+    "survey_score_mean": _known("no satisfaction survey", lambda x: f"average satisfaction score {_number(x)}"),
+    "days_since_interaction": _known("no contact on record", lambda x: f"last contact {_number(x)} days ago"),
+    "signup_tenure_days": _known("no signup date", lambda x: f"signed up {_number(x)} days ago"),
 }
 
 # Model inputs derived inside a model (not builder columns): named without a value.
@@ -125,40 +115,73 @@ _DERIVED = {
 }
 
 _WINDOW = re.compile(r"(orders|spend|trend_orders|trend_spend|support_tickets|complaints)_(\d+)d")
+_NOUNS = {"orders": ("order", "orders"), "support_tickets": ("support ticket", "support tickets"),
+          "complaints": ("complaint", "complaints")}
+
+
+def _phrasing(feature: str, frame: pd.DataFrame) -> Phrasing:
+    """How ``feature`` is phrased from ``frame``'s columns; a column missing from the frame reads as NaN."""
+    if feature in ("recency_days", "recency_over_gap") and "recency_days" in frame:
+        return ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",), _recency
+    if feature not in frame:
+        text = _DERIVED.get(feature, feature.replace("_", " "))
+        return (), lambda: text
+    if feature in _SIMPLE:
+        return (feature,), _SIMPLE[feature]
+    window = _WINDOW.fullmatch(feature)
+    if window:
+        kind, days = window[1], int(window[2])
+        if kind.startswith("trend_"):
+            noun, recent = ("spend" if kind == "trend_spend" else "orders"), f"{kind.removeprefix('trend_')}_{days}d"
+            return (feature, recent) if recent in frame else (feature,), _trend(noun, days)
+        period = f"the last {_period(days)}" if days in PERIOD_NAMES else f"the last {days} days"
+        if kind == "spend":
+            return (feature,), lambda x: f"no spend in {period}" if x == 0 else f"spent {_number(x)} in {period}"
+        one, many = _NOUNS[kind]
+        return (feature,), lambda x: f"no {many} in {period}" if x == 0 else f"{_count(x, one, many)} in {period}"
+    if feature.startswith("channel_share_"):
+        channel = feature.removeprefix("channel_share_").replace("_", " ")
+        return (feature,), _known("no purchase channel on record",
+                                  lambda x: f"{_percent(x)} of purchases via {channel}")
+    name = feature.removeprefix("profile_").replace("_", " ")
+    if pd.api.types.is_numeric_dtype(frame[feature].dtype):
+        return (feature,), _known(f"{name} unknown", lambda x: f"{name} {_number(x)}")
+    return (feature,), lambda x: f"{name} unknown" if x is None else f"{name}: {x}"
+
+
+def _column(column: pd.Series, rows: np.ndarray) -> list[float] | list[str | None]:
+    """A column's values at positions ``rows``: floats if numeric, else text as pandas prints it (None if missing)."""
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return column.to_numpy(dtype=float)[rows].tolist()
+    part = column.iloc[rows]
+    return np.where(part.isna(), None, part.astype(str).to_numpy(dtype=object)).tolist()
+
+
+def _phrases(feature: str, frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values."""
+    needs, text = _phrasing(feature, frame)
+    if not needs:
+        return [text()] * len(rows)
+    return list(map(text, *(_column(frame[name], rows) for name in needs)))
 
 
 def phrase(feature: str, frame: pd.DataFrame) -> Texts:
     """One feature's value, phrased for a person, for every row of ``frame`` (the feature builder's output).
 
     A feature the frame does not hold (a model input derived elsewhere) is named without a value."""
-    if feature in ("recency_days", "recency_over_gap") and "recency_days" in frame:
-        return _recency(frame)
-    if feature not in frame:
-        return np.full(len(frame), _DERIVED.get(feature, feature.replace("_", " ")), dtype=object)
-    column = frame[feature]
-    if feature in _SIMPLE:
-        return np.asarray(_SIMPLE[feature](column), dtype=object)
-    window = _WINDOW.fullmatch(feature)
-    if window:
-        kind, days = window[1], int(window[2])
-        period = f"the last {_period(days)}" if days in PERIOD_NAMES else f"the last {days} days"
-        values = column.to_numpy(dtype=float)
-        if kind.startswith("trend_"):
-            return _trend(kind.removeprefix("trend_"), days, frame, feature)
-        if kind == "spend":
-            return np.where(values == 0, f"no spend in {period}",
-                            "spent " + number_text(values) + f" in {period}").astype(object)
-        nouns = {"orders": ("order", "orders"), "support_tickets": ("support ticket", "support tickets"),
-                 "complaints": ("complaint", "complaints")}[kind]
-        return np.where(values == 0, f"no {nouns[1]} in {period}",
-                        _count(values, *nouns) + f" in {period}").astype(object)
-    if feature.startswith("channel_share_"):
-        channel = feature.removeprefix("channel_share_").replace("_", " ")
-        return _known("no purchase channel on record", lambda s: _percent(s) + f" of purchases via {channel}")(column)
-    name = feature.removeprefix("profile_").replace("_", " ")
-    if pd.api.types.is_numeric_dtype(column):
-        return _generic(name)(column)
-    return _known(f"{name} unknown", lambda s: f"{name}: " + s.astype(str).to_numpy(dtype=object))(column)
+    return np.array(_phrases(feature, frame, np.arange(len(frame))), dtype=object)
+
+
+def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``n`` largest ``|values|``: their columns and values, in the order of a stable argsort of
+    ``-|values|`` (ties by column, NaN last). ``n`` passes of argmax (the first maximum) rather than sorting rows."""
+    size = np.fmax(np.abs(values), -1.0)  # fmax turns NaN into -1: below every magnitude
+    picked = np.empty((len(values), n), dtype=np.intp)
+    everyone = np.arange(len(values))
+    for rank in range(n):
+        picked[:, rank] = size.argmax(axis=1)
+        size[everyone, picked[:, rank]] = -2.0  # taken: below everything left, NaN included
+    return picked, values[everyone[:, None], picked]
 
 
 def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame, label: str,
@@ -172,30 +195,60 @@ def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.Da
     if values.shape != (len(features), len(names)):
         raise ValueError(f"contributions of shape {values.shape} for {len(features)} customers and "
                          f"{len(names)} features")
-    n = min(n, values.shape[1])
-    picked = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :n]
-    strength = np.take_along_axis(values, picked, axis=1)
-    phrases = np.full(picked.shape, None, dtype=object)
-    for j in np.unique(picked):  # one pass per feature chosen by anyone, over the customers who chose it
-        rows, ranks = np.nonzero(picked == j)
-        phrases[rows, ranks] = phrase(names[j], features.iloc[rows] if len(rows) < len(features) else features)
-    effects = np.where(strength > 0, f"raises {label}", f"lowers {label}").astype(object)
+    picked, strength = _strongest(values, min(n, values.shape[1]))
     moved = strength != 0
-    phrases[~moved] = None
+    rows, ranks = np.nonzero(moved)  # only moved reasons are phrased: the rest are None
+    chosen = picked[rows, ranks]
+    by_feature = np.argsort(chosen, kind="stable")  # each feature's customers together: one slice each
+    rows, ranks = rows[by_feature], ranks[by_feature]
+    count = np.bincount(chosen, minlength=len(names))
+    end = np.cumsum(count)
+    texts: list[str] = []
+    for j in np.flatnonzero(count):  # one pass per feature chosen by anyone
+        texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]])
+    phrases = np.full(picked.shape, None, dtype=object)
+    phrases[rows, ranks] = np.array(texts, dtype=object)
+    # Indexing a pair of str objects, rather than converting a fixed-width string array, makes no new strings.
+    effects = np.array([f"lowers {label}", f"raises {label}"], dtype=object)[(strength > 0).astype(np.intp)]
     effects[~moved] = None
     return phrases, effects
+
+
+# From this many customers :func:`reason_lists` works in array operations; below, their fixed cost exceeds a loop's.
+_ARRAYS_FROM = 32
+
+
+def _merged(phrases: list[str | None], effects: list[str | None]) -> list[str]:
+    """One customer's reasons, each phrase said once with all its effects."""
+    found: dict[str, dict[str, None]] = {}  # phrase -> its effects, each once, in order
+    for text, effect in zip(phrases, effects):
+        if text is not None:
+            found.setdefault(text, {})[effect] = None
+    return [f"{text} ({', '.join(said)})" for text, said in found.items()]
 
 
 def reason_lists(*reasons: tuple[np.ndarray, np.ndarray]) -> list[list[str]]:
     """One list of reasons per customer from several :func:`top_reasons` results, strongest first; a phrase
     given by more than one model is said once with all its effects."""
-    phrases = np.hstack([p for p, _ in reasons]).tolist()
-    effects = np.hstack([e for _, e in reasons]).tolist()
-    out: list[list[str]] = []
-    for row_phrases, row_effects in zip(phrases, effects):
-        merged: dict[str, list[str]] = {}
-        for text, effect in zip(row_phrases, row_effects):
-            if text is not None:
-                merged.setdefault(text, []).append(effect)
-        out.append([f"{text} ({', '.join(dict.fromkeys(found))})" for text, found in merged.items()])
+    phrases = np.hstack([p for p, _ in reasons])
+    effects = np.hstack([e for _, e in reasons])
+    if len(phrases) < _ARRAYS_FROM:
+        return [_merged(p, e) for p, e in zip(phrases.tolist(), effects.tolist())]
+    # A phrase repeated once is merged in array operations too: said where it first comes, with both effects.
+    said = np.not_equal(phrases, None)
+    kept, joined = said.copy(), effects.copy()  # the reasons said, and the effects each is said with
+    repeats = np.zeros(len(phrases), dtype=int)
+    for a, b in combinations(range(phrases.shape[1]), 2):
+        same = said[:, b] & (phrases[:, a] == phrases[:, b])
+        repeats += same
+        kept[:, b] &= ~same
+        new = same & (effects[:, a] != effects[:, b])
+        joined[new, a] = joined[new, a] + ", " + effects[new, b]
+    labelled = np.full(phrases.shape, None, dtype=object)
+    labelled[kept] = phrases[kept] + " (" + joined[kept] + ")"
+    out = labelled.tolist()
+    for i in np.flatnonzero(~kept.all(axis=1)).tolist():
+        out[i] = [text for text in out[i] if text is not None]
+    for i in np.flatnonzero(repeats > 1).tolist():  # a phrase said three times, or two repeated: merged alone
+        out[i] = _merged(phrases[i].tolist(), effects[i].tolist())
     return out

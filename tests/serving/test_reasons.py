@@ -93,3 +93,60 @@ def test_profile_and_channel_features_name_their_attribute():
     assert phrase("profile_income", frame).tolist() == ["income 52,000", "income unknown"]
     assert phrase("channel_share_web_shop", frame).tolist() == ["25% of purchases via web shop",
                                                                 "no purchase channel on record"]
+
+
+def test_ties_go_to_the_first_feature_and_missing_contributions_come_last():
+    features = _features([("A", "2025-06-01", 10)])
+    names = ["frequency", "monetary_total", "tenure_days", "refund_count"]
+    phrases, effects = top_reasons(np.array([[np.nan, -2.0, 2.0, 0.5]]), names, features, "value", n=4)
+    assert phrases.tolist() == [["spent 10 in total", "customer for 30 days", "no refunds", "1 order so far"]]
+    assert effects.tolist() == [["lowers value", "raises value", "raises value", "lowers value"]]
+
+
+def test_reason_lists_of_a_batch_equal_each_customer_alone():
+    # Enough customers for reason_lists' array path, with random contributions (some zero) and missing values (no
+    # repeat purchase); customer 0 has no contribution, 1 the recency phrase from both recency features and the
+    # churn model, 2 from each model once.
+    rows = [(f"C{i:02}", f"2025-0{1 + i % 6}-{10 + i % 15}", float(5 + 7 * i)) for i in range(60)]
+    rows += [(f"C{i:02}", "2025-06-20", float(i)) for i in range(0, 60, 3)]
+    features = _features(rows)
+    names = ["recency_days", "recency_over_gap", "frequency", "gap_mean_days", "trend_spend_90d",
+             "bgnbd_expected_value"]
+    rng = np.random.default_rng(1)
+    value, churn = (rng.normal(size=(len(features), len(names))) * (rng.random((len(features), len(names))) > 0.3)
+                    for _ in range(2))
+    value[:3], churn[:3] = 0.0, 0.0
+    value[1, :2], churn[1, 0] = [3.0, -2.0], 1.0
+    value[2, 0], churn[2, 0] = -1.0, 1.0
+
+    def reasons(at: slice | list[int]) -> list[list[str]]:
+        return reason_lists(top_reasons(value[at], names, features.iloc[at], "value", n=2),
+                            top_reasons(churn[at], names, features.iloc[at], "churn risk", n=1))
+
+    together = reasons(slice(None))
+    assert together == [reasons([i])[0] for i in range(len(features))]
+    recency = phrase("recency_days", features)
+    assert together[:3] == [[], [f"{recency[1]} (raises value, lowers value, raises churn risk)"],
+                            [f"{recency[2]} (lowers value, raises churn risk)"]]
+
+
+def test_reason_lists_merge_every_pattern_of_repeats_in_a_batch_as_alone():
+    # Each pattern alone (the plain loop) and ten times over in one batch (array operations) give the same lists.
+    cases = {("a", "b", "a", "b", "raises value", "lowers value", "raises churn risk", "lowers churn risk"):
+             ["a (raises value, raises churn risk)", "b (lowers value, lowers churn risk)"],
+             ("a", "a", "a", None, "raises value", "lowers value", "lowers value", None):
+             ["a (raises value, lowers value)"],
+             ("a", "b", "b", None, "raises value", "lowers value", "raises churn risk", None):
+             ["a (raises value)", "b (lowers value, raises churn risk)"],
+             ("a", None, "a", "c", "lowers value", None, "lowers value", "raises value"):
+             ["a (lowers value)", "c (raises value)"],
+             (None, None, None, None, None, None, None, None): [],
+             ("a", "b", "c", "d", "raises value", "raises value", "lowers churn risk", "raises churn risk"):
+             ["a (raises value)", "b (raises value)", "c (lowers churn risk)", "d (raises churn risk)"]}
+    rows = np.array(list(cases) * 10, dtype=object)
+
+    def lists(at: slice | list[int]) -> list[list[str]]:
+        return reason_lists((rows[at, 0:2], rows[at, 4:6]), (rows[at, 2:4], rows[at, 6:8]))
+
+    assert lists(slice(None)) == list(cases.values()) * 10
+    assert [lists([i])[0] for i in range(len(cases))] == list(cases.values())
