@@ -13,7 +13,7 @@ the scorer's table becomes the response, one prediction per requested customer i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from operator import attrgetter
 from typing import Annotated, Any, Literal
@@ -286,9 +286,9 @@ _SCORED_COLUMNS = ("customer_id", "tier", "segment", "lifecycle_stage", "predict
                    "expected_next_order_date", "next_order_probability", "churn_risk_band")
 
 
-def to_response(customer_ids: Sequence[str], scored: pd.DataFrame, as_of: datetime, model_version: str,
+def to_response(customer_ids: Sequence[str], scored: Mapping[str, Any], as_of: datetime, model_version: str,
                 policy: TierPolicy, rules: FallbackRules) -> PredictResponse:
-    """One prediction per requested customer, in request order, from the scorer's table.
+    """One prediction per requested customer, in request order, from the scorer's table (a frame, or its columns).
 
     The scorer answers for customers with history before ``as_of``; the others get the onboarding tier
     of the policy with the rule fallback's churn probability for new customers and no value, marked

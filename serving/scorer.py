@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ class ModelBundle:
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
     shared_inputs: bool = False  # value and churn read the same prepared inputs (one classic forecast)
 
+    @cached_property
+    def feature_names(self) -> list[str]:
+        """The builder's model-input columns (worked out from its registry entries once, not per request)."""
+        return self.builder.feature_names_
+
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
         alias = alias or registry.champion_alias
@@ -82,7 +88,7 @@ class ModelBundle:
 
 
 def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
-    X = features[bundle.builder.feature_names_]
+    X = features[bundle.feature_names]
     inputs = bundle.value.prepare(X)
     value, value_drivers = bundle.value.explain(inputs)
     churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else X)
@@ -123,6 +129,16 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
 
     Columns: :data:`SCORE_COLUMNS` (the contract's, with ``fallback_reason``) then :data:`EXTRA_COLUMNS`
     (the value tier before the overlays, the membership level and the trailing spend it is based on)."""
+    return pd.DataFrame(score_columns(transactions, as_of, policy, spec, bundle, fallback_rules, customers,
+                                      interactions, horizon_days, unavailable_reason))
+
+
+def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
+                  bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
+                  customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
+                  horizon_days: int = 180, unavailable_reason: str = "no champion models") -> dict[str, np.ndarray]:
+    """:func:`score`'s table as its columns (name -> array, in order), for callers that need no frame: the
+    service answers a one-customer request in a few milliseconds, of which a frame would take a tenth."""
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
     features = builder.transform(transactions, as_of, customers, interactions)
@@ -165,9 +181,9 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
     spend = trailing_spend(transactions, as_of, policy.membership.window_days, features.index)
     timing = next_order(features, answer["churn_probability"], _naive_utc(as_of), horizon, policy.churn_risk_bands)
-    return pd.DataFrame({  # SCORE_COLUMNS then EXTRA_COLUMNS
+    return {  # SCORE_COLUMNS then EXTRA_COLUMNS
         "customer_id": features.index.to_numpy(dtype=object),
-        "as_of": _naive_utc(as_of).date().isoformat(),
+        "as_of": np.full(n, _naive_utc(as_of).date().isoformat(), dtype=object),
         "predicted_value": answer["predicted_value"].astype(float),
         "churn_probability": answer["churn_probability"].astype(float),
         "segment": answer["segment"],
@@ -181,7 +197,7 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
         "membership": policy.membership.assign(spend),
         "trailing_spend": spend,
         **{column: timing[column] for column in NEXT_ORDER_COLUMNS},
-    })
+    }
 
 
 def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) -> pd.DataFrame:

@@ -46,7 +46,7 @@ from serving.api import (
     to_response,
 )
 from serving.config import SETTINGS_ENV_VAR, ServingSettings
-from serving.scorer import ModelBundle, ModelsUnavailable, score
+from serving.scorer import ModelBundle, ModelsUnavailable, score_columns
 from training.registry import configure_mlflow, version_by_alias
 
 log = logging.getLogger("bentoml.tiercast")
@@ -284,8 +284,8 @@ class Tiercast:
                reason: str) -> PredictResponse:
         s = self.settings
         tx, people, interactions = to_frames(customers, s.personal_data_columns)
-        scored = score(tx, pd.Timestamp(as_of), s.policy, s.features, bundle, s.fallback, people, interactions,
-                       s.horizon_days, unavailable_reason=reason)
+        scored = score_columns(tx, pd.Timestamp(as_of), s.policy, s.features, bundle, s.fallback, people,
+                               interactions, s.horizon_days, unavailable_reason=reason)
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION
         response = to_response([c.customer_id for c in customers], scored, as_of, version, s.policy, s.fallback)
         for source, count in Counter(p.source for p in response.predictions).items():
