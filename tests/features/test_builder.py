@@ -128,6 +128,21 @@ def test_columns_seen_at_fit_but_absent_later_are_missing_not_dropped(hand: pd.D
     assert f["n_categories"].isna().all() and f["channel_share_web"].isna().all()
 
 
+@pytest.mark.parametrize("with_profiles", [True, False])
+def test_the_frame_is_what_pandas_public_constructor_makes_of_the_same_columns(with_profiles: bool) -> None:
+    # The builder assembles its frame without pandas' per-column checks; it must not differ in any way
+    # (dtypes, categoricals, blocks that later selections and copies rely on) from the checked way.
+    tx, customers, interactions = random_world(2)
+    builder = FeatureBuilder(FeatureSpec(), personal_data_columns=["email"]).fit(tx, "2024-07-01", customers,
+                                                                                interactions)
+    f = builder.transform(tx, "2024-07-01", customers if with_profiles else None, interactions)
+    checked = pd.DataFrame({c: f[c].array for c in f.columns}, index=f.index)
+    pd.testing.assert_frame_equal(f, checked, check_exact=True)
+    names = builder.feature_names_
+    pd.testing.assert_frame_equal(f[names], checked[names], check_exact=True)
+    assert f.iloc[5:9].equals(checked.iloc[5:9]) and f.copy().equals(checked)
+
+
 def test_lifecycle_new_and_dormant() -> None:
     tx = _tx([
         ("N", "2024-01-20", 10, "a", 1, "x", "web"),  # first purchase 11 days ago
