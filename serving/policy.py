@@ -198,14 +198,16 @@ class TierPolicy(BaseModel):
             raise ValueError(f"expected {len(self.value_tiers) - 1} thresholds per customer, got shape {limits.shape}")
         # Count the thresholds a score reaches; thresholds fall tier by tier, so that count picks the tier.
         reached = (values[:, None] >= np.atleast_2d(limits)).sum(axis=1)
-        names = np.asarray(self.tier_order, dtype=object)
-        value_tier = names[len(names) - 1 - reached]
-        at_risk = np.isin(value_tier, self.at_risk.applies_to) & (
-            np.asarray(churn_probability, dtype=float) >= self.at_risk.churn_probability_min)
-        tier = np.where(at_risk, self.at_risk.name, value_tier)
-        tier = np.where(np.asarray(lifecycle_stage, dtype=object) == "new", self.new_customer.name, tier)
-        action = np.empty(len(tier), dtype=object)
-        for name, text in self.actions.items():  # one pass per tier name
-            action[tier == name] = text
+        # Tiers as positions in tier_names (value tiers, at risk, onboarding); names and actions come last.
+        n_value = len(self.value_tiers)
+        value_tier = n_value - 1 - reached
+        at_risk = np.isin(np.arange(n_value), [self.tier_order.index(t) for t in self.at_risk.applies_to])
+        tier = np.where(at_risk[value_tier] & (np.asarray(churn_probability, dtype=float)
+                                               >= self.at_risk.churn_probability_min), n_value, value_tier)
+        tier = np.where(np.asarray(lifecycle_stage, dtype=object) == "new", n_value + 1, tier)
+        names = np.asarray(self.tier_names, dtype=object)
+        actions = self.actions
         index = score.index if isinstance(score, pd.Series) else None
-        return pd.DataFrame({"value_tier": value_tier, "tier": tier, "action": action}, index=index)
+        return pd.DataFrame({"value_tier": names[value_tier], "tier": names[tier],
+                             "action": np.asarray([actions[name] for name in self.tier_names], dtype=object)[tier]},
+                            index=index)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +58,6 @@ class ModelBundle:
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
     shared_inputs: bool = False  # value and churn read the same prepared inputs (one classic forecast)
 
-    @cached_property
-    def feature_names(self) -> list[str]:
-        """The builder's model-input columns (worked out from its registry entries once, not per request)."""
-        return self.builder.feature_names_
-
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
         alias = alias or registry.champion_alias
@@ -88,16 +82,15 @@ class ModelBundle:
 
 
 def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
-    X = features[bundle.feature_names]
-    inputs = bundle.value.prepare(X)
+    inputs = bundle.value.prepare(features)  # the models read their columns of the feature frame
     value, value_drivers = bundle.value.explain(inputs)
-    churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else X)
-    reasons = np.empty(len(X), dtype=object)
+    churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else features)
+    reasons = np.empty(len(features), dtype=object)
     reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
                               top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))
     return {"predicted_value": np.asarray(value, dtype=float),
             "churn_probability": np.asarray(churn, dtype=float),
-            "segment": np.asarray(bundle.segments.predict(X), dtype=object),
+            "segment": np.asarray(bundle.segments.predict(features), dtype=object),
             "reasons": reasons}
 
 
@@ -179,7 +172,10 @@ def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierP
             values[fallback] = rules_say[column].to_numpy()
         rank[fallback] = rules_say["rfm_score"].to_numpy(dtype=float)
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
-    spend = trailing_spend(transactions, as_of, policy.membership.window_days, features.index)
+    # The builder sums net spend over its own windows already; the membership window is usually one of them.
+    window_spend = f"spend_{policy.membership.window_days}d"
+    spend = (features[window_spend].to_numpy(dtype=float) if window_spend in features.columns
+             else trailing_spend(transactions, as_of, policy.membership.window_days, features.index))
     timing = next_order(features, answer["churn_probability"], _naive_utc(as_of), horizon, policy.churn_risk_bands)
     return {  # SCORE_COLUMNS then EXTRA_COLUMNS
         "customer_id": features.index.to_numpy(dtype=object),

@@ -16,7 +16,7 @@ from features.schema import DataError
 from features.spec import FeatureSpec
 from serving.fallback import FallbackRules, rule_predictions
 from serving.policy import TierPolicy
-from serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score
+from serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score, trailing_spend
 from tiercast.config import load_config
 from training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
 from training.models import ModelInputs, ValueModel, share_classic
@@ -105,6 +105,14 @@ def test_membership_follows_net_spend_over_the_trailing_window(cdnow, scored):
     recent = cdnow[(cdnow["timestamp"] >= CUTOFF - pd.Timedelta(days=90)) & (cdnow["timestamp"] < CUTOFF)]
     plus = set(recent.groupby("customer_id")["amount"].sum().loc[lambda s: s >= 100].index)
     assert set(short.index[short["membership"] == "plus"]) == plus and plus
+    # A window that is none of the builder's own is summed from the transactions; both ways agree.
+    assert np.array_equal(trailing_spend(cdnow, CUTOFF, 365, spend.index), spend.to_numpy())
+    odd = TierPolicy.model_validate({"membership": {"window_days": 100, "levels": [
+        {"name": "basic", "min_spend": 0}, {"name": "plus", "min_spend": 100}]}})
+    hundred = score(cdnow, CUTOFF, odd, FeatureSpec(), None).set_index("customer_id")["trailing_spend"]
+    recent = cdnow[(cdnow["timestamp"] >= CUTOFF - pd.Timedelta(days=100)) & (cdnow["timestamp"] < CUTOFF)]
+    expected = recent.groupby("customer_id")["amount"].sum().reindex(hundred.index, fill_value=0.0)
+    assert np.allclose(hundred.to_numpy(), expected.to_numpy())
 
 
 def test_frozen_thresholds_that_do_not_fit_the_policy_send_everyone_to_the_rules(cdnow, bundle):
