@@ -186,8 +186,9 @@ class TierPolicy(BaseModel):
         return [float(t.min_rfm_score) for t in self.value_tiers[:-1]]
 
     def assign(self, score: pd.Series | np.ndarray, thresholds: list[float] | np.ndarray,
-               churn_probability: pd.Series | np.ndarray, lifecycle_stage: pd.Series | np.ndarray) -> pd.DataFrame:
-        """value_tier, tier and action per customer (index of ``score`` when it is a Series).
+               churn_probability: pd.Series | np.ndarray, lifecycle_stage: pd.Series | np.ndarray
+               ) -> dict[str, np.ndarray]:
+        """value_tier, tier and action per customer, as arrays in the order of ``score``.
 
         ``score >= threshold`` enters a tier (ties go up) and a missing score is in the last tier.
         ``thresholds`` holds one threshold per value tier but the last, shared by every customer, or a
@@ -207,7 +208,5 @@ class TierPolicy(BaseModel):
         tier = np.where(np.asarray(lifecycle_stage, dtype=object) == "new", n_value + 1, tier)
         names = np.asarray(self.tier_names, dtype=object)
         actions = self.actions
-        index = score.index if isinstance(score, pd.Series) else None
-        return pd.DataFrame({"value_tier": names[value_tier], "tier": names[tier],
-                             "action": np.asarray([actions[name] for name in self.tier_names], dtype=object)[tier]},
-                            index=index)
+        return {"value_tier": names[value_tier], "tier": names[tier],
+                "action": np.asarray([actions[name] for name in self.tier_names], dtype=object)[tier]}

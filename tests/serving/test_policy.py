@@ -19,7 +19,7 @@ def _assign(policy: TierPolicy, score, thresholds, churn=None, stage=None) -> pd
     score = pd.Series(score, dtype=float)
     churn = pd.Series(np.zeros(len(score)) if churn is None else churn, index=score.index)
     stage = pd.Series(["active"] * len(score) if stage is None else stage, index=score.index)
-    return policy.assign(score, thresholds, churn, stage)
+    return pd.DataFrame(policy.assign(score, thresholds, churn, stage), index=score.index)
 
 
 def test_ties_at_a_threshold_go_up_and_missing_scores_go_to_the_last_tier():
