@@ -226,7 +226,7 @@ _COALITIONS = np.array([[(k >> i) & 1 for i in range(len(RFM_INPUTS))] for k in 
 
 
 def _shapley_weights(n_inputs: int) -> np.ndarray:
-    """(inputs, coalitions) matrix W with Shapley values = W @ (outcome of each coalition)."""
+    """(inputs, coalitions) weights W: input i's Shapley value is sum_k W[i, k] x (outcome of coalition k)."""
     weights = np.zeros((n_inputs, 2 ** n_inputs))
     for i in range(n_inputs):
         others = [j for j in range(n_inputs) if j != i]
@@ -247,7 +247,12 @@ def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]
     n_coalitions, n, n_columns = coalitions.shape
     columns = dict(zip(CLASSIC_COLUMNS, coalitions.reshape(-1, n_columns).T, strict=True))
     outcome = np.asarray(link(columns), dtype=np.float64).reshape(n_coalitions, n)
-    return (_SHAPLEY_WEIGHTS @ outcome).T
+    # Coalition by coalition, in a fixed order: a customer gets exactly the same values alone as in any
+    # batch (a matrix product or a reduction over an axis may sum in an order that depends on the rows).
+    phi = np.zeros((n, _SHAPLEY_WEIGHTS.shape[0]))
+    for k in range(n_coalitions):
+        phi += outcome[k][:, None] * _SHAPLEY_WEIGHTS[:, k]
+    return phi
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,

@@ -62,9 +62,10 @@ def test_stumps_give_exactly_treeshap():
     assert np.allclose(attribution.explain(X)[1], shap, atol=1e-10)
 
 
-def test_one_row_is_explained_as_in_a_batch():
+def test_one_row_is_explained_exactly_as_in_a_batch():
     fitted, X = boosters(3, max_depth=-1)
-    attribution = PathAttribution(fitted, [0.5, 0.5], X.shape[1])
-    batch = attribution.explain(X)[1]
-    assert np.allclose(np.vstack([attribution.explain(X[i:i + 1])[1] for i in range(0, 300, 37)]),
-                       batch[::37], atol=1e-12)
+    attribution = PathAttribution(fitted, [0.5, 0.5], X.shape[1], parts=[0, 1])
+    score, contributions = attribution.explain(X)
+    for i in range(0, 300, 37):
+        alone = attribution.explain(X[i:i + 1])
+        assert np.array_equal(alone[0][0], score[i]) and np.array_equal(alone[1][0], contributions[i])
