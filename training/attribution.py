@@ -17,14 +17,12 @@ request instead of one per booster (each call costs about 0.1 ms before any tree
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm as lgb
 import numpy as np
 from scipy.sparse import csr_matrix
 
-SPLIT_FROM_ROWS = 256  # rows from which explain works on two halves at once
-_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercast-explain")
+from training.parallel import by_halves
 
 
 class PathAttribution:
@@ -70,14 +68,7 @@ class PathAttribution:
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's weighted raw score per part (rows, parts) and its (rows, n_features) contributions."""
-        if len(X) < SPLIT_FROM_ROWS:
-            return self._explain(X)
-        # Rows are explained each on its own, so halves can run side by side: LightGBM and the sparse
-        # product release the GIL, and a second core (idle while one request is scored) halves the time.
-        half = len(X) // 2
-        second = _HELPER.submit(self._explain, X[half:])
-        first = self._explain(X[:half])
-        return tuple(np.vstack(pair) for pair in zip(first, second.result(), strict=True))  # type: ignore[return-value]
+        return by_halves(self._explain, X)  # each row is explained on its own
 
     def _explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(X)

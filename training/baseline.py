@@ -235,12 +235,14 @@ class BetaGeoFitter:
         thousands of repeat purchases, where SciPy's 2F1 in the paper's form returns NaN.
         (The expression has a removable singularity at a = 1 exactly.)
         """
-        r, alpha, a, b = self.params_
         t, x, t_x, T = _as_float(t, frequency, recency, T)
+        return self.probability_alive(x, t_x, T) * self._purchases_if_alive(t, x, T)
+
+    def _purchases_if_alive(self, t: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
+        r, alpha, a, b = self.params_
         s = t / (alpha + T)
         tail = (1.0 + s) ** (1.0 - a) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, s / (1.0 + s))
-        given_alive = (a + b + x - 1.0) / (a - 1.0) * (1.0 - tail)
-        return self.probability_alive(x, t_x, T) * given_alive
+        return (a + b + x - 1.0) / (a - 1.0) * (1.0 - tail)
 
     def probability_no_purchase(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -252,10 +254,20 @@ class BetaGeoFitter:
         buys nothing in the next t with probability E[exp(-lambda t)] = ((alpha+T)/(alpha+T+t))^(r+x).
         Hence P0 = 1 - P(alive) * [1 - ((alpha+T)/(alpha+T+t))^(r+x)].
         """
-        r, alpha, _, _ = self.params_
         t, x, t_x, T = _as_float(t, frequency, recency, T)
-        buys_if_alive = -np.expm1(-(r + x) * np.log1p(t / (alpha + T)))
-        return 1.0 - self.probability_alive(x, t_x, T) * buys_if_alive
+        return 1.0 - self.probability_alive(x, t_x, T) * self._buys_if_alive(t, x, T)
+
+    def _buys_if_alive(self, t: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
+        r, alpha, _, _ = self.params_
+        return -np.expm1(-(r + x) * np.log1p(t / (alpha + T)))
+
+    def forecast(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+                 ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """P(alive), expected purchases in (T, T+t] and P(no purchase in (T, T+t]) at once (each as its own
+        method gives it), working out P(alive) once."""
+        t, x, t_x, T = _as_float(t, frequency, recency, T)
+        alive = self.probability_alive(x, t_x, T)
+        return alive, alive * self._purchases_if_alive(t, x, T), 1.0 - alive * self._buys_if_alive(t, x, T)
 
 
 class GammaGammaFitter:

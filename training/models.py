@@ -49,6 +49,7 @@ from sklearn.linear_model import LogisticRegression
 from training.attribution import PathAttribution
 from training.baseline import BetaGeoFitter, GammaGammaFitter
 from training.config import LightGBMParams
+from training.parallel import by_halves
 
 # Builder columns the classic model reads: repeat purchases, recency, age and net spend.
 RFM_INPUTS = ["purchase_days", "recency_days", "tenure_days", "monetary_total"]
@@ -185,13 +186,13 @@ class ClassicFeatures(BaseEstimator):
     def _forecast(self, rfm: np.ndarray) -> dict[str, np.ndarray]:
         x, t_x, T, m = self._inputs(rfm)
         h = self.horizon_
-        purchases = self.bgnbd_.expected_purchases(h, x, t_x, T)
+        alive, purchases, no_purchase = self.bgnbd_.forecast(h, x, t_x, T)
         spend = (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
                  else np.full(len(x), self.mean_spend_))
         return {"bgnbd_expected_purchases": purchases,
-                "bgnbd_probability_alive": self.bgnbd_.probability_alive(x, t_x, T),
+                "bgnbd_probability_alive": alive,
                 "bgnbd_expected_value": purchases * spend,
-                "bgnbd_churn_probability": self.bgnbd_.probability_no_purchase(h, x, t_x, T)}
+                "bgnbd_churn_probability": no_purchase}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(self.forecast(X[RFM_INPUTS].to_numpy(dtype=np.float64)), index=X.index,
@@ -211,7 +212,8 @@ class ClassicFeatures(BaseEstimator):
         values = np.asarray(rfm, dtype=np.float64)
         n, n_inputs = values.shape
         mixed = np.where(_COALITIONS[:, None, :], values[None, :, :], self.reference_[None, None, :])
-        return self.forecast(mixed.reshape(-1, n_inputs)).reshape(len(_COALITIONS), n, len(CLASSIC_COLUMNS))
+        return by_halves(self.forecast, mixed.reshape(-1, n_inputs)).reshape(len(_COALITIONS), n,
+                                                                               len(CLASSIC_COLUMNS))
 
     def shapley(self, rfm: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
         """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs (columns of ``rfm``,

@@ -106,6 +106,16 @@ def test_bgnbd_reproduces_fader_hardie_lee_2005_fit(sample_summary: pd.DataFrame
     assert fitter.log_likelihood_ == pytest.approx(-9582.4, abs=0.5)  # the paper's LL
 
 
+def test_forecast_gives_what_each_method_gives(sample_summary: pd.DataFrame) -> None:
+    s = sample_summary
+    fitter = BetaGeoFitter()
+    fitter.params_ = FHL_PARAMS
+    alive, purchases, none = fitter.forecast(39, s["frequency"], s["recency"], s["T"])
+    assert np.array_equal(alive, fitter.probability_alive(s["frequency"], s["recency"], s["T"]))
+    assert np.array_equal(purchases, fitter.expected_purchases(39, s["frequency"], s["recency"], s["T"]))
+    assert np.array_equal(none, fitter.probability_no_purchase(39, s["frequency"], s["recency"], s["T"]))
+
+
 def test_bgnbd_conditional_expectation_matches_paper_worked_example() -> None:
     fitter = BetaGeoFitter()
     fitter.params_ = FHL_PARAMS
