@@ -172,7 +172,7 @@ def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
     from serving.api import request_model, to_frames, to_response
     from serving.config import ServingSettings
     from serving.reasons import reason_lists, top_reasons
-    from serving.scorer import ModelBundle, score
+    from serving.scorer import ModelBundle, score_columns
 
     s = ServingSettings()
     bundle = ModelBundle.load(s.registry)
@@ -183,20 +183,21 @@ def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
         request = model.model_validate_json(raw)
         tx, _, _ = to_frames(request.customers)
         features = bundle.builder.transform(tx, request.as_of)
-        X = features[bundle.builder.feature_names_]
-        (_, value_drivers), (_, churn_drivers) = bundle.value.explain(X), bundle.churn.explain(X)
-        scored = score(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
+        inputs = bundle.value.prepare(features)
+        (_, value_drivers), (_, churn_drivers) = bundle.value.explain(inputs), bundle.churn.explain(inputs)
+        scored = score_columns(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
         steps["parse + validate (pydantic)"] = lambda: model.model_validate_json(raw)
         steps["to_frames"] = lambda: to_frames(request.customers)
         steps["scorer: features (builder.transform)"] = lambda: bundle.builder.transform(tx, request.as_of)
-        steps["scorer: value.explain"] = lambda: bundle.value.explain(X)
-        steps["scorer: churn.explain"] = lambda: bundle.churn.explain(X)
-        steps["scorer: segments"] = lambda: bundle.segments.predict(X)
+        steps["scorer: model inputs + classic forecast"] = lambda: bundle.value.prepare(features)
+        steps["scorer: value.explain"] = lambda: bundle.value.explain(inputs)
+        steps["scorer: churn.explain"] = lambda: bundle.churn.explain(inputs)
+        steps["scorer: segments"] = lambda: bundle.segments.predict(features)
         steps["scorer: reasons text"] = lambda: reason_lists(
             top_reasons(value_drivers, bundle.value.feature_names_, features, "value"),
             top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))
-        steps["scorer: whole score()"] = lambda: score(tx, pd.Timestamp(request.as_of), s.policy, s.features,
-                                                        bundle, s.fallback)
+        steps["scorer: whole score_columns()"] = lambda: score_columns(tx, pd.Timestamp(request.as_of), s.policy,
+                                                                        s.features, bundle, s.fallback)
         steps["to_response"] = lambda: to_response(ids[:n], scored, request.as_of, "v", s.policy, s.fallback)
         print(f"\nin-process steps for {n} customer(s), median of 21 runs:")
         for label, step in steps.items():
@@ -213,7 +214,7 @@ def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
     for _ in range(20):
         request = model.model_validate_json(raw)
         tx, _, _ = to_frames(request.customers)
-        score(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
+        score_columns(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
     profiler.disable()
     print("\ncProfile of 20 one-customer requests (top 20 by cumulative time):")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(20)
