@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import combinations
 
 import numpy as np
@@ -28,8 +29,14 @@ PERIOD_NAMES = {7: "week", 30: "month", 90: "quarter", 180: "half-year", 365: "y
 
 
 def _number(x: float) -> str:
-    if not math.isfinite(x):
-        return "unknown"
+    # The sign goes into the cache key: -0.0 == 0.0, but they print differently.
+    return _finite_number(x, math.copysign(1.0, x)) if math.isfinite(x) else "unknown"
+
+
+@lru_cache(maxsize=1 << 16)
+def _finite_number(x: float, _sign: float) -> str:
+    # Cached: reasons mostly quote whole days and counts, the same few hundred numbers again and again,
+    # and a lookup costs a tenth of formatting one (a 500-customer request formats about 2,000).
     return f"{x:,.0f}" if abs(x) >= 10 or x.is_integer() else f"{x:,.1f}"
 
 
