@@ -29,10 +29,10 @@ class PathAttribution:
     """Contributions of ``sum_k weights[k] * raw_score(boosters[k])`` to each of ``n_features`` inputs.
 
     Each booster is read up to its ``best_iteration``. Booster k adds to output part ``parts[k]`` (default:
-    one part), so a model of several parts (a hurdle model's purchase and spend
-    boosters) is explained in one pass: ``explain`` gives each part's raw score and the contributions of all parts together.
-    ``bias`` (per part) is what no feature explains (the weighted root values): the parts' raw scores add up
-    to ``bias.sum()`` plus the row's contributions.
+    one part), so a model of several parts (a hurdle model's purchase and spend boosters) is explained in one
+    pass: ``explain`` gives each part's raw score and the contributions of all parts together. ``bias`` (per
+    part) is what no feature explains (the weighted root values): the parts' raw scores add up to
+    ``bias.sum()`` plus the row's contributions.
     """
 
     def __init__(self, boosters: Sequence[lgb.Booster], weights: Sequence[float], n_features: int,

@@ -328,9 +328,6 @@ class ModelInputs:
     matrix: np.ndarray
     coalitions: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.matrix)
-
 
 def share_classic(*models: "_CrossFitted") -> bool:
     """Let ``models`` hold one classic model when theirs are equal and their inputs the same (models of one

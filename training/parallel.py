@@ -29,5 +29,6 @@ def by_halves(function: Callable[[np.ndarray], Output], rows: np.ndarray) -> Out
     second = _HELPER.submit(function, rows[half:])
     first = function(rows[:half])
     if isinstance(first, tuple):
-        return tuple(np.concatenate(pair) for pair in zip(first, second.result(), strict=True))  # type: ignore[return-value]
+        halves = zip(first, second.result(), strict=True)
+        return tuple(np.concatenate(pair) for pair in halves)  # type: ignore[return-value]
     return np.concatenate([first, second.result()])

@@ -29,7 +29,8 @@ MATCH_DISTANCE = 1.0
 
 
 def _matrix(X: pd.DataFrame) -> np.ndarray:
-    # Column by column: selecting three columns of a wide frame costs 15x more (0.2 ms for one customer).
+    # Column by column: selecting three columns of the builder's wide frame costs 3x more (0.23 vs 0.08 ms
+    # for one customer on a new frame).
     values = np.column_stack([X[c].to_numpy(dtype=float) for c in SEGMENT_FEATURES])
     return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0, None))
 
