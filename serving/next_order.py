@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from features.builder import FeatureColumns
+
 NEXT_ORDER_COLUMNS = ["avg_days_between_orders", "expected_next_order_date", "next_order_probability",
                       "churn_risk_band"]
 
@@ -41,11 +43,11 @@ def _model_wait_days(probability: np.ndarray, horizon_days: int) -> np.ndarray:
     return horizon_days * np.log1p(-p / 2) / np.log1p(-p)
 
 
-def next_order(features: pd.DataFrame, churn_probability: np.ndarray, as_of: pd.Timestamp, horizon_days: int,
+def next_order(features: pd.DataFrame | FeatureColumns, churn_probability: np.ndarray, as_of: pd.Timestamp, horizon_days: int,
                bands: ChurnRiskBands) -> dict[str, np.ndarray]:
     """The :data:`NEXT_ORDER_COLUMNS` for each customer, as arrays aligned with the rows of ``features``."""
-    gap = features["gap_mean_days"].to_numpy(dtype=float)
-    since_last = features["recency_days"].to_numpy(dtype=float)
+    gap = np.asarray(features["gap_mean_days"], dtype=float)
+    since_last = np.asarray(features["recency_days"], dtype=float)
     probability = 1.0 - np.asarray(churn_probability, dtype=float)
     by_rhythm = gap - since_last  # days from as_of to last purchase + usual gap
     rhythm_fits = np.isfinite(by_rhythm) & (by_rhythm >= 0) & (by_rhythm < horizon_days)

@@ -21,6 +21,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from features.builder import FeatureColumns
+
 Texts = np.ndarray  # 1-D object array of str, one per customer
 # How to phrase a feature: the columns it reads, and the text of one customer's values of them.
 Phrasing = tuple[tuple[str, ...], Callable[..., str]]
@@ -126,7 +128,7 @@ _NOUNS = {"orders": ("order", "orders"), "support_tickets": ("support ticket", "
           "complaints": ("complaint", "complaints")}
 
 
-def _phrasing(feature: str, frame: pd.DataFrame) -> Phrasing:
+def _phrasing(feature: str, frame: pd.DataFrame | FeatureColumns) -> Phrasing:
     """How ``feature`` is phrased from ``frame``'s columns; a column missing from the frame reads as NaN."""
     if feature in ("recency_days", "recency_over_gap") and "recency_days" in frame:
         return ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",), _recency
@@ -156,15 +158,15 @@ def _phrasing(feature: str, frame: pd.DataFrame) -> Phrasing:
     return (feature,), lambda x: f"{name} unknown" if x is None else f"{name}: {x}"
 
 
-def _column(column: pd.Series, rows: np.ndarray) -> list[float] | list[str | None]:
+def _column(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -> list[float] | list[str | None]:
     """A column's values at positions ``rows``: floats if numeric, else text as pandas prints it (None if missing)."""
     if pd.api.types.is_numeric_dtype(column.dtype):
-        return column.to_numpy(dtype=float)[rows].tolist()
-    part = column.iloc[rows]
-    return np.where(part.isna(), None, part.astype(str).to_numpy(dtype=object)).tolist()
+        return np.asarray(column, dtype=float)[rows].tolist()
+    part = np.asarray(column, dtype=object)[rows]
+    return [None if missing else str(value) for value, missing in zip(part.tolist(), pd.isna(part).tolist())]
 
 
-def _phrases(feature: str, frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
+def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray) -> list[str]:
     """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values."""
     needs, text = _phrasing(feature, frame)
     if not needs:
@@ -172,7 +174,7 @@ def _phrases(feature: str, frame: pd.DataFrame, rows: np.ndarray) -> list[str]:
     return list(map(text, *(_column(frame[name], rows) for name in needs)))
 
 
-def phrase(feature: str, frame: pd.DataFrame) -> Texts:
+def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
     """One feature's value, phrased for a person, for every row of ``frame`` (the feature builder's output).
 
     A feature the frame does not hold (a model input derived elsewhere) is named without a value."""
@@ -191,7 +193,7 @@ def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return picked, values[everyone[:, None], picked]
 
 
-def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame, label: str,
+def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame | FeatureColumns, label: str,
                 n: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's ``n`` strongest contributions to ``label``, phrased, with their effect.
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, lookup
+from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, lookup
 from features.schema import DataError
 from features.spec import FeatureSpec
 from serving.fallback import FallbackRules, rule_predictions
@@ -81,8 +81,8 @@ class ModelBundle:
         return ", ".join(f"{name} v{version}" for name, version in self.versions.items())
 
 
-def _model_predictions(bundle: ModelBundle, features: pd.DataFrame) -> dict[str, np.ndarray]:
-    inputs = bundle.value.prepare(features)  # the models read their columns of the feature frame
+def _model_predictions(bundle: ModelBundle, features: FeatureColumns) -> dict[str, np.ndarray]:
+    inputs = bundle.value.prepare(features)  # the models read their columns of the feature table
     value, value_drivers = bundle.value.explain(inputs)
     churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else features)
     reasons = np.empty(len(features), dtype=object)
@@ -134,7 +134,7 @@ def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierP
     service answers a one-customer request in a few milliseconds, of which a frame would take a tenth."""
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
-    features = builder.transform(transactions, as_of, customers, interactions)
+    features = builder.transform_columns(transactions, as_of, customers, interactions)
     horizon = bundle.horizon_days if bundle else horizon_days
     n = len(features)
     answer = {"predicted_value": np.full(n, np.nan), "churn_probability": np.full(n, np.nan),
@@ -153,7 +153,7 @@ def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierP
         else:
             finite = np.isfinite(modelled["predicted_value"]) & np.isfinite(modelled["churn_probability"])
             # Too short a history of one's own gives confident-looking model numbers that mean little.
-            tenure = features["tenure_days"].to_numpy(dtype=float)
+            tenure = features["tenure_days"]
             thin = tenure < rules.min_history_days
             ok = finite & ~thin
             for column, values in modelled.items():
@@ -167,23 +167,24 @@ def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierP
             limits[ok] = thresholds
     fallback = source == "fallback"
     if fallback.any():  # the rules answer only for the customers the models did not
-        rules_say = rule_predictions(features if fallback.all() else features[fallback], horizon, rules)
+        table = features.frame()  # the rules read a frame; a fallback is the exception, not the hot path
+        rules_say = rule_predictions(table if fallback.all() else table[fallback], horizon, rules)
         for column, values in answer.items():
             values[fallback] = rules_say[column].to_numpy()
         rank[fallback] = rules_say["rfm_score"].to_numpy(dtype=float)
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
     # The builder sums net spend over its own windows already; the membership window is usually one of them.
     window_spend = f"spend_{policy.membership.window_days}d"
-    spend = (features[window_spend].to_numpy(dtype=float) if window_spend in features.columns
-             else trailing_spend(transactions, as_of, policy.membership.window_days, features.index))
+    spend = (features[window_spend] if window_spend in features
+             else trailing_spend(transactions, as_of, policy.membership.window_days, pd.Index(features.ids)))
     timing = next_order(features, answer["churn_probability"], _naive_utc(as_of), horizon, policy.churn_risk_bands)
     return {  # SCORE_COLUMNS then EXTRA_COLUMNS
-        "customer_id": features.index.to_numpy(dtype=object),
+        "customer_id": features.ids,
         "as_of": np.full(n, _naive_utc(as_of).date().isoformat(), dtype=object),
         "predicted_value": answer["predicted_value"].astype(float),
         "churn_probability": answer["churn_probability"].astype(float),
         "segment": answer["segment"],
-        "lifecycle_stage": features["lifecycle_stage"].to_numpy(dtype=object),
+        "lifecycle_stage": features["lifecycle_stage"],
         "tier": tiers["tier"],
         "action": tiers["action"],
         "source": source,

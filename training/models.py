@@ -46,6 +46,7 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
+from features.builder import FeatureColumns
 from training.attribution import PathAttribution
 from training.baseline import BetaGeoFitter, GammaGammaFitter
 from training.config import LightGBMParams
@@ -353,21 +354,21 @@ class _CrossFitted(BaseEstimator):
         self.threads = threads
 
     # ------------------------------------------------------------------------------------------ inputs
-    def _inputs(self, X: pd.DataFrame) -> np.ndarray:
+    def _inputs(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """Model inputs as a float matrix in ``feature_names_`` order: the builder columns, then the classic
         columns. Rows of past windows arrive with their own window's classic columns; new rows get them
         from the classic model of the training cutoff."""
-        if all(c in X.columns for c in CLASSIC_COLUMNS):
+        if all(c in X for c in CLASSIC_COLUMNS):
             return self._numeric(X, self.feature_names_)
         names = self.feature_names_[:-len(CLASSIC_COLUMNS)]
         own = self._numeric(X, names)
         return np.hstack([own, self.classic_.forecast(own[:, [names.index(c) for c in RFM_INPUTS]])])
 
-    def prepare(self, X: pd.DataFrame) -> ModelInputs:
+    def prepare(self, X: pd.DataFrame | FeatureColumns) -> ModelInputs:
         """``X`` as :meth:`explain` reads it (see :meth:`_inputs`; other columns of ``X`` are ignored);
         computed once, it serves every model sharing this one's classic model."""
         rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]  # builder columns: the same place in both
-        if all(c in X.columns for c in CLASSIC_COLUMNS):
+        if all(c in X for c in CLASSIC_COLUMNS):
             matrix = self._numeric(X, self.feature_names_)
             coalitions = self.classic_.coalitions(matrix[:, rfm])
         else:
@@ -377,7 +378,7 @@ class _CrossFitted(BaseEstimator):
             matrix = np.hstack([own, coalitions[-1]])  # the last coalition is the rows' own forecast
         return ModelInputs(self.classic_, self.feature_names_, matrix, coalitions)
 
-    def _prepared(self, X: pd.DataFrame | ModelInputs) -> ModelInputs:
+    def _prepared(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> ModelInputs:
         if not isinstance(X, ModelInputs):
             return self.prepare(X)
         if X.classic is not self.classic_ or X.feature_names != self.feature_names_:
@@ -385,10 +386,19 @@ class _CrossFitted(BaseEstimator):
                              "see share_classic")
         return X
 
-    def _numeric(self, frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    def _numeric(self, frame: pd.DataFrame | FeatureColumns, names: list[str]) -> np.ndarray:
         """Columns ``names`` of ``frame`` as LightGBM reads a data frame: categorical columns as codes of the
         levels seen in training (unknown levels as missing), in a float matrix the boosters can take directly.
         """
+        if isinstance(frame, FeatureColumns):
+            columns = [frame[c] for c in names]
+            categorical = [j for j, column in enumerate(columns) if isinstance(column, pd.Categorical)]
+            if categorical:
+                levels = self._boosters()[0].pandas_categorical
+                for j, known in zip(categorical, levels, strict=True):
+                    codes = pd.Categorical(columns[j], categories=known).codes.astype(np.float64)
+                    columns[j] = np.where(codes == -1.0, np.nan, codes)
+            return np.column_stack(columns).astype(np.float64, copy=False)
         # The feature builder puts the model inputs first: a slice of its frame costs a fourth of selecting
         # the columns by name, which costs a fourth of reading them one by one (each becomes a Series).
         if list(frame.columns[:len(names)]) == names:
@@ -539,7 +549,7 @@ class ValueModel(_CrossFitted):
         first use."""
         return self._paths(self.purchase_boosters_, self.spend_boosters_)
 
-    def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
         inputs = self._prepared(X)
         buy_offset, spend_offset = self._offsets(self._classic(inputs.matrix))
@@ -594,7 +604,7 @@ class ChurnModel(_CrossFitted):
         """The table of the fold boosters' mean raw score times the Platt slope, built on first use."""
         return self._paths(self.boosters_, scale=self.calibration_[0])
 
-    def explain(self, X: pd.DataFrame | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+    def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
         """Churn probability and contributions to its calibrated log-odds."""
         inputs = self._prepared(X)
         slope, intercept = self.calibration_

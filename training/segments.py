@@ -18,6 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from features.builder import FeatureColumns
 from training.config import SegmentConfig
 
 # Behaviour the segments describe; each is log-scaled before standardising (long right tails).
@@ -28,10 +29,10 @@ PROFILE_EXTRAS = ("monetary_mean", "tenure_days", "gap_mean_days")
 MATCH_DISTANCE = 1.0
 
 
-def _matrix(X: pd.DataFrame) -> np.ndarray:
+def _matrix(X: pd.DataFrame | FeatureColumns) -> np.ndarray:
     # Column by column: selecting three columns of the builder's wide frame costs 3x more (0.23 vs 0.08 ms
     # for one customer on a new frame).
-    values = np.column_stack([X[c].to_numpy(dtype=float) for c in SEGMENT_FEATURES])
+    values = np.column_stack([np.asarray(X[c], dtype=float) for c in SEGMENT_FEATURES])
     return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0, None))
 
 
@@ -117,7 +118,7 @@ class SegmentModel(BaseEstimator):
         taken = {out[i] for i in inherited}
         return [f"{n} (new)" if i not in inherited and n in taken else n for i, n in enumerate(out)]
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         Z = (_matrix(X) - self.mean_) / self.scale_
         distances = ((Z[:, None, :] - self.centres_[None, :, :]) ** 2).sum(axis=2)
         return np.asarray(self.names_, dtype=object)[distances.argmin(axis=1)]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from features.builder import FeatureBuilder
+from features.simulate import WorldConfig, simulate_world
 from features.spec import FeatureSpec
 from serving.reasons import phrase, reason_lists, top_reasons
 
@@ -93,6 +94,19 @@ def test_profile_and_channel_features_name_their_attribute():
     assert phrase("profile_income", frame).tolist() == ["income 52,000", "income unknown"]
     assert phrase("channel_share_web_shop", frame).tolist() == ["25% of purchases via web shop",
                                                                 "no purchase channel on record"]
+
+
+def test_the_builders_table_is_phrased_as_its_frame_for_every_feature():
+    # The scorer phrases from the builder's arrays (no frame); profile categoricals, text and NaN included.
+    world = simulate_world(WorldConfig(n_customers=300, seed=3))
+    cutoff = world.config.default_cutoff
+    builder = FeatureBuilder(FeatureSpec(), ["name", "email", "phone"]).fit(
+        world.transactions, cutoff, world.customers, world.interactions)
+    table = builder.transform_columns(world.transactions, cutoff, world.customers, world.interactions)
+    frame = table.frame()
+    assert any(isinstance(frame[c].dtype, pd.CategoricalDtype) for c in frame.columns)
+    for feature in frame.columns:
+        assert phrase(feature, table).tolist() == phrase(feature, frame).tolist(), feature
 
 
 def test_ties_go_to_the_first_feature_and_missing_contributions_come_last():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit, logit
 
-from features.builder import FeatureBuilder
+from features.builder import FeatureBuilder, FeatureColumns
 from features.loading import load_transactions
 from features.simulate import WorldConfig, simulate_world
 from features.spec import FeatureSpec
@@ -339,3 +339,9 @@ def test_categorical_profile_columns_are_read_as_lightgbm_reads_a_data_frame():
     lightgbm_reads = np.mean([b.predict(frame, raw_score=True, num_iteration=b.best_iteration)
                               for b in churn.boosters_], axis=0)
     assert np.allclose(churn._raw(churn.boosters_, churn._inputs(X)), lightgbm_reads, atol=1e-12)
+    # The scorer hands the models the builder's arrays instead of its frame: the same inputs, to the bit.
+    table = builder.transform_columns(world.transactions, cutoff, world.customers, world.interactions)
+    table = FeatureColumns(table.ids, {**table.columns, column: X[column].array})
+    assert np.array_equal(churn._inputs(table), churn._inputs(X), equal_nan=True)
+    for got, expected in zip(churn.explain(table), churn.explain(X), strict=True):
+        assert np.array_equal(got, expected, equal_nan=True)

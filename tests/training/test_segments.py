@@ -84,6 +84,12 @@ def test_same_data_and_seed_give_the_same_segments(january, model):
     assert np.array_equal(again.centres_, model.centres_) and again.names_ == model.names_
 
 
+def test_the_builders_table_gets_the_segments_of_its_frame(cdnow, model):
+    # The scorer passes the builder's arrays rather than its frame.
+    table = FeatureBuilder(FeatureSpec()).fit(cdnow, "1998-01-01").transform_columns(cdnow, "1998-02-01")
+    assert np.array_equal(model.predict(table), model.predict(table.frame()))
+
+
 @pytest.mark.parametrize(("r", "f", "name"), [
     (5, 5, "Champions"), (3, 4, "Loyal"), (5, 1, "New"), (4, 3, "Potential loyalists"), (1, 5, "Can't lose them"),
     (2, 3, "At risk"), (1, 1, "Lost"), (2, 2, "Hibernating"), (3, 2, "Need attention"), (3, 1, "Need attention"),
