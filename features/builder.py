@@ -37,6 +37,8 @@ ARROW_SORT_FROM = 100  # ids from which Arrow sorts faster than numpy (1 id: 22 
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# Transactions as a frame, or its columns as arrays (the service's request: no frame needed to read them).
+Table = pd.DataFrame | Mapping[str, np.ndarray]
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -50,11 +52,11 @@ def _as_of_ns(as_of: Any) -> int:
     return int(ts.as_unit("ns").value)
 
 
-def _ns(values: pd.Series) -> IntArray:
+def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
     """Timestamps as int64 ns since the epoch (naive = UTC); NaT becomes int64 min."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    return values.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return np.asarray(values, dtype="datetime64[ns]").view(np.int64)
 
 
 def _group_max(codes: IntArray, values: FloatArray, n: int) -> FloatArray:
@@ -103,25 +105,25 @@ def _score(values: FloatArray, edges: Sequence[float], higher_is_better: bool) -
     return 5 - above if not higher_is_better else 1 + above
 
 
-def _arrow_backed(values: pd.Series) -> bool:
+def _arrow_backed(values: pd.Series | np.ndarray) -> bool:
     dtype = values.dtype
     return isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
 
 
-def _arrow_strings(values: pd.Series) -> pa.Array | None:
+def _arrow_strings(values: pd.Series | np.ndarray) -> pa.Array | None:
     """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
     try:
         if _arrow_backed(values):
             array = pa.array(values.array)
         else:
-            array = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+            array = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
 
 
-def encode(values: pd.Series) -> tuple[IntArray, npt.NDArray[np.object_]]:
+def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.object_]]:
     """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
 
     Categoricals reuse their codes (the uniques may include values no row uses); Arrow-backed strings are
@@ -135,14 +137,14 @@ def encode(values: pd.Series) -> tuple[IntArray, npt.NDArray[np.object_]]:
                 np.asarray(values.dtype.categories.astype(object), dtype=object))
     array = _arrow_strings(values) if _arrow_backed(values) else None
     if array is None:
-        codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
         return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
     encoded = pc.dictionary_encode(array)
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
 
 
-def group_codes(values: pd.Series, hash_from_rows: int = 200_000) -> IntArray:
+def group_codes(values: pd.Series | np.ndarray, hash_from_rows: int = 200_000) -> IntArray:
     """Codes (-1 = missing) that group equal values, for high-cardinality strings such as order ids.
 
     From `hash_from_rows` rows on, where a hash table over millions of distinct strings gets slow,
@@ -191,7 +193,7 @@ def _sorted(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.NDArray
     return rank[codes], ids[order]
 
 
-def lookup(values: pd.Series, ids: npt.NDArray[np.object_]) -> IntArray:
+def lookup(values: pd.Series | np.ndarray, ids: npt.NDArray[np.object_]) -> IntArray:
     """Position of each row's customer id among `ids` (-1 when absent), one hash per distinct id."""
     codes, uniques = encode(values)
     position = pd.Index(ids).get_indexer(uniques)
@@ -227,15 +229,15 @@ class _History:
         return len(self.ids)
 
 
-def _history(transactions: pd.DataFrame, as_of_ns: int) -> _History:
-    ts = _ns(transactions["timestamp"])
+def _history(transactions: Table, as_of_ns: int) -> _History:
+    ts = instants_ns(transactions["timestamp"])
     codes, uniques = encode(transactions["customer_id"])
     keep = (ts < as_of_ns) & (ts != _NAT) & (codes >= 0)  # code -1: no customer id
     codes, ids = _sorted(codes, uniques, keep)
     ts = ts[keep]
 
     def text(name: str) -> _Text | None:
-        if name not in transactions.columns:
+        if name not in transactions:
             return None
         c, u = encode(transactions[name])
         return _Text(c[keep], u)
@@ -245,10 +247,10 @@ def _history(transactions: pd.DataFrame, as_of_ns: int) -> _History:
         codes=codes,
         ts=ts,
         age=(as_of_ns - ts) / NS_PER_DAY,
-        amount=transactions["amount"].to_numpy(dtype=np.float64)[keep],
-        order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions.columns else None,
-        quantity=(transactions["quantity"].to_numpy(dtype=np.float64)[keep]
-                  if "quantity" in transactions.columns else None),
+        amount=np.asarray(transactions["amount"], dtype=np.float64)[keep],
+        order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions else None,
+        quantity=(np.asarray(transactions["quantity"], dtype=np.float64)[keep]
+                  if "quantity" in transactions else None),
         category=text("category"),
         channel=text("channel"),
     )
@@ -402,7 +404,7 @@ class FeatureBuilder:
 
     def fit(
         self,
-        transactions: pd.DataFrame,
+        transactions: Table,
         as_of: Any,
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
@@ -413,7 +415,7 @@ class FeatureBuilder:
 
     def fit_transform(
         self,
-        transactions: pd.DataFrame,
+        transactions: Table,
         as_of: Any,
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
@@ -423,7 +425,7 @@ class FeatureBuilder:
         h = _history(transactions, as_of_ns)
         if h.n == 0:
             raise ValueError(f"cannot fit features: no transaction before as_of={pd.Timestamp(as_of)}")
-        optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions.columns]
+        optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
         channels = self._learn_channels(h) if "channel" in optional else []
         profile = self._learn_profile(customers, h.ids, as_of_ns)
         frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile)
@@ -443,7 +445,7 @@ class FeatureBuilder:
 
     def transform(
         self,
-        transactions: pd.DataFrame,
+        transactions: Table,
         as_of: Any,
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
@@ -453,7 +455,7 @@ class FeatureBuilder:
 
     def transform_columns(
         self,
-        transactions: pd.DataFrame,
+        transactions: Table,
         as_of: Any,
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
@@ -465,7 +467,7 @@ class FeatureBuilder:
             optional, channels, profile = self.optional_columns_, self.channels_, self.profile_levels_
             edges, defs = self.rfm_edges_, self.definitions()
         else:
-            optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions.columns]
+            optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
             channels, profile = [], {}
             edges = self.spec.rfm_edges.model_dump()
             defs = feature_definitions(self.spec, optional_columns=optional)
@@ -530,7 +532,7 @@ class FeatureBuilder:
         code = lookup(cust["customer_id"], ids)
         known = code >= 0
         if "signup_date" in cust.columns:
-            signup = _ns(cust["signup_date"])
+            signup = instants_ns(cust["signup_date"])
             has_signup = signup != _NAT
             known &= ~has_signup | (signup < as_of_ns)
             with_date = known & has_signup
@@ -659,7 +661,7 @@ class FeatureBuilder:
             age = score = np.empty(0)
             kind = np.empty(0, dtype=object)
         else:
-            ts = _ns(interactions["timestamp"])
+            ts = instants_ns(interactions["timestamp"])
             code = lookup(interactions["customer_id"], ids)
             keep = (ts < as_of_ns) & (ts != _NAT) & (code >= 0)
             code, ts = code[keep], ts[keep]

@@ -202,7 +202,7 @@ class TierPolicy(BaseModel):
         # Tiers as positions in tier_names (value tiers, at risk, onboarding); names and actions come last.
         n_value = len(self.value_tiers)
         value_tier = n_value - 1 - reached
-        at_risk = np.isin(np.arange(n_value), [self.tier_order.index(t) for t in self.at_risk.applies_to])
+        at_risk = np.array([t.name in self.at_risk.applies_to for t in self.value_tiers])  # per value tier
         tier = np.where(at_risk[value_tier] & (np.asarray(churn_probability, dtype=float)
                                                >= self.at_risk.churn_probability_min), n_value, value_tier)
         tier = np.where(np.asarray(lifecycle_stage, dtype=object) == "new", n_value + 1, tier)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, lookup
+from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
 from features.schema import DataError
 from features.spec import FeatureSpec
 from serving.fallback import FallbackRules, rule_predictions
@@ -99,22 +99,19 @@ def _naive_utc(as_of: Any) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
 
 
-def trailing_spend(transactions: pd.DataFrame, as_of: Any, days: int, customer_ids: pd.Index) -> np.ndarray:
+def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.Index) -> np.ndarray:
     """Net amount per customer of ``customer_ids`` in ``[as_of - days, as_of)`` (refunds included), 0 without
     lines there."""
     end = _naive_utc(as_of).as_unit("ns").value
-    ts = transactions["timestamp"]
-    if isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-    ns = ts.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    ns = instants_ns(transactions["timestamp"])
     code = lookup(transactions["customer_id"], customer_ids.to_numpy(dtype=object))
     inside = (ns >= end - days * NS_PER_DAY) & (ns < end) & (code >= 0)
-    amount = transactions["amount"].to_numpy(dtype=float)[inside]
+    amount = np.asarray(transactions["amount"], dtype=float)[inside]
     spend = np.bincount(code[inside], weights=amount, minlength=len(customer_ids)).astype(float)
     return np.round(spend, SUM_DECIMALS)
 
 
-def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
+def score(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
           bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
           customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
           horizon_days: int = 180, unavailable_reason: str = "no champion models") -> pd.DataFrame:
@@ -126,7 +123,7 @@ def score(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, s
                                       interactions, horizon_days, unavailable_reason))
 
 
-def score_columns(transactions: pd.DataFrame, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
+def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
                   bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
                   customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
                   horizon_days: int = 180, unavailable_reason: str = "no champion models") -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The BentoML prediction service: a thin HTTP layer over :func:`serving.scorer.score`.
+"""The BentoML prediction service: a thin HTTP layer over :func:`serving.scorer.score_columns`.
 
 ``POST /predict`` validates the request (:mod:`serving.api`), turns it into the canonical frames, calls
 the one scorer and answers one prediction per customer in request order. The champion models are loaded
@@ -42,7 +42,7 @@ from serving.api import (
     ReloadResponse,
     error_message,
     request_model,
-    to_frames,
+    to_columns,
     to_response,
 )
 from serving.config import SETTINGS_ENV_VAR, ServingSettings
@@ -283,7 +283,7 @@ class Tiercast:
     def _score(self, customers: list[CustomerIn], as_of: datetime, bundle: ModelBundle | None,
                reason: str) -> PredictResponse:
         s = self.settings
-        tx, people, interactions = to_frames(customers, s.personal_data_columns)
+        tx, people, interactions = to_columns(customers, s.personal_data_columns)
         scored = score_columns(tx, pd.Timestamp(as_of), s.policy, s.features, bundle, s.fallback, people,
                                interactions, s.horizon_days, unavailable_reason=reason)
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION

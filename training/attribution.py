@@ -77,13 +77,16 @@ class PathAttribution:
         leaves = self.leaf_finder_.predict(X, pred_leaf=True, num_threads=1).reshape(n, -1)
         leaves = leaves.astype(np.int64) + self.leaf_offsets_
         trees = leaves.shape[1]
-        # Which leaf each row reached in each tree, as a sparse 0/1 (rows, leaves) matrix: its product with
-        # the table sums the credits of the leaves reached (a few times faster than gathering them).
-        reached = csr_matrix((np.ones(n * trees), leaves.ravel(), np.arange(0, n * trees + 1, trees)),
-                             shape=(n, len(self.table_)))
-        # The sparse product sums each row on its own, in the order of its leaves: a customer gets exactly
-        # the same numbers alone as in any batch (a dense product's summation order may depend on the rows).
-        summed = np.asarray(reached @ self.table_)
+        if n == 1:  # the table rows of the leaves reached, added one after another as the product below does
+            summed = self.table_[leaves[0]].sum(axis=0, keepdims=True)  # (building the sparse matrix costs more)
+        else:
+            # Which leaf each row reached in each tree, as a sparse 0/1 (rows, leaves) matrix: its product with
+            # the table sums the credits of the leaves reached (a few times faster than gathering them).
+            reached = csr_matrix((np.ones(n * trees), leaves.ravel(), np.arange(0, n * trees + 1, trees)),
+                                 shape=(n, len(self.table_)))
+            # The sparse product sums each row on its own, in the order of its leaves: a customer gets exactly
+            # the same numbers alone as in any batch (a dense product's summation order may depend on the rows).
+            summed = np.asarray(reached @ self.table_)
         return summed[:, self.n_features:], summed[:, :self.n_features]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -148,7 +149,7 @@ def test_load_inputs_gathers_reports(tmp_path):
 def test_blank_order_ids_are_missing_so_each_line_is_its_own_order_as_in_the_service(tmp_path):
     from features.builder import FeatureBuilder
     from features.spec import FeatureSpec
-    from serving.api import CustomerIn, to_frames
+    from serving.api import CustomerIn, to_columns, to_frames
 
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,timestamp,amount,order_id,channel\n"
@@ -156,13 +157,19 @@ def test_blank_order_ids_are_missing_so_each_line_is_its_own_order_as_in_the_ser
     batch, _ = load_transactions(path)
     assert batch["order_id"].isna().tolist() == [True, True, False, False]
     assert batch["channel"].isna().tolist() == [False, True, False, False]
-    online, _, _ = to_frames([CustomerIn.model_validate({"customer_id": "A", "transactions": [
+    request = [CustomerIn.model_validate({"customer_id": "A", "transactions": [
         {"timestamp": "2025-01-05", "amount": 10, "order_id": "", "channel": "web"},
         {"timestamp": "2025-02-07", "amount": 20, "order_id": " "},
         {"timestamp": "2025-03-09", "amount": 30, "order_id": "o1", "channel": "web"},
-        {"timestamp": "2025-03-09", "amount": 5, "order_id": "o1", "channel": "web"}]})])
+        {"timestamp": "2025-03-09", "amount": 5, "order_id": "o1", "channel": "web"},
+        {"timestamp": "2025-03-09", "amount": 5, "order_id": "o1", "channel": "web"}]})]  # a repeated line
+    online, _, _ = to_frames(request)
     builder = FeatureBuilder(FeatureSpec())
     from_file = builder.transform(batch, "2025-04-01")
     from_service = builder.transform(online, "2025-04-01")
     assert from_file.loc["A", "frequency"] == 3  # two lines without an order id, one order of two lines
     pd.testing.assert_frame_equal(from_file, from_service, check_dtype=False)
+    # The service hands the builder the request's columns as arrays, without a frame: the same features.
+    columns, _, _ = to_columns(request)
+    assert len(columns["amount"]) == 4 and isinstance(columns["amount"], np.ndarray)
+    pd.testing.assert_frame_equal(builder.transform(columns, "2025-04-01"), from_service, check_exact=True)
