@@ -24,8 +24,9 @@ FloorRequest = request_model(ServiceConfig())
 @bentoml.service(name="tiercast-floor", workers=1)
 class Floor:
     @bentoml.api(route="/predict", input_spec=FloorRequest, output_spec=PredictResponse)
-    def predict(self, customers: list[CustomerIn], as_of: datetime | None = None) -> PredictResponse:
-        """A constant answer per customer, built with the service's response models."""
+    async def predict(self, customers: list[CustomerIn], as_of: datetime | None = None) -> PredictResponse:
+        """A constant answer per customer, built with the service's response models; answered in the event
+        loop, as the service's predictions are."""
         return PredictResponse(model_version="floor", as_of=as_of or datetime(2000, 1, 1), predictions=[
             Prediction(customer_id=c.customer_id, tier="floor", segment="floor", lifecycle_stage="active",
                        predicted_value=0.0, churn_probability=0.0, action="none", source="fallback",
