@@ -33,7 +33,9 @@ NS_PER_DAY = 86_400 * 10**9
 SUM_DECIMALS = 6
 _FORMAT = "tiercast.feature_builder/1"
 _NAT = np.iinfo(np.int64).min
-ARROW_SORT_FROM = 100  # ids from which Arrow sorts faster than numpy (1 id: 22 vs 2 us; 500: 48 vs 110 us)
+# Ids from which Arrow sorts them (faster alone: 1,000 shuffled ids 0.22 vs 0.47 ms; 20,000: 5 vs 15 ms). Below, numpy:
+# inside a service request Arrow's sort of 500 ids took 1.2 ms against numpy's 0.1 (already sorted ids are cheap).
+ARROW_SORT_FROM = 2000
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeatureBuilder
+import features.builder as builder_module
+from features.builder import FeatureBuilder, sorted_codes
 from features.registry import feature_definitions
 from features.spec import FeatureSpec, LifecycleThresholds
 
@@ -290,3 +291,18 @@ def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_row
     pairs = pd.DataFrame({"got": codes, "ref": reference})
     assert pairs.groupby("ref")["got"].nunique().eq(1).all()  # equal values -> one code
     assert pairs.groupby("got")["ref"].nunique().eq(1).all()  # one code -> equal values
+
+
+def test_arrow_and_numpy_sort_customer_ids_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large inputs sort ids with Arrow (UTF-8 bytes), small ones with numpy (code points): the same order.
+    rng = np.random.default_rng(5)
+    words = np.array(["客户", "Zoë", "zoe", "Émile", "10", "9", "a b", "ab", "", "αβ", "😀", "ß"], dtype=object)
+    values = pd.Series(rng.choice(words, size=400))
+    keep = rng.random(400) < 0.8
+    orders = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(builder_module, "ARROW_SORT_FROM", threshold)
+        orders.append(sorted_codes(values, keep))
+    (arrow_codes, arrow_ids), (numpy_codes, numpy_ids) = orders
+    assert arrow_ids.tolist() == numpy_ids.tolist() == sorted(set(values[keep]))
+    assert np.array_equal(arrow_codes, numpy_codes)

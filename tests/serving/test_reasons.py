@@ -164,3 +164,12 @@ def test_reason_lists_merge_every_pattern_of_repeats_in_a_batch_as_alone():
 
     assert lists(slice(None)) == list(cases.values()) * 10
     assert [lists([i])[0] for i in range(len(cases))] == list(cases.values())
+
+
+def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
+    # Each distinct value is phrased once per feature; -0.0 equals 0.0 but may read differently ("-0").
+    frame = pd.DataFrame({"monetary_total": [0.0, -0.0, 12.5, 12.5, np.nan, np.nan],
+                          "trend_spend_90d": [0.0, -0.0, 0.25, 0.25, np.nan, np.nan]})
+    for feature in frame.columns:
+        alone = [phrase(feature, frame.iloc[[i]])[0] for i in range(len(frame))]
+        assert phrase(feature, frame).tolist() == alone
