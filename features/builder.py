@@ -644,13 +644,17 @@ class FeatureBuilder:
         orders = cumulative(order_cust, order_age, None)
         spend = cumulative(h.codes, h.age, h.amount)
         col = {e: j for j, e in enumerate(edges)}
+        now = [col[float(w)] for w in self.spec.windows_days]
+        upto = [col[float(2 * w)] for w in self.spec.windows_days]
+        # Every window's trend at once (element by element, so the same numbers as window by window).
+        order_trend = _trend(orders[:, now], orders[:, upto] - orders[:, now])
+        spend_trend = _trend(spend[:, now], np.round(spend[:, upto] - spend[:, now], SUM_DECIMALS))
         out: dict[str, FloatArray] = {}
-        for w in self.spec.windows_days:
-            now, upto = col[float(w)], col[float(2 * w)]
-            out[f"orders_{w}d"] = orders[:, now]
-            out[f"spend_{w}d"] = spend[:, now]
-            out[f"trend_orders_{w}d"] = _trend(orders[:, now], orders[:, upto] - orders[:, now])
-            out[f"trend_spend_{w}d"] = _trend(spend[:, now], np.round(spend[:, upto] - spend[:, now], SUM_DECIMALS))
+        for i, w in enumerate(self.spec.windows_days):
+            out[f"orders_{w}d"] = orders[:, now[i]]
+            out[f"spend_{w}d"] = spend[:, now[i]]
+            out[f"trend_orders_{w}d"] = order_trend[:, i]
+            out[f"trend_spend_{w}d"] = spend_trend[:, i]
         return out
 
     def _interactions(self, interactions: pd.DataFrame | None, ids: npt.NDArray[np.object_],

@@ -262,6 +262,8 @@ class Tiercast:
         self.settings = SETTINGS
         configure_mlflow()
         self.models = ModelSlot(SETTINGS)
+        # Each source's counter looked up once, in the worker: a labels() call per request cost 0.1 ms.
+        self.answered = {source: PREDICTIONS.labels(source=source) for source in ("model", "fallback")}
         ModelCardRoute.slot = self.models
         threading.Thread(target=self.models.refresh, name="tiercast-model-load", daemon=True).start()
         if SETTINGS.service.reload_interval_seconds:
@@ -290,7 +292,7 @@ class Tiercast:
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION
         response = to_response([c.customer_id for c in customers], scored, as_of, version, s.policy, s.fallback)
         for source, count in Counter(p.source for p in response.predictions).items():
-            PREDICTIONS.labels(source=source).inc(count)
+            self.answered[source].inc(count)
         return response
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)

@@ -78,7 +78,7 @@ class PathAttribution:
         leaves = leaves.astype(np.int64) + self.leaf_offsets_
         trees = leaves.shape[1]
         if n == 1:  # the table rows of the leaves reached, added one after another as the product below does
-            summed = self.table_[leaves[0]].sum(axis=0, keepdims=True)  # (building the sparse matrix costs more)
+            summed = np.cumsum(self.table_[leaves[0]], axis=0)[-1:]  # (a cumulative sum fixes that order)
         else:
             # Which leaf each row reached in each tree, as a sparse 0/1 (rows, leaves) matrix: its product with
             # the table sums the credits of the leaves reached (a few times faster than gathering them).
