@@ -186,7 +186,7 @@ def _measure(urls: dict[str, str], singles: list[dict[str, Any]], batch: dict[st
 
 def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
     """Where one request's time goes, in this process: each step of the service's path, then cProfile."""
-    from serving.api import request_model, to_columns, to_response
+    from serving.api import request_model, to_frames, to_response
     from serving.config import ServingSettings
     from serving.reasons import reason_lists, top_reasons
     from serving.scorer import ModelBundle, score_columns
@@ -198,14 +198,14 @@ def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
         raw = httpx.Request("POST", "/", json=_payload(transactions, ids[:n])).content
         steps: dict[str, Callable[[], Any]] = {}
         request = model.model_validate_json(raw)
-        tx, _, _ = to_columns(request.customers)
-        features = bundle.builder.transform_columns(tx, request.as_of)
+        tx, _, _ = to_frames(request.customers)
+        features = bundle.builder.transform(tx, request.as_of)
         inputs = bundle.value.prepare(features)
         (_, value_drivers), (_, churn_drivers) = bundle.value.explain(inputs), bundle.churn.explain(inputs)
         scored = score_columns(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
         steps["parse + validate (pydantic)"] = lambda: model.model_validate_json(raw)
-        steps["to_columns"] = lambda: to_columns(request.customers)
-        steps["scorer: features (transform_columns)"] = lambda: bundle.builder.transform_columns(tx, request.as_of)
+        steps["to_frames"] = lambda: to_frames(request.customers)
+        steps["scorer: features (builder.transform)"] = lambda: bundle.builder.transform(tx, request.as_of)
         steps["scorer: model inputs + classic forecast"] = lambda: bundle.value.prepare(features)
         steps["scorer: value.explain"] = lambda: bundle.value.explain(inputs)
         steps["scorer: churn.explain"] = lambda: bundle.churn.explain(inputs)
@@ -230,7 +230,7 @@ def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
     profiler.enable()
     for _ in range(20):
         request = model.model_validate_json(raw)
-        tx, _, _ = to_columns(request.customers)
+        tx, _, _ = to_frames(request.customers)
         score_columns(tx, pd.Timestamp(request.as_of), s.policy, s.features, bundle, s.fallback)
     profiler.disable()
     print("\ncProfile of 20 one-customer requests (top 20 by cumulative time):")

@@ -29,7 +29,6 @@ from serving.policy import TierPolicy
 from serving.reasons import reason_lists, top_reasons
 from training.config import RegistryConfig
 from training.models import share_classic
-from training.parallel import by_halves
 from training.registry import load_version
 
 log = logging.getLogger(__name__)
@@ -84,12 +83,8 @@ class ModelBundle:
 
 def _model_predictions(bundle: ModelBundle, features: FeatureColumns) -> dict[str, np.ndarray]:
     inputs = bundle.value.prepare(features)  # the models read their columns of the feature table
-    if bundle.shared_inputs:  # both models on each half of a large request at once: both cores busy throughout
-        (value, value_drivers), (churn, churn_drivers) = by_halves(
-            lambda rows: (bundle.value.explain(rows), bundle.churn.explain(rows)), inputs)
-    else:
-        value, value_drivers = bundle.value.explain(inputs)
-        churn, churn_drivers = bundle.churn.explain(features)
+    value, value_drivers = bundle.value.explain(inputs)
+    churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else features)
     reasons = np.empty(len(features), dtype=object)
     reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
                               top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))

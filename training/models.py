@@ -327,13 +327,6 @@ class ModelInputs:
     matrix: np.ndarray
     coalitions: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.matrix)
-
-    def __getitem__(self, rows: slice) -> "ModelInputs":
-        """These inputs for a slice of the rows (each row's explanation depends on its own row alone)."""
-        return ModelInputs(self.classic, self.feature_names, self.matrix[rows], self.coalitions[:, rows])
-
 
 def share_classic(*models: "_CrossFitted") -> bool:
     """Let ``models`` hold one classic model when theirs are equal and their inputs the same (models of one

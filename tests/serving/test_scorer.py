@@ -82,7 +82,7 @@ def test_one_customer_alone_gets_the_answer_of_the_batch(cdnow, bundle, scored):
         expected = batch.loc[customer]
         for column in ("tier", "value_tier", "action", "segment", "membership", "reasons", "source"):
             assert row[column] == expected[column], column
-        # Exactly: the batch explains both models on two halves at once, each row from its own inputs alone.
+        # Exactly: every sum runs per customer in a fixed order, whatever else is in the batch.
         assert row["predicted_value"] == expected["predicted_value"]
         assert row["churn_probability"] == expected["churn_probability"]
 

@@ -27,22 +27,3 @@ def test_few_rows_stay_in_the_calling_thread():
     threads: list[str] = []
     by_halves(lambda part: threads.append(threading.current_thread().name) or part, np.ones((SPLIT_FROM_ROWS - 1, 2)))
     assert threads == [threading.current_thread().name]
-
-
-def test_halves_within_halves_finish_and_nest_tuples():
-    # A model explained on each half splits again in the calling thread only: the helper thread computes its
-    # half itself (waiting for its own queue would never end), and nested tuples are joined element-wise.
-    rows = np.random.default_rng(1).normal(size=(SPLIT_FROM_ROWS * 4, 2))
-    threads: list[str] = []
-
-    def inner(part: np.ndarray) -> np.ndarray:
-        threads.append(threading.current_thread().name)
-        return part * 2.0
-
-    def outer(part: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-        return (by_halves(inner, part), part[:, :1]), part.sum(axis=1)
-
-    (doubled, first), total = by_halves(outer, rows)
-    assert np.array_equal(doubled, rows * 2.0) and np.array_equal(first, rows[:, :1])
-    assert np.array_equal(total, rows.sum(axis=1))
-    assert len(threads) == 3  # the calling thread's half split in two, the helper's half did not
