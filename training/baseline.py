@@ -238,11 +238,19 @@ class BetaGeoFitter:
         t, x, t_x, T = _as_float(t, frequency, recency, T)
         return self.probability_alive(x, t_x, T) * self._purchases_if_alive(t, x, T)
 
-    def _purchases_if_alive(self, t: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
+    def _purchases_if_alive(self, t: FloatArray, x: FloatArray, T: FloatArray, tail: FloatArray | None = None
+                            ) -> FloatArray:
+        _, _, a, b = self.params_
+        if tail is None:
+            tail = self.purchase_tail(t, x, T)
+        return (a + b + x - 1.0) / (a - 1.0) * (1.0 - tail)
+
+    def purchase_tail(self, t: FloatArray, x: FloatArray, T: FloatArray) -> FloatArray:
+        """The hypergeometric term of the expected purchases (the Pfaff form above): their costly part, which
+        depends on x and T but not on t_x."""
         r, alpha, a, b = self.params_
         s = t / (alpha + T)
-        tail = (1.0 + s) ** (1.0 - a) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, s / (1.0 + s))
-        return (a + b + x - 1.0) / (a - 1.0) * (1.0 - tail)
+        return (1.0 + s) ** (1.0 - a) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, s / (1.0 + s))
 
     def probability_no_purchase(
         self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
@@ -261,13 +269,15 @@ class BetaGeoFitter:
         r, alpha, _, _ = self.params_
         return -np.expm1(-(r + x) * np.log1p(t / (alpha + T)))
 
-    def forecast(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-                 ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    def forecast(self, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike,
+                 tail: FloatArray | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
         """P(alive), expected purchases in (T, T+t] and P(no purchase in (T, T+t]) at once (each as its own
-        method gives it), working out P(alive) once."""
+        method gives it), working out P(alive) once. ``tail``: :meth:`purchase_tail` of the same arguments,
+        when the caller has it already."""
         t, x, t_x, T = _as_float(t, frequency, recency, T)
         alive = self.probability_alive(x, t_x, T)
-        return alive, alive * self._purchases_if_alive(t, x, T), 1.0 - alive * self._buys_if_alive(t, x, T)
+        return (alive, alive * self._purchases_if_alive(t, x, T, tail),
+                1.0 - alive * self._buys_if_alive(t, x, T))
 
 
 class GammaGammaFitter:

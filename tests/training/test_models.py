@@ -105,6 +105,22 @@ def test_shapley_values_split_the_classic_score_exactly_over_the_rfm_inputs(prep
     assert np.allclose(classic.shapley(at_median[RFM_INPUTS].to_numpy(), link)[:, 1], 0.0)
 
 
+@pytest.mark.parametrize("seasonal", [False, True])
+def test_each_coalition_is_exactly_the_forecast_of_its_mixed_rows(prepared, seasonal):
+    # The coalitions share one costly term between those that mix purchase days and tenure alike; every one
+    # must still be, to the bit, the forecast of its own rows (the last one: the customers' own forecast).
+    _, _, features, classic = prepared
+    if seasonal:  # operational time: tenure and recency run on a seasonal clock
+        index = np.linspace(0.6, 1.4, 12) / np.linspace(0.6, 1.4, 12).mean()
+        classic = ClassicFeatures(HORIZON, SeasonalClock(CUTOFF, index)).fit(features)
+    rows = features[RFM_INPUTS].to_numpy()[::37]
+    coalitions = classic.coalitions(rows)
+    for k in range(16):
+        mixed = np.where([(k >> i) & 1 for i in range(4)], rows, classic.reference_)
+        assert np.array_equal(coalitions[k], classic.forecast(mixed)), k
+    assert np.array_equal(coalitions[-1], classic.forecast(rows))
+
+
 def test_shapley_values_average_each_inputs_marginal_effect_over_every_order(prepared):
     # The definition itself: the mean, over the 24 orders of adding the inputs one by one (from the
     # reference customer's values to this customer's), of what adding each input changes.
