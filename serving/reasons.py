@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -178,14 +177,10 @@ def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarra
     if not needs:
         return [text()] * len(rows)
     columns = [_column(frame[name], rows) for name in needs]
-    said: dict[tuple[Any, ...], str] = {}
-    phrases = []
-    for key, value in zip(zip(*(keys for _, keys in columns)), zip(*(values for values, _ in columns))):
-        phrase = said.get(key)
-        if phrase is None:
-            phrase = said[key] = text(*value)
-        phrases.append(phrase)
-    return phrases
+    keys = list(zip(*(keys for _, keys in columns)))
+    distinct = dict(zip(keys, zip(*(values for values, _ in columns))))  # equal keys: equal values
+    said = {key: text(*value) for key, value in distinct.items()}
+    return [said[key] for key in keys]
 
 
 def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
