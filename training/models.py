@@ -349,6 +349,12 @@ def share_classic(*models: "_CrossFitted") -> bool:
     return True
 
 
+def _training_codes(values: pd.Series | pd.Categorical, known: list[str]) -> np.ndarray:
+    """A categorical column as LightGBM reads it: float codes of the training levels ``known``, NaN for others."""
+    codes = pd.Categorical(values, categories=known).codes.astype(np.float64)
+    return np.where(codes == -1.0, np.nan, codes)
+
+
 class _CrossFitted(BaseEstimator):
     """Shared machinery: classic inputs, period levels, customer-fold boosters, contributions."""
 
@@ -401,8 +407,7 @@ class _CrossFitted(BaseEstimator):
             if categorical:
                 levels = self._boosters()[0].pandas_categorical
                 for j, known in zip(categorical, levels, strict=True):
-                    codes = pd.Categorical(columns[j], categories=known).codes.astype(np.float64)
-                    columns[j] = np.where(codes == -1.0, np.nan, codes)
+                    columns[j] = _training_codes(columns[j], known)
             return np.column_stack(columns).astype(np.float64, copy=False)
         # The feature builder puts the model inputs first: a slice of its frame costs a fourth of selecting
         # the columns by name, which costs a fourth of reading them one by one (each becomes a Series).
@@ -414,9 +419,8 @@ class _CrossFitted(BaseEstimator):
         if categorical:
             # LightGBM keeps the training levels of each categorical column, in column order.
             levels = self._boosters()[0].pandas_categorical
-            frame = frame.assign(**{c: pd.Categorical(frame[c], categories=known).codes.astype(np.float64)
+            frame = frame.assign(**{c: _training_codes(frame[c], known)
                                     for c, known in zip(categorical, levels, strict=True)})
-            frame[categorical] = frame[categorical].replace(-1.0, np.nan)
         return frame.to_numpy(dtype=np.float64)
 
     @staticmethod
