@@ -1,6 +1,6 @@
 """The BentoML prediction service: a thin HTTP layer over :func:`serving.scorer.score_columns`.
 
-``POST /predict`` validates the request (:mod:`serving.api`), turns it into the canonical frames, calls
+``POST /predict`` validates the request (:mod:`serving.api`), turns it into the canonical columns, calls
 the one scorer and answers one prediction per customer in request order. The champion models are loaded
 from the registry by alias in the background at start-up (``/readyz`` answers 200 once they are loaded
 or the rule fallback is in place); ``POST /reload`` picks up a newly promoted champion without a

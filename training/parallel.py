@@ -1,6 +1,6 @@
 """Row-wise work on two halves at once, for large requests.
 
-NumPy, SciPy's special functions and sparse products, and LightGBM release the GIL in their loops, so
+LightGBM and SciPy's sparse products release the GIL in their loops (path attribution uses both), so
 two threads can use both cores while one request is scored (the service answers one request at a time
 per worker; its second core is otherwise idle). Only functions whose every output row depends on its own
 input row alone are split, so a row gets exactly the same numbers in any batch.
