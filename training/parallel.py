@@ -1,8 +1,8 @@
 """Row-wise work on two halves at once, for large requests.
 
-LightGBM and SciPy's sparse products release the GIL in their loops (path attribution uses both), so
-two threads can use both cores while one request is scored (the service answers one request at a time
-per worker; its second core is otherwise idle). Only functions whose every output row depends on its own
+Path attribution's compiled tree walk releases the GIL (numba's ``nogil``), so two threads can use both
+cores while one request is scored (the service answers one request at a time per worker; its second core
+is otherwise idle). Only functions whose every output row depends on its own
 input row alone are split, so a row gets exactly the same numbers in any batch.
 """
 
