@@ -33,6 +33,7 @@ MISSING_NONE, MISSING_ZERO, MISSING_NAN, CATEGORICAL = 0, 1, 2, 3
 MISSING_MASK, DEFAULT_LEFT = 3, 4
 _MISSING_TYPES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold: inputs this close to 0 are 0
+INT32_END = 2.0**31  # categorical levels are C ints: larger values are no level
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,17 @@ class _Nodes:
                       for name, values in columns.items()})
 
 
-@njit(nogil=True, cache=True)
+def _compiled(function):
+    """``function`` compiled by numba, without the GIL, and cached on disk. Where numba finds no writable
+    cache folder (neither beside the source nor in the user's cache) it refuses caching at import time;
+    a read-only install then compiles once per process instead (about a second)."""
+    try:
+        return njit(nogil=True, cache=True)(function)
+    except RuntimeError:
+        return njit(nogil=True)(function)
+
+
+@_compiled
 def _walk(X, n_parts, root, part, feature, threshold, rule, left, right, left_credit, right_credit,
           level_start, level_end, levels, leaf_value):
     """(rows, features + parts): each row's credits per feature, then its leaf values per part. Each row is
@@ -110,10 +121,10 @@ def _walk(X, n_parts, root, part, feature, threshold, rule, left, right, left_cr
                 f = feature[node]
                 x = X[i, f]
                 how = rule[node]
-                if how == CATEGORICAL:  # as LightGBM: missing, or negative once truncated, goes right
+                if how == CATEGORICAL:  # as LightGBM: missing, or not an int32 >= 0 once truncated, goes right
                     go_left = False
-                    level = -1 if np.isnan(x) else int(x)
-                    if level >= 0:
+                    if -1.0 < x < INT32_END:  # (False for NaN)
+                        level = int(x)
                         for j in range(level_start[node], level_end[node]):
                             if levels[j] == level:
                                 go_left = True
