@@ -34,7 +34,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import combinations
 from math import factorial
 
@@ -183,16 +183,18 @@ class ClassicFeatures(BaseEstimator):
         self.reference_ = X[RFM_INPUTS].median().to_numpy(dtype=np.float64)
         return self
 
-    def _forecast(self, rfm: np.ndarray, tail: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        x, t_x, T, m = self._inputs(rfm)
-        h = self.horizon_
-        alive, purchases, no_purchase = self.bgnbd_.forecast(h, x, t_x, T, tail)
-        spend = (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
-                 else np.full(len(x), self.mean_spend_))
-        return {"bgnbd_expected_purchases": purchases,
-                "bgnbd_probability_alive": alive,
-                "bgnbd_expected_value": purchases * spend,
-                "bgnbd_churn_probability": no_purchase}
+    def _purchases(self, rfm: np.ndarray, tail: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """BG/NBD's P(alive), expected purchases and P(no purchase) over the horizon; they read purchase days,
+        recency and tenure. ``tail`` as in :meth:`BetaGeoFitter.forecast`."""
+        x, t_x, T, _ = self._inputs(rfm)
+        return self.bgnbd_.forecast(self.horizon_, x, t_x, T, tail)
+
+    def _spend(self, rfm: np.ndarray) -> np.ndarray:
+        """Expected spend per purchase day (Gamma-Gamma, else the mean); reads purchase days and spend."""
+        x, _, _, m = _rfm(rfm)
+        return (self.gamma_gamma_.conditional_expected_spend(x, m) if self.gamma_gamma_ is not None
+                else np.full(len(x), self.mean_spend_))
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(self.forecast(X[RFM_INPUTS].to_numpy(dtype=np.float64)), index=X.index,
@@ -201,26 +203,35 @@ class ClassicFeatures(BaseEstimator):
     def forecast(self, rfm: np.ndarray, tail: np.ndarray | None = None) -> np.ndarray:
         """The classic columns as a (rows, 4) matrix in :data:`CLASSIC_COLUMNS` order, from the rows'
         :data:`RFM_INPUTS` (columns of ``rfm``); ``tail`` as in :meth:`BetaGeoFitter.forecast`."""
-        columns = self._forecast(rfm, tail)
-        return np.column_stack([columns[c] for c in CLASSIC_COLUMNS])
+        alive, purchases, no_purchase = self._purchases(rfm, tail)
+        return _classic_matrix(alive, purchases, no_purchase, self._spend(rfm))
 
     def coalitions(self, rfm: np.ndarray) -> np.ndarray:
         """The classic columns of every coalition of the four RFM inputs (columns of ``rfm``, in
         :data:`RFM_INPUTS` order): shape (16, rows, 4), :data:`CLASSIC_COLUMNS` last. Coalition ``mask``
         takes input i from the row where bit i of ``mask`` is set, else from the reference (median)
-        customer; the last one is the rows' own forecast. One vectorised forecast for all sixteen."""
+        customer; the last one is the rows' own forecast.
+
+        Each part of the forecast is worked out once per combination of the inputs it reads, and shared by
+        the coalitions that mix those inputs alike: BG/NBD (purchase days, recency, tenure) for 8, its
+        costly hypergeometric term (:meth:`BetaGeoFitter.purchase_tail`: purchase days, tenure) for 4, the
+        spend (purchase days, spend) for 4. Every coalition still gets exactly its own forecast."""
         values = np.asarray(rfm, dtype=np.float64)
         n, n_inputs = values.shape
         mixed = np.where(_COALITIONS[:, None, :], values[None, :, :], self.reference_[None, None, :])
-        # The forecast's costly term (BetaGeoFitter.purchase_tail) depends on purchase days and tenure alone:
-        # worked out for their four own-or-reference combinations, the coalitions of those two inputs only,
-        # and shared by the coalitions that mix them alike (a third of the forecast's time on 500 customers).
-        alike = np.arange(len(_COALITIONS)) & _TAIL_BITS  # the coalition with the same days and tenure
-        combos = np.unique(alike)
-        x, _, T, _ = self._inputs(mixed[combos].reshape(-1, n_inputs))
-        tail = self.bgnbd_.purchase_tail(self.horizon_, x, T).reshape(len(combos), n)
-        shared = tail[np.searchsorted(combos, alike)].reshape(-1)
-        return self.forecast(mixed.reshape(-1, n_inputs), shared).reshape(len(_COALITIONS), n, len(CLASSIC_COLUMNS))
+
+        def rows_of(combos: np.ndarray) -> np.ndarray:
+            return mixed[combos].reshape(-1, n_inputs)
+
+        tails, tail_of = _shared(_TAIL_BITS)
+        x, _, T, _ = self._inputs(rows_of(tails))
+        tail = self.bgnbd_.purchase_tail(self.horizon_, x, T).reshape(len(tails), n)
+        bgnbd, bgnbd_of = _shared(_BGNBD_BITS)
+        alive, purchases, no_purchase = (part.reshape(len(bgnbd), n)[bgnbd_of] for part in
+                                         self._purchases(rows_of(bgnbd), tail[tail_of[bgnbd]].reshape(-1)))
+        spenders, spend_of = _shared(_SPEND_BITS)
+        spend = self._spend(rows_of(spenders)).reshape(len(spenders), n)[spend_of]
+        return _classic_matrix(alive, purchases, no_purchase, spend)
 
     def shapley(self, rfm: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
         """Exact Shapley values of ``link(classic columns)`` over the four RFM inputs (columns of ``rfm``,
@@ -232,7 +243,31 @@ class ClassicFeatures(BaseEstimator):
 # Coalition k of the RFM inputs holds input i when bit i of k is set.
 _COALITIONS = np.array([[(k >> i) & 1 for i in range(len(RFM_INPUTS))] for k in range(2 ** len(RFM_INPUTS))],
                        dtype=bool)
-_TAIL_BITS = (1 << RFM_INPUTS.index("purchase_days")) | (1 << RFM_INPUTS.index("tenure_days"))
+
+
+def _bits(*inputs: str) -> int:
+    return sum(1 << RFM_INPUTS.index(name) for name in inputs)
+
+
+# The inputs each part of the classic forecast reads, as coalition bits.
+_BGNBD_BITS = _bits("purchase_days", "recency_days", "tenure_days")
+_TAIL_BITS = _bits("purchase_days", "tenure_days")
+_SPEND_BITS = _bits("purchase_days", "monetary_total")
+
+
+@cache
+def _shared(bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct coalitions of the inputs in ``bits`` (those inputs own or the reference's, the others the
+    reference's), and for every coalition the position among them of the one that mixes those inputs alike."""
+    alike = np.arange(len(_COALITIONS)) & bits
+    combos = np.unique(alike)
+    return combos, np.searchsorted(combos, alike)
+
+
+def _classic_matrix(alive: np.ndarray, purchases: np.ndarray, no_purchase: np.ndarray, spend: np.ndarray
+                    ) -> np.ndarray:
+    """The classic columns, in :data:`CLASSIC_COLUMNS` order, stacked on a new last axis."""
+    return np.stack([purchases, alive, purchases * spend, no_purchase], axis=-1)
 
 
 def _shapley_weights(n_inputs: int) -> np.ndarray:
