@@ -361,3 +361,5 @@ def test_categorical_profile_columns_are_read_as_lightgbm_reads_a_data_frame():
     assert np.array_equal(churn._inputs(table), churn._inputs(X), equal_nan=True)
     for got, expected in zip(churn.explain(table), churn.explain(X), strict=True):
         assert np.array_equal(got, expected, equal_nan=True)
+    # explain walks the trees itself (training.attribution): it must take LightGBM's paths here too.
+    assert np.allclose(churn.explain(X)[0], churn.predict_proba(X), rtol=1e-9, atol=0)
