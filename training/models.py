@@ -267,7 +267,9 @@ def _shared(bits: int) -> tuple[np.ndarray, np.ndarray]:
 def _classic_matrix(alive: np.ndarray, purchases: np.ndarray, no_purchase: np.ndarray, spend: np.ndarray
                     ) -> np.ndarray:
     """The classic columns, in :data:`CLASSIC_COLUMNS` order, stacked on a new last axis."""
-    return np.stack([purchases, alive, purchases * spend, no_purchase], axis=-1)
+    columns = {"bgnbd_expected_purchases": purchases, "bgnbd_probability_alive": alive,
+               "bgnbd_expected_value": purchases * spend, "bgnbd_churn_probability": no_purchase}
+    return np.stack([columns[name] for name in CLASSIC_COLUMNS], axis=-1)
 
 
 def _shapley_weights(n_inputs: int) -> np.ndarray:
