@@ -103,9 +103,10 @@ _SIMPLE: dict[str, Callable[[float], str]] = {
                            lambda x: f"purchase gaps vary by {_number(x)} days"),
     "refund_count": lambda x: "no refunds" if x == 0 else _count(x, "refund", "refunds"),
     "refund_share": _known("no purchase to refund", lambda x: f"{_percent(x)} of spend refunded"),
-    "quantity_total": lambda x: f"{_count(x, 'item', 'items')} bought",
-    "quantity_per_order": _known("no order yet", lambda x: f"{_number(x)} items per order"),
-    "n_categories": lambda x: f"bought in {_count(x, 'category', 'categories')}",
+    # Unknown item counts and categories: none bought yet, or none sent (a request without those columns).
+    "quantity_total": _known("no item counts on record", lambda x: f"{_count(x, 'item', 'items')} bought"),
+    "quantity_per_order": _known("no item counts on record", lambda x: f"{_number(x)} items per order"),
+    "n_categories": _known("no category on record", lambda x: f"bought in {_count(x, 'category', 'categories')}"),
     "top_category_share": _known("no category on record",
                                  lambda x: f"{_percent(x)} of purchases in the favourite category"),
     "category_entropy": _known("no category on record", lambda x: f"category variety {_number(x)}"),

@@ -52,6 +52,22 @@ def test_missing_values_and_unknown_features_are_still_phrased():
     assert phrase("monetary_total", features.iloc[:0]).tolist() == []
 
 
+def test_item_counts_and_categories_missing_from_the_input_are_not_phrased_as_no_order():
+    # A builder fitted with quantities and categories, asked about a customer sent without them (a service
+    # request may omit both): they bought, so "no order yet" would mislead; the counts are just not known.
+    history = pd.DataFrame({"customer_id": ["A", "A", "B"], "amount": [10.0, 20.0, 5.0], "quantity": [1.0, 3.0, 2.0],
+                            "category": ["pop", "jazz", "pop"],
+                            "timestamp": pd.to_datetime(["2025-03-01", "2025-05-01", "2025-06-01"])})
+    builder = FeatureBuilder(FeatureSpec()).fit(history, AS_OF)
+    features = builder.transform(history.drop(columns=["quantity", "category"]), AS_OF)
+    assert phrase("quantity_per_order", features).tolist() == ["no item counts on record"] * 2
+    assert phrase("quantity_total", features).tolist() == ["no item counts on record"] * 2
+    assert phrase("n_categories", features).tolist() == ["no category on record"] * 2
+    known = builder.transform(history, AS_OF)
+    assert phrase("quantity_per_order", known).tolist() == ["2 items per order", "2 items per order"]
+    assert phrase("n_categories", known).tolist() == ["bought in 2 categories", "bought in 1 category"]
+
+
 def test_top_reasons_pick_the_strongest_contributions_with_their_direction():
     features = _features([("A", "2025-01-02", 10), ("A", "2025-03-03", 30), ("B", "2025-06-21", 500)])
     contributions = pd.DataFrame({"monetary_total": [0.1, 2.0], "recency_days": [-1.5, 0.0],
