@@ -43,8 +43,8 @@ def _model_wait_days(probability: np.ndarray, horizon_days: int) -> np.ndarray:
     return horizon_days * np.log1p(-p / 2) / np.log1p(-p)
 
 
-def next_order(features: pd.DataFrame | FeatureColumns, churn_probability: np.ndarray, as_of: pd.Timestamp, horizon_days: int,
-               bands: ChurnRiskBands) -> dict[str, np.ndarray]:
+def next_order(features: pd.DataFrame | FeatureColumns, churn_probability: np.ndarray, as_of: pd.Timestamp,
+               horizon_days: int, bands: ChurnRiskBands) -> dict[str, np.ndarray]:
     """The :data:`NEXT_ORDER_COLUMNS` for each customer, as arrays aligned with the rows of ``features``."""
     gap = np.asarray(features["gap_mean_days"], dtype=float)
     since_last = np.asarray(features["recency_days"], dtype=float)

@@ -200,10 +200,10 @@ class ClassicFeatures(BaseEstimator):
         return pd.DataFrame(self.forecast(X[RFM_INPUTS].to_numpy(dtype=np.float64)), index=X.index,
                             columns=CLASSIC_COLUMNS)
 
-    def forecast(self, rfm: np.ndarray, tail: np.ndarray | None = None) -> np.ndarray:
+    def forecast(self, rfm: np.ndarray) -> np.ndarray:
         """The classic columns as a (rows, 4) matrix in :data:`CLASSIC_COLUMNS` order, from the rows'
-        :data:`RFM_INPUTS` (columns of ``rfm``); ``tail`` as in :meth:`BetaGeoFitter.forecast`."""
-        alive, purchases, no_purchase = self._purchases(rfm, tail)
+        :data:`RFM_INPUTS` (columns of ``rfm``)."""
+        alive, purchases, no_purchase = self._purchases(rfm)
         return _classic_matrix(alive, purchases, no_purchase, self._spend(rfm))
 
     def coalitions(self, rfm: np.ndarray) -> np.ndarray:

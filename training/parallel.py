@@ -2,8 +2,8 @@
 
 Path attribution's compiled tree walk releases the GIL (numba's ``nogil``), so two threads can use both
 cores while one request is scored (the service answers one request at a time per worker; its second core
-is otherwise idle). Only functions whose every output row depends on its own
-input row alone are split, so a row gets exactly the same numbers in any batch.
+is otherwise idle). Only functions whose every output row depends on its own input row alone are split,
+so a row gets exactly the same numbers in any batch.
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ def test_the_walk_follows_lightgbm_on_categorical_splits():
     assert any(node["decision_type"] == "==" for tree in booster.dump_model()["tree_info"]
                for node in _splits(tree["tree_structure"]))
     # Known levels, missing, negative, unseen and non-integer values.
-    levels = np.concatenate([np.arange(12.0), [np.nan, -1.0, -0.5, 12.0, 40.0, 3.7, 0.2, 1e9, 2.0**31 + 4, 1e300, -1e300,
-                                               np.inf, -np.inf]])
+    levels = np.concatenate([np.arange(12.0), [np.nan, -1.0, -0.5, 12.0, 40.0, 3.7, 0.2, 1e9, 2.0**31 + 4,
+                                               1e300, -1e300, np.inf, -np.inf]])
     probe = np.column_stack([np.repeat(levels, 20), rng.normal(size=20 * len(levels))])
     _walk_matches_lightgbm(booster, probe)
 
