@@ -171,16 +171,28 @@ def _column(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray
     return text, text
 
 
+# Phrases already said, per feature and the columns its phrase reads, by value key: requests mostly repeat values
+# said before (whole days, counts, common amounts), and a lookup costs a tenth of phrasing. A table that would
+# outgrow the limit is emptied first, so a large batch of distinct values cannot make it grow without bound.
+_SAID: dict[tuple[str, tuple[str, ...]], dict[tuple, str]] = {}
+_SAID_LIMIT = 4096
+
+
 def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray) -> list[str]:
     """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values. Each
-    distinct value is phrased once (500 customers' 1,500 reasons held 373 distinct phrases)."""
+    distinct value is phrased once (500 customers' 1,500 reasons held 373 distinct phrases), and only if it
+    was not phrased before."""
     needs, text = _phrasing(feature, frame)
     if not needs:
         return [text()] * len(rows)
     columns = [_column(frame[name], rows) for name in needs]
     keys = list(zip(*(keys for _, keys in columns)))
-    distinct = dict(zip(keys, zip(*(values for values, _ in columns))))  # equal keys: equal values
-    said = {key: text(*value) for key, value in distinct.items()}
+    said = _SAID.setdefault((feature, needs), {})
+    new = {key: value for key, value in zip(keys, zip(*(values for values, _ in columns))) if key not in said}
+    if new:
+        if len(said) + len(new) > _SAID_LIMIT:
+            said.clear()
+        said.update({key: text(*value) for key, value in new.items()})  # equal keys: equal values
     return [said[key] for key in keys]
 
 

@@ -189,3 +189,28 @@ def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
     for feature in frame.columns:
         alone = [phrase(feature, frame.iloc[[i]])[0] for i in range(len(frame))]
         assert phrase(feature, frame).tolist() == alone
+
+
+def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
+    # Phrases are kept between calls, per feature and the columns read; the table is emptied when it would
+    # outgrow its limit, so a batch of distinct values cannot grow it without bound.
+    from serving import reasons
+
+    monkeypatch.setattr(reasons, "_SAID", {})
+    monkeypatch.setattr(reasons, "_SAID_LIMIT", 4)
+    with_gap = pd.DataFrame({"recency_days": [40.0, 40.0, 10.0, 200.0, 3.0, 77.0, 40.0],
+                             "gap_mean_days": [30.0, 60.0, np.nan, 50.0, 3.0, 80.0, 30.0]})
+    without_gap = with_gap[["recency_days"]]
+    first = [phrase("recency_days", frame).tolist() for frame in (with_gap, without_gap, with_gap, without_gap)]
+    assert first[0] == first[2] and first[1] == first[3]
+    assert first[0][0] == "no purchase for 40 days, usually every 30"
+    assert first[1][0] == "no purchase for 40 days"  # the gap of the other frame does not leak in
+    other = pd.DataFrame({"recency_days": [1.0, 2.0, 2.0], "gap_mean_days": [5.0, 5.0, 5.0]})
+    phrase("recency_days", other)
+    assert len(reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]) == 2  # emptied, then other's
+    for frame, said in ((with_gap, first[0]), (without_gap, first[1])):
+        afresh = []
+        for i in range(len(frame)):
+            reasons._SAID.clear()
+            afresh.append(phrase("recency_days", frame.iloc[[i]])[0])
+        assert said == afresh
