@@ -187,12 +187,14 @@ def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarra
         return [text()] * len(rows)
     columns = [_column(frame[name], rows) for name in needs]
     keys = list(zip(*(keys for _, keys in columns)))
+    distinct = dict(zip(keys, zip(*(values for values, _ in columns))))  # equal keys: equal values
     said = _SAID.setdefault((feature, needs), {})
-    new = {key: value for key, value in zip(keys, zip(*(values for values, _ in columns))) if key not in said}
+    new = {key: value for key, value in distinct.items() if key not in said}
     if new:
         if len(said) + len(new) > _SAID_LIMIT:
             said.clear()
-        said.update({key: text(*value) for key, value in new.items()})  # equal keys: equal values
+            new = distinct
+        said.update({key: text(*value) for key, value in new.items()})
     return [said[key] for key in keys]
 
 

@@ -205,9 +205,9 @@ def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
     assert first[0] == first[2] and first[1] == first[3]
     assert first[0][0] == "no purchase for 40 days, usually every 30"
     assert first[1][0] == "no purchase for 40 days"  # the gap of the other frame does not leak in
-    other = pd.DataFrame({"recency_days": [1.0, 2.0, 2.0], "gap_mean_days": [5.0, 5.0, 5.0]})
-    phrase("recency_days", other)
-    assert len(reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]) == 2  # emptied, then other's
+    other = pd.DataFrame({"recency_days": [1.0, 2.0, 2.0, 40.0], "gap_mean_days": [5.0, 5.0, 5.0, 30.0]})
+    assert phrase("recency_days", other)[3] == first[0][0]  # said before, and kept through the emptying
+    assert len(reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]) == 3  # emptied, then other's
     for frame, said in ((with_gap, first[0]), (without_gap, first[1])):
         afresh = []
         for i in range(len(frame)):
