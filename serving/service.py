@@ -34,7 +34,7 @@ from typing import Any
 import bentoml
 import pandas as pd
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from serving.api import (
     FALLBACK_VERSION,
@@ -43,8 +43,9 @@ from serving.api import (
     ReloadResponse,
     error_message,
     request_model,
+    response_json,
+    response_payload,
     to_columns,
-    to_response,
 )
 from serving.config import SETTINGS_ENV_VAR, ServingSettings
 from serving.scorer import ModelBundle, ModelsUnavailable, score_columns
@@ -284,20 +285,21 @@ class Tiercast:
         return self.models.loaded.is_set()
 
     def _score(self, customers: list[CustomerIn], as_of: datetime, bundle: ModelBundle | None,
-               reason: str) -> PredictResponse:
+               reason: str) -> Response:
+        """The :class:`PredictResponse` JSON, written from plain values (see :func:`response_json`)."""
         s = self.settings
         tx, people, interactions = to_columns(customers, s.personal_data_columns)
         scored = score_columns(tx, pd.Timestamp(as_of), s.policy, s.features, bundle, s.fallback, people,
                                interactions, s.horizon_days, unavailable_reason=reason)
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION
-        response = to_response([c.customer_id for c in customers], scored, as_of, version, s.policy, s.fallback)
-        for source, count in Counter(p.source for p in response.predictions).items():
+        payload = response_payload([c.customer_id for c in customers], scored, as_of, version, s.policy,
+                                   s.fallback)
+        for source, count in Counter(p["source"] for p in payload["predictions"]).items():
             self.answered[source].inc(count)
-        return response
+        return Response(response_json(payload), media_type="application/json")
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, customers: list[CustomerIn], as_of: datetime | None = None
-                      ) -> PredictResponse | JSONResponse:
+    async def predict(self, customers: list[CustomerIn], as_of: datetime | None = None) -> Response:
         """Tier, segment, lifecycle stage, predicted value, churn probability, action and reasons per customer.
 
         One prediction per customer, in request order. Customers without a transaction before ``as_of``

@@ -15,7 +15,16 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from serving.api import FALLBACK_VERSION, NO_HISTORY_REASON, PredictRequest, to_frames, to_response
+from serving.api import (
+    FALLBACK_VERSION,
+    NO_HISTORY_REASON,
+    PredictRequest,
+    PredictResponse,
+    response_json,
+    response_payload,
+    to_frames,
+    to_response,
+)
 from serving.config import ServingSettings
 from serving.scorer import ModelBundle, score
 from training.registry import configure_mlflow
@@ -67,6 +76,7 @@ def test_without_models_every_customer_gets_the_fallback_in_request_order(fallba
     response = fallback_server.post("/predict", body)
     assert response.status_code == 200, response.text
     answer = response.json()
+    assert PredictResponse.model_validate(answer).model_dump(mode="json") == answer  # the schema, nothing more
     assert answer["model_version"] == FALLBACK_VERSION
     predictions = answer["predictions"]
     assert [p["customer_id"] for p in predictions] == ["B", "A", "C", "D"]
@@ -270,6 +280,21 @@ def test_response_is_in_request_order_with_plain_values():
         assert all(type(v) in (str, float, list, type(None)) for v in prediction.__dict__.values())
 
 
+def test_response_json_is_the_validated_models_json(champion, trained_store):
+    """The service writes its answer from plain values; byte for byte what the validated model would write, for
+    model answers, fallbacks and customers without history alike."""
+    s = ServingSettings()
+    ids = sorted(trained_store.transactions["customer_id"].unique())[:30]
+    tx = trained_store.transactions[trained_store.transactions["customer_id"].isin(ids)]
+    asked = ["new customer", *ids[::-1]]
+    for bundle, version in ((champion, champion.version_label), (None, FALLBACK_VERSION)):
+        scored = score(tx, pd.Timestamp(AS_OF), s.policy, s.features, bundle, s.fallback)
+        payload = response_payload(asked, scored, datetime(1998, 7, 1), version, s.policy, s.fallback)
+        model = PredictResponse.model_validate(payload)
+        assert response_json(payload) == model.model_dump_json().encode()
+        assert {p.source for p in model.predictions} == ({"model", "fallback"} if bundle else {"fallback"})
+
+
 # --------------------------------------------------------------------------------------- model server
 @pytest.fixture
 def served_store(model_server, monkeypatch) -> Iterator[str]:
@@ -295,6 +320,7 @@ def test_champion_models_answer_with_their_version(model_server, trained_store, 
     response = model_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)})
     assert response.status_code == 200, response.text
     answer = response.json()
+    assert PredictResponse.model_validate(answer).model_dump(mode="json") == answer  # the schema, nothing more
     assert answer["model_version"] == "tiercast-value v1, tiercast-churn v1, tiercast-segments v1"
     assert [p["customer_id"] for p in answer["predictions"]] == ids
     assert {p["source"] for p in answer["predictions"]} == {"model"}
