@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -219,9 +219,16 @@ def error_message(errors: Sequence[dict[str, Any]], limit: int = 5) -> str:
 
 
 # ------------------------------------------------------------------------------------------ conversion
-def _values(items: Sequence[Any], name: str) -> list[Any]:
-    """One field of every item; attrgetter over the flat list beats a getattr loop per column and line."""
-    return list(map(attrgetter(name), items))
+def _fields(items: Sequence[BaseModel]) -> list[dict[str, Any]]:
+    """Each validated item's fields (its ``__dict__``): read once, then column by column with :func:`_values`.
+    Reading six columns from the dicts beats six passes of attribute lookups over objects that the parse
+    has just pushed out of the CPU's caches."""
+    return list(map(attrgetter("__dict__"), items))
+
+
+def _values(fields: Sequence[dict[str, Any]], name: str) -> list[Any]:
+    """One field of every item, from :func:`_fields`."""
+    return list(map(itemgetter(name), fields))
 
 
 def _owners(customers: Sequence[CustomerIn], items: Sequence[Sequence[Any]]) -> np.ndarray:
@@ -258,7 +265,7 @@ def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[
     """:func:`to_frames` with the transactions as columns (name -> array): the scorer reads them without a
     frame (building one and reading its columns back cost a tenth of a one-customer request)."""
     baskets = [c.transactions for c in customers]
-    lines = [t for basket in baskets for t in basket]
+    lines = _fields([t for basket in baskets for t in basket])
     tx: dict[str, np.ndarray] = {
         "customer_id": _owners(customers, baskets),
         "timestamp": _timestamps(_values(lines, "timestamp")),
@@ -285,7 +292,7 @@ def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[
         people["signup_date"] = _timestamps([p.signup_date for _, p in profiles])
 
     histories = [c.interactions for c in customers]
-    events = [e for history in histories for e in history]
+    events = _fields([e for history in histories for e in history])
     interactions = None
     if events:
         interactions = pd.DataFrame({

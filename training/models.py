@@ -295,9 +295,13 @@ def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]
     columns = dict(zip(CLASSIC_COLUMNS, coalitions.reshape(-1, n_columns).T, strict=True))
     outcome = np.asarray(link(columns), dtype=np.float64).reshape(n_coalitions, n)
     # Coalition by coalition, in a fixed order: a customer gets exactly the same values alone as in any
-    # batch. A cumulative sum fixes that order by definition; a matrix product or a reduction over an axis may
-    # sum in an order that depends on the rows (a sum over the coalition axis did, for one row).
-    return np.cumsum(outcome[:, :, None] * _SHAPLEY_WEIGHTS.T[:, None, :], axis=0)[-1]
+    # batch. A loop fixes that order by definition; a matrix product or a reduction over an axis may sum in
+    # an order that depends on the rows (a sum over the coalition axis did, for one row).
+    weights = _SHAPLEY_WEIGHTS.T
+    values = outcome[0][:, None] * weights[0]
+    for k in range(1, n_coalitions):
+        values += outcome[k][:, None] * weights[k]
+    return values
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
