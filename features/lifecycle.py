@@ -17,6 +17,8 @@ import numpy.typing as npt
 from features.spec import LifecycleThresholds
 
 STAGES: tuple[str, ...] = ("new", "active", "dormant", "lost")
+_STAGE_NAMES = np.array(STAGES, dtype=object)
+_NEW, _ACTIVE, _DORMANT, _LOST = range(len(STAGES))
 
 
 def lifecycle_stage(
@@ -30,13 +32,10 @@ def lifecycle_stage(
     first_age = np.asarray(first_purchase_age_days, dtype=float)
     gap = np.asarray(usual_gap_days, dtype=float)
     dormant_after = np.fmax(thresholds.dormant_gap_multiple * gap, float(thresholds.dormant_days))
-    stage = np.select(
-        [
-            first_age < thresholds.new_days,
-            recency >= thresholds.lost_days,
-            recency > dormant_after,
-        ],
-        ["new", "lost", "dormant"],
-        default="active",
-    )
-    return stage.astype(object)
+    # The first rule that holds names the stage: set in reverse order, so that earlier rules overwrite later
+    # ones (np.select with string choices took four times as long on a one-customer request).
+    stage = np.full(len(recency), _ACTIVE, dtype=np.intp)
+    stage[recency > dormant_after] = _DORMANT
+    stage[recency >= thresholds.lost_days] = _LOST
+    stage[first_age < thresholds.new_days] = _NEW
+    return _STAGE_NAMES[stage]

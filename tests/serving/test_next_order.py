@@ -38,6 +38,8 @@ def test_model_wait_shrinks_as_an_order_becomes_likely():
 def test_band_edges_and_order():
     bands = ChurnRiskBands(medium=0.3, high=0.6)
     assert list(bands.assign(np.array([0.0, 0.3, 0.5999, 0.6, 1.0]))) == ["low", "medium", "medium", "high", "high"]
+    assert list(bands.assign(np.array([np.nan]))) == ["low"]  # no probability: no risk claimed
+    assert list(ChurnRiskBands(medium=0.5, high=0.5).assign(np.array([0.49, 0.5]))) == ["low", "high"]
     with pytest.raises(ValueError, match="must not exceed"):
         ChurnRiskBands(medium=0.8, high=0.5)
 
