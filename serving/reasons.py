@@ -186,16 +186,25 @@ def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarra
     if not needs:
         return [text()] * len(rows)
     columns = [_column(frame[name], rows) for name in needs]
-    keys = list(zip(*(keys for _, keys in columns)))
-    distinct = dict(zip(keys, zip(*(values for values, _ in columns))))  # equal keys: equal values
+    if len(columns) == 1:  # most phrases read one column: its keys and values need no tuples
+        values, keys = columns[0]
+        distinct = dict(zip(keys, values))  # equal keys: equal values
+        say = text
+    else:
+        keys = list(zip(*(keys for _, keys in columns)))
+        distinct = dict(zip(keys, zip(*(values for values, _ in columns))))
+
+        def say(value: tuple) -> str:
+            return text(*value)
+
     said = _SAID.setdefault((feature, needs), {})
     new = {key: value for key, value in distinct.items() if key not in said}
     if new:
         if len(said) + len(new) > _SAID_LIMIT:
             said.clear()
             new = distinct
-        said.update({key: text(*value) for key, value in new.items()})
-    return [said[key] for key in keys]
+        said.update({key: say(value) for key, value in new.items()})
+    return list(map(said.__getitem__, keys))
 
 
 def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
