@@ -304,7 +304,7 @@ def _purchase_rhythm(codes: IntArray, ts: IntArray, n: int) -> tuple[FloatArray,
     g_mean = _ratio(_count(g_cust, n, gaps), g_n)
     with np.errstate(invalid="ignore", divide="ignore"):
         g_var = (_count(g_cust, n, gaps**2) - g_n * g_mean**2) / (g_n - 1)
-    g_std = np.where(g_n >= 2, np.sqrt(np.clip(g_var, 0.0, None)), np.nan)
+    g_std = np.where(g_n >= 2, np.sqrt(np.maximum(g_var, 0.0)), np.nan)
     return g_mean, g_std, _count(d_cust, n)
 
 

@@ -44,7 +44,7 @@ class ChurnRiskBands(BaseModel):
 
 
 def _model_wait_days(probability: np.ndarray, horizon_days: int) -> np.ndarray:
-    p = np.clip(probability, 1e-6, 1 - 1e-6)
+    p = np.minimum(np.maximum(probability, 1e-6), 1 - 1e-6)
     return horizon_days * np.log1p(-p / 2) / np.log1p(-p)
 
 

@@ -64,11 +64,13 @@ def _rfm(rfm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     """BG/NBD inputs from the builder's :data:`RFM_INPUTS` (columns of ``rfm``): repeat purchase days x,
     time of last purchase t_x, age T (days) and net spend per purchase day m."""
     days, recency, tenure, total = rfm.T
-    x = np.clip(days - 1.0, 0.0, None)
-    t_x = np.where(x > 0, np.clip(tenure - recency, 0.0, None), 0.0)
+    # np.maximum / np.minimum rather than np.clip, here and in the helpers below: the same bits, a quarter of
+    # the cost per call on one customer's arrays (0.6 vs 2.5 us); one request made some twenty such calls.
+    x = np.maximum(days - 1.0, 0.0)
+    t_x = np.where(x > 0, np.maximum(tenure - recency, 0.0), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.where(days > 0, total / np.maximum(days, 1.0), 0.0)
-    return x, t_x, tenure, np.clip(m, 0.0, None)
+    return x, t_x, tenure, np.maximum(m, 0.0)
 
 
 # Complete calendar months of purchase history needed to estimate all twelve seasonal indices.
@@ -165,7 +167,7 @@ class ClassicFeatures(BaseEstimator):
             return x, t_x, T, m
         T_op = self.clock.before(T)
         recency_op = self.clock.before(rfm[:, RFM_INPUTS.index("recency_days")])
-        return x, np.where(x > 0, np.clip(T_op - recency_op, 0.0, None), 0.0), T_op, m
+        return x, np.where(x > 0, np.maximum(T_op - recency_op, 0.0), 0.0), T_op, m
 
     def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
         x, t_x, T, m = self._inputs(X[RFM_INPUTS].to_numpy(dtype=np.float64))
@@ -295,13 +297,10 @@ def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]
     columns = dict(zip(CLASSIC_COLUMNS, coalitions.reshape(-1, n_columns).T, strict=True))
     outcome = np.asarray(link(columns), dtype=np.float64).reshape(n_coalitions, n)
     # Coalition by coalition, in a fixed order: a customer gets exactly the same values alone as in any
-    # batch. A loop fixes that order by definition; a matrix product or a reduction over an axis may sum in
-    # an order that depends on the rows (a sum over the coalition axis did, for one row).
-    weights = _SHAPLEY_WEIGHTS.T
-    values = outcome[0][:, None] * weights[0]
-    for k in range(1, n_coalitions):
-        values += outcome[k][:, None] * weights[k]
-    return values
+    # batch. A cumulative sum fixes that order by definition; a matrix product or a reduction over an axis may
+    # sum in an order that depends on the rows (a sum over the coalition axis did, for one row). (A loop over
+    # the coalitions was 0.9x for 500 customers but 5x for one: 8 -> 39 us.)
+    return np.cumsum(outcome[:, :, None] * _SHAPLEY_WEIGHTS.T[:, None, :], axis=0)[-1]
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
@@ -319,11 +318,11 @@ def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days:
 
 
 def _log(values: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(values, _EPS, None))
+    return np.log(np.maximum(values, _EPS))
 
 
 def _logit(values: np.ndarray) -> np.ndarray:
-    return logit(np.clip(values, _EPS, 1.0 - _EPS))
+    return logit(np.minimum(np.maximum(values, _EPS), 1.0 - _EPS))
 
 
 def _binary_level(offset: np.ndarray, y: np.ndarray) -> float:
@@ -582,7 +581,7 @@ class ValueModel(_CrossFitted):
         """Classic starting scores: logit P(any purchase) and log E[value | a purchase]."""
         buy = 1.0 - np.asarray(classic["bgnbd_churn_probability"], dtype=np.float64)
         value = np.asarray(classic["bgnbd_expected_value"], dtype=np.float64)
-        return _logit(buy), _log(value / np.clip(buy, _EPS, None))
+        return _logit(buy), _log(value / np.maximum(buy, _EPS))
 
     def _boosters(self) -> list[lgb.Booster]:
         return self.purchase_boosters_ + self.spend_boosters_
