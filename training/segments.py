@@ -32,8 +32,10 @@ MATCH_DISTANCE = 1.0
 def _matrix(X: pd.DataFrame | FeatureColumns) -> np.ndarray:
     # Column by column: selecting three columns of the builder's wide frame costs 3x more (0.23 vs 0.08 ms
     # for one customer on a new frame).
-    values = np.column_stack([np.asarray(X[c], dtype=float) for c in SEGMENT_FEATURES])
-    return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0, None))
+    values = np.array([np.asarray(X[c], dtype=float) for c in SEGMENT_FEATURES]).T
+    # log1p of the value floored at 0, NaN as 0 and infinity as the largest float: np.nan_to_num and np.clip
+    # to the bit, in a sixth of their time for one customer (3.6 vs 23 us).
+    return np.log1p(np.minimum(np.fmax(values, 0.0), np.finfo(np.float64).max))
 
 
 def _describe(recency: float, frequency: float, monetary: float, median_frequency: float) -> str:
