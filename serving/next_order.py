@@ -63,7 +63,7 @@ def next_order(features: pd.DataFrame | FeatureColumns, churn_probability: np.nd
     day = np.datetime64(pd.Timestamp(as_of).date(), "D")
     dates[known] = (day + np.ceil(wait[known]).astype(np.int64)).astype(str).tolist()
     return {
-        "avg_days_between_orders": np.round(gap, 1),
+        "avg_days_between_orders": gap.round(1),
         "expected_next_order_date": dates,
         "next_order_probability": probability,
         "churn_risk_band": bands.assign(churn_probability),

@@ -239,14 +239,14 @@ def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.Da
                          f"{len(names)} features")
     picked, strength = _strongest(values, min(n, values.shape[1]))
     moved = strength != 0
-    rows, ranks = np.nonzero(moved)  # only moved reasons are phrased: the rest are None
+    rows, ranks = moved.nonzero()  # only moved reasons are phrased: the rest are None
     chosen = picked[rows, ranks]
     by_feature = np.argsort(chosen, kind="stable")  # each feature's customers together: one slice each
     rows, ranks = rows[by_feature], ranks[by_feature]
     count = np.bincount(chosen, minlength=len(names))
-    end = np.cumsum(count)
+    end = count.cumsum()
     texts: list[str] = []
-    for j in np.flatnonzero(count):  # one pass per feature chosen by anyone
+    for j in count.nonzero()[0]:  # one pass per feature chosen by anyone
         texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]])
     phrases = np.full(picked.shape, None, dtype=object)
     phrases[rows, ranks] = np.array(texts, dtype=object)
