@@ -61,6 +61,18 @@ def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
     return np.asarray(values, dtype="datetime64[ns]").view(np.int64)
 
 
+def _age_days(as_of_ns: int, ns: IntArray) -> FloatArray:
+    """Days from each instant to as_of. Exact in int64 nanoseconds, except that an instant more than 292 years
+    before as_of would overflow int64 there (the service accepts 1900 to 2199): those are measured in float
+    days instead (off by microseconds at most, far beyond every window)."""
+    delta = as_of_ns - ns
+    age = delta / NS_PER_DAY
+    wrapped = (delta < 0) & (ns < as_of_ns)
+    if wrapped.any():
+        age[wrapped] = as_of_ns / NS_PER_DAY - ns[wrapped] / NS_PER_DAY
+    return age
+
+
 def _group_max(codes: IntArray, values: FloatArray, n: int) -> FloatArray:
     """Per-group maximum; NaN for empty groups."""
     out = np.full(n, -np.inf)
@@ -250,7 +262,7 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
         ids=ids,
         codes=codes,
         ts=ts,
-        age=(as_of_ns - ts) / NS_PER_DAY,
+        age=_age_days(as_of_ns, ts),
         amount=np.asarray(transactions["amount"], dtype=np.float64)[keep],
         order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions else None,
         quantity=(np.asarray(transactions["quantity"], dtype=np.float64)[keep]
@@ -540,7 +552,7 @@ class FeatureBuilder:
             has_signup = signup != _NAT
             known &= ~has_signup | (signup < as_of_ns)
             with_date = known & has_signup
-            tenure[code[with_date]] = (as_of_ns - signup[with_date]) / NS_PER_DAY
+            tenure[code[with_date]] = _age_days(as_of_ns, signup[with_date])
         return cust.loc[known], code[known], tenure
 
     def _profile_candidates(self, customers: pd.DataFrame) -> list[str]:
@@ -673,7 +685,7 @@ class FeatureBuilder:
             code = lookup(interactions["customer_id"], ids)
             keep = (ts < as_of_ns) & (ts != _NAT) & (code >= 0)
             code, ts = code[keep], ts[keep]
-            age = (as_of_ns - ts) / NS_PER_DAY
+            age = _age_days(as_of_ns, ts)
             k_codes, k_uniques = encode(interactions["kind"])
             kind = np.append(k_uniques, None)[k_codes[keep]]  # code -1 (missing) -> None
             score = (interactions["score"].to_numpy(dtype=np.float64)[keep]

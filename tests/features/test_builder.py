@@ -306,3 +306,18 @@ def test_arrow_and_numpy_sort_customer_ids_alike(monkeypatch: pytest.MonkeyPatch
     (arrow_codes, arrow_ids), (numpy_codes, numpy_ids) = orders
     assert arrow_ids.tolist() == numpy_ids.tolist() == sorted(set(values[keep]))
     assert np.array_equal(arrow_codes, numpy_codes)
+
+
+def test_ages_beyond_292_years_do_not_wrap_around() -> None:
+    # int64 nanoseconds span 292 years; the service accepts instants from 1900 to 2199.
+    as_of = pd.Timestamp("2199-12-31")
+    tx = _tx([("C1", "1900-01-02", 10.0, "o1", 1, "a", "web"), ("C1", "2199-12-21", 5.0, "o2", 1, "a", "web")])
+    customers = pd.DataFrame({"customer_id": ["C1"], "signup_date": [pd.Timestamp("1900-01-01")]})
+    interactions = pd.DataFrame({"customer_id": ["C1"], "timestamp": [pd.Timestamp("1900-01-03")],
+                                 "kind": ["survey"], "score": [4.0]})
+    f = FeatureBuilder(FeatureSpec()).transform(tx, as_of, customers, interactions).iloc[0]
+    days = (as_of - pd.Timestamp("1900-01-02")).days
+    assert f["tenure_days"] == pytest.approx(days) and f["recency_days"] == 10.0
+    assert f["signup_tenure_days"] == pytest.approx(days + 1)
+    assert f["days_since_interaction"] == pytest.approx(days - 1)
+    assert f["gap_mean_days"] == pytest.approx(days - 10)
