@@ -173,7 +173,8 @@ def _column(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray
 
 # Phrases already said, per feature and the columns its phrase reads, by value key: requests mostly repeat values
 # said before (whole days, counts, common amounts), and a lookup costs a tenth of phrasing. A table that would
-# outgrow the limit is emptied first, so a large batch of distinct values cannot make it grow without bound.
+# outgrow the limit is emptied first, and a call with more distinct values than the limit (a batch file) keeps
+# none of them, so the tables never hold more than the limit.
 _SAID: dict[tuple[str, tuple[str, ...]], dict[tuple, str]] = {}
 _SAID_LIMIT = 4096
 
@@ -199,11 +200,12 @@ def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarra
 
     said = _SAID.setdefault((feature, needs), {})
     new = {key: value for key, value in distinct.items() if key not in said}
-    if new:
-        if len(said) + len(new) > _SAID_LIMIT:
-            said.clear()
-            new = distinct
-        said.update({key: say(value) for key, value in new.items()})
+    if len(said) + len(new) > _SAID_LIMIT:
+        said.clear()
+        new = distinct
+        if len(distinct) > _SAID_LIMIT:  # a large batch: phrased for this call alone, the table stays empty
+            said = {}
+    said.update({key: say(value) for key, value in new.items()})
     return list(map(said.__getitem__, keys))
 
 

@@ -193,7 +193,7 @@ def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
 
 def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
     # Phrases are kept between calls, per feature and the columns read; the table is emptied when it would
-    # outgrow its limit, so a batch of distinct values cannot grow it without bound.
+    # outgrow its limit, and a call with more distinct values than the limit keeps none: never more than that.
     from serving import reasons
 
     monkeypatch.setattr(reasons, "_SAID", {})
@@ -205,9 +205,14 @@ def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
     assert first[0] == first[2] and first[1] == first[3]
     assert first[0][0] == "no purchase for 40 days, usually every 30"
     assert first[1][0] == "no purchase for 40 days"  # the gap of the other frame does not leak in
+    table = reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]
+    assert len(table) == 0  # six distinct values: more than the table holds, so none kept
     other = pd.DataFrame({"recency_days": [1.0, 2.0, 2.0, 40.0], "gap_mean_days": [5.0, 5.0, 5.0, 30.0]})
-    assert phrase("recency_days", other)[3] == first[0][0]  # said before, and kept through the emptying
-    assert len(reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]) == 3  # emptied, then other's
+    assert phrase("recency_days", other)[3] == first[0][0]
+    assert len(table) == 3
+    more = pd.DataFrame({"recency_days": [7.0, 8.0, 40.0], "gap_mean_days": [5.0, 5.0, 30.0]})
+    assert phrase("recency_days", more)[2] == first[0][0]  # said before, and kept through the emptying
+    assert len(table) == 3  # emptied when it would pass the limit, then refilled with this call's values
     for frame, said in ((with_gap, first[0]), (without_gap, first[1])):
         afresh = []
         for i in range(len(frame)):
