@@ -1,6 +1,6 @@
 """Prediction service latency against a bare BentoML floor, both started and measured in this run.
 
-    PYTHONPATH=. python benchmarks/bench_service.py [--store DIR] [--requests 300] [--rounds 8]
+    PYTHONPATH=. python benchmarks/bench_service.py [--store DIR] [--requests 1000] [--rounds 8]
                                                     [--batch-repeats 7] [--profile]
 
 The service answers from champion models in the MLflow store ``--store`` (SQLite); when it has none,
@@ -285,7 +285,8 @@ def _reason_agreement(transactions: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=None, help="MLflow store folder (default: a temporary one)")
-    parser.add_argument("--requests", type=int, default=300, help="one-customer requests per measurement")
+    parser.add_argument("--requests", type=int, default=1000,
+                        help="one-customer requests per server (their p99 is the 10th slowest)")
     parser.add_argument("--rounds", type=int, default=8, help="alternating rounds between the two servers")
     parser.add_argument("--batch-repeats", type=int, default=7, help="500-customer requests per server and round")
     parser.add_argument("--profile", action="store_true")
