@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import lru_cache
 from itertools import combinations
 
@@ -175,7 +175,7 @@ def _column(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray
 # said before (whole days, counts, common amounts), and a lookup costs a tenth of phrasing. A table that would
 # outgrow the limit is emptied first, and a call with more distinct values than the limit (a batch file) keeps
 # none of them, so the tables never hold more than the limit.
-_SAID: dict[tuple[str, tuple[str, ...]], dict[tuple, str]] = {}
+_SAID: dict[tuple[str, tuple[str, ...]], dict[Hashable, str]] = {}  # key: a value's bits or text, or a tuple
 _SAID_LIMIT = 4096
 
 
