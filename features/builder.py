@@ -104,15 +104,15 @@ def _count(codes: IntArray, n: int, weights: FloatArray | None = None) -> FloatA
 
 def _ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     """num / den with NaN where den is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    # Dividing only where den is not 0 (``where=``) needs no np.errstate: that context manager cost more than
+    # the division on one customer's arrays (1.8 vs 0.4 us), and a request entered it a dozen times.
+    return np.divide(num, den, out=np.full(np.shape(den), np.nan), where=den != 0)
 
 
 def _trend(recent: FloatArray, before: FloatArray) -> FloatArray:
     """Symmetric relative change in [-1, 1]; 0 when both periods are 0."""
     den = np.abs(recent) + np.abs(before)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, (recent - before) / np.where(den > 0, den, 1.0), 0.0)
+    return np.divide(recent - before, den, out=np.zeros(np.shape(den)), where=den > 0)
 
 
 def _score(values: FloatArray, edges: Sequence[float], higher_is_better: bool) -> IntArray:
@@ -316,9 +316,8 @@ def _purchase_rhythm(codes: IntArray, ts: IntArray, n: int) -> tuple[FloatArray,
     g_cust, gaps = d_cust[1:][same], np.diff(d_day)[same].astype(np.float64)
     g_n = _count(g_cust, n)
     g_mean = _ratio(_count(g_cust, n, gaps), g_n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        g_var = (_count(g_cust, n, gaps**2) - g_n * g_mean**2) / (g_n - 1)
-    g_std = np.where(g_n >= 2, np.sqrt(np.maximum(g_var, 0.0)), np.nan)
+    g_var = np.divide(_count(g_cust, n, gaps**2) - g_n * g_mean**2, g_n - 1, out=np.full(n, np.nan), where=g_n >= 2)
+    g_std = np.sqrt(np.maximum(g_var, 0.0))  # NaN with fewer than two gaps
     return g_mean, g_std, _count(d_cust, n)
 
 
