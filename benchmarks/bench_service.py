@@ -9,7 +9,9 @@ tuning). The floor (``benchmarks/bare_service.py``) parses the same payload with
 and answers without a model. Both run at once and are measured in alternating rounds (this machine's speed
 drifts by tens of percent within a minute): per round and server, a share of the one-customer requests
 sequentially and from 8 concurrent clients, and ``--batch-repeats`` 500-customer requests. Request bodies
-are encoded once beforehand, so the times are the servers' and the connection's, not the client's. Reported: p50
+are encoded once beforehand and sent with the standard library's ``http.client``, so the times are the servers'
+and the connection's, not the client's (httpx took 0.8 ms of the floor's p50 and 1.4 ms of the service's, 1.5 and
+3.9 ms of their p99, in one interleaved run of 800 requests each). Reported: p50
 and p99 of the one-customer requests, the median 500-customer time, and the batch ratio per round.
 Targets: service one-customer p99 <= 15 ms; 500-customer batch <= 2 x the floor's time (median of the
 rounds' ratios). It then measures how often the reasons' main driver (path attribution) agrees with
@@ -37,6 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import http.client
 import httpx
 import numpy as np
 import pandas as pd
@@ -131,12 +134,21 @@ def _encoded(body: dict[str, Any]) -> bytes:
     return json.dumps(body).encode()
 
 
-def _timed(client: httpx.Client, url: str, body: bytes) -> float:
+def _connection(url: str) -> http.client.HTTPConnection:
+    """A connection to a server at ``url`` (http://host:port), opened at its first request and kept alive."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return http.client.HTTPConnection(host, int(port), timeout=300)
+
+
+def _timed(connection: http.client.HTTPConnection, body: bytes) -> float:
+    """One POST /predict, until the whole answer is read, in ms."""
     start = time.perf_counter()
-    response = client.post(url + "/predict", content=body, headers={"Content-Type": "application/json"})
+    connection.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = response.read()
     elapsed = time.perf_counter() - start
-    if response.status_code != 200:
-        raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    if response.status != 200:
+        raise RuntimeError(f"{connection.host}:{connection.port}: {response.status} {answer[:300]!r}")
     return elapsed * 1000
 
 
@@ -144,7 +156,7 @@ def _timed(client: httpx.Client, url: str, body: bytes) -> float:
 def _client_gc_paused() -> Iterator[None]:
     """No garbage collection in this client while it times requests; a collection after.
 
-    Left on, the client's collector ran a pass every twenty-odd requests (what each request allocates in
+    Left on, the client's collector ran a pass every twenty-odd requests (what each request allocated in
     httpx), at the same request of every round and for both servers: 8-15 ms added to one request in fifty,
     which was the p99 of both (floor p99 10-12 ms; 3.8 ms with the pauses kept out of the timings)."""
     gc.disable()
@@ -192,29 +204,37 @@ def _measure(urls: dict[str, str], singles: list[bytes], batch: bytes, rounds: i
     times: dict[str, dict[str, list[float]]] = {name: {"seq": [], "8x": [], "batch": []} for name in urls}
     ratios = []
 
-    def one(url: str, body: bytes) -> float:
-        with httpx.Client(timeout=300) as c:
-            return _timed(c, url, body)
+    def one(url: str, body: bytes) -> float:  # a connection per request, as from many separate clients
+        connection = _connection(url)
+        try:
+            return _timed(connection, body)
+        finally:
+            connection.close()
 
-    with httpx.Client(timeout=300) as client:
-        for url in urls.values():
-            for body in singles[:20]:  # warm-up: first requests pay for lazy imports and caches
-                _timed(client, url, body)
-        for r in range(rounds):
-            part = singles[r * chunk:(r + 1) * chunk]
-            batch_medians = {}
-            for name in (list(urls) if r % 2 == 0 else list(urls)[::-1]):
-                url = urls[name]
+    for url in urls.values():
+        for body in singles[:20]:  # warm-up: first requests pay for lazy imports and caches
+            one(url, body)
+    for r in range(rounds):
+        part = singles[r * chunk:(r + 1) * chunk]
+        batch_medians = {}
+        for name in (list(urls) if r % 2 == 0 else list(urls)[::-1]):
+            url = urls[name]
+            # A connection per turn: the servers close one left idle for 5 s (the other server's turn).
+            connection = _connection(url)
+            try:
+                _timed(connection, part[0])  # opens it, untimed
                 with _client_gc_paused():
-                    times[name]["seq"] += [_timed(client, url, body) for body in part]
+                    times[name]["seq"] += [_timed(connection, body) for body in part]
                 with _client_gc_paused():
-                    batch_ms = [_timed(client, url, batch) for _ in range(batch_repeats)]
-                times[name]["batch"] += batch_ms
-                batch_medians[name] = float(np.median(batch_ms))
-                with ThreadPoolExecutor(CLIENTS) as pool, _client_gc_paused():
-                    times[name]["8x"] += list(pool.map(lambda body, u=url: one(u, body), part))
-            first, second = list(urls)
-            ratios.append(batch_medians[second] / batch_medians[first])
+                    batch_ms = [_timed(connection, batch) for _ in range(batch_repeats)]
+            finally:
+                connection.close()
+            times[name]["batch"] += batch_ms
+            batch_medians[name] = float(np.median(batch_ms))
+            with ThreadPoolExecutor(CLIENTS) as pool, _client_gc_paused():
+                times[name]["8x"] += list(pool.map(lambda body, u=url: one(u, body), part))
+        first, second = list(urls)
+        ratios.append(batch_medians[second] / batch_medians[first])
     results = {name: {"seq p50": np.percentile(t["seq"], 50), "seq p99": np.percentile(t["seq"], 99),
                       f"{CLIENTS}x p50": np.percentile(t["8x"], 50), f"{CLIENTS}x p99": np.percentile(t["8x"], 99),
                       f"batch {BATCH}": float(np.median(t["batch"]))} for name, t in times.items()}
