@@ -179,7 +179,7 @@ def _cpu_times() -> np.ndarray | None:
 
 def _steal_share(before: np.ndarray | None, after: np.ndarray | None) -> str:
     """The share of CPU time the hypervisor gave to other machines between two :func:`_cpu_times`: on a
-    shared virtual machine, the time a request loses to its neighbours and the main source of its p99."""
+    shared virtual machine, time a request loses to its neighbours (both servers' p99 rose with it)."""
     if before is None or after is None or (after - before).sum() <= 0:
         return "unknown"
     spent = after - before
