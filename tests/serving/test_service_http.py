@@ -295,6 +295,23 @@ def test_response_json_is_the_validated_models_json(champion, trained_store):
         assert {p.source for p in model.predictions} == ({"model", "fallback"} if bundle else {"fallback"})
 
 
+def test_response_json_matches_the_model_on_awkward_values():
+    """Numbers at the edges of their notation, non-finite ones, -0.0, text that needs escaping and times with
+    microseconds: written as the validated model writes them."""
+    s = ServingSettings()
+    scored = score(pd.DataFrame({"customer_id": ["x"], "timestamp": [pd.Timestamp("1998-01-01")], "amount": [5.0]}),
+                   pd.Timestamp(AS_OF), s.policy, s.features, None, s.fallback)
+    base = response_payload(["x"], scored, datetime(1998, 7, 1), FALLBACK_VERSION, s.policy, s.fallback)
+    texts = ['quote " back \\ slash', "tab\tnew\nline\x01\x1f\x7f", "é 客户 😀", "</script>", ""]
+    numbers = [1e16, 1e-7, 123456789.123, -0.0, 5e-324, 1.7976931348623157e308, float("nan"), float("inf"),
+               -float("inf"), 0.1 + 0.2]
+    for i, (text, number) in enumerate(zip(texts * 2, numbers, strict=True)):
+        prediction = {**base["predictions"][0], "customer_id": text, "segment": text, "reasons": [text, text],
+                      "predicted_value": number, "churn_probability": -number, "avg_days_between_orders": number}
+        payload = {**base, "as_of": datetime(1998, 7, 1, 12, 30, 5, 250 * i), "predictions": [prediction]}
+        assert response_json(payload) == PredictResponse.model_validate(payload).model_dump_json().encode()
+
+
 # --------------------------------------------------------------------------------------- model server
 @pytest.fixture
 def served_store(model_server, monkeypatch) -> Iterator[str]:
