@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from serving.policy import TierPolicy
 from serving.reasons import reason_lists, top_reasons
 from training.config import RegistryConfig
-from training.models import share_classic
+from training.models import SharedExplainer, share_classic
 from training.registry import load_version
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,28 @@ class ModelBundle:
             churn, _, churn_version = load_version(registry.churn_model, alias)
             segments, _, segment_version = load_version(registry.segment_model, alias)
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
-            # Build the explanation tables now rather than in the first request (cached on first access).
-            value.path_attribution, churn.path_attribution  # noqa: B018
-            shared = share_classic(value, churn)
+            versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
+                        registry.segment_model: segment_version.version}
+            bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
+                         versions, meta.get("quality_card"), share_classic(value, churn))
+            # The walks' tables built now rather than in the first request.
+            bundle._shared_walk or (value.path_attribution, churn.path_attribution)  # noqa: B018
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
-        versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
-                    registry.segment_model: segment_version.version}
-        return cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                   versions, meta.get("quality_card"), shared)
+        return bundle
+
+    @cached_property
+    def _shared_walk(self) -> SharedExplainer | None:
+        return SharedExplainer([self.value, self.churn]) if self.shared_inputs else None
+
+    def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """The value and churn models' ``explain`` (prediction, contributions) of a feature table: both models'
+        boosters walked in one pass when they read the same inputs, else each model's on its own."""
+        inputs = self.value.prepare(features)  # the models read their columns of the feature table
+        if self._shared_walk is not None:
+            value, churn = self._shared_walk.explain(inputs)
+            return value, churn
+        return self.value.explain(inputs), self.churn.explain(features)
 
     @property
     def version_label(self) -> str:
@@ -82,9 +96,7 @@ class ModelBundle:
 
 
 def _model_predictions(bundle: ModelBundle, features: FeatureColumns) -> dict[str, np.ndarray]:
-    inputs = bundle.value.prepare(features)  # the models read their columns of the feature table
-    value, value_drivers = bundle.value.explain(inputs)
-    churn, churn_drivers = bundle.churn.explain(inputs if bundle.shared_inputs else features)
+    (value, value_drivers), (churn, churn_drivers) = bundle.explain(features)
     reasons = np.empty(len(features), dtype=object)
     reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
                               top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))

@@ -32,7 +32,7 @@ zero. Churn is a binary booster whose probabilities are Platt-calibrated on the 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
 from itertools import combinations
@@ -47,7 +47,7 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
 from features.builder import FeatureColumns
-from training.attribution import PathAttribution
+from training.attribution import PathAttribution, ordered_products
 from training.baseline import BetaGeoFitter, GammaGammaFitter
 from training.config import LightGBMParams
 
@@ -287,7 +287,7 @@ def _shapley_weights(n_inputs: int) -> np.ndarray:
     return weights
 
 
-_SHAPLEY_WEIGHTS = _shapley_weights(len(RFM_INPUTS))
+_SHAPLEY_WEIGHTS = np.ascontiguousarray(_shapley_weights(len(RFM_INPUTS)).T)  # (coalitions, inputs)
 
 
 def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]) -> np.ndarray:
@@ -296,10 +296,8 @@ def shapley_values(coalitions: np.ndarray, link: Callable[[Columns], np.ndarray]
     columns = dict(zip(CLASSIC_COLUMNS, coalitions.reshape(-1, n_columns).T, strict=True))
     outcome = np.asarray(link(columns), dtype=np.float64).reshape(n_coalitions, n)
     # Coalition by coalition, in a fixed order: a customer gets exactly the same values alone as in any
-    # batch. A cumulative sum fixes that order by definition; a matrix product or a reduction over an axis may
-    # sum in an order that depends on the rows (a sum over the coalition axis did, for one row). (A loop over
-    # the coalitions was 0.9x for 500 customers but 5x for one: 8 -> 39 us.)
-    return (outcome[:, :, None] * _SHAPLEY_WEIGHTS.T[:, None, :]).cumsum(axis=0)[-1]
+    # batch (a matrix product, or a sum over the coalition axis, may order the sum by the number of rows).
+    return ordered_products(outcome, _SHAPLEY_WEIGHTS)
 
 
 def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days: int,
@@ -533,17 +531,37 @@ class _CrossFitted(BaseEstimator):
         contributions[:, rfm] += shapley_values(inputs.coalitions, link)
         return contributions
 
-    def _paths(self, *parts: list[lgb.Booster], scale: float = 1.0) -> PathAttribution:
-        """Path attribution of ``scale`` x the mean raw score of each part's fold boosters."""
-        return PathAttribution([b for boosters in parts for b in boosters],
-                               [scale / len(boosters) for boosters in parts for _ in boosters],
-                               len(self.feature_names_), [p for p, boosters in enumerate(parts) for _ in boosters])
+    def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        """The boosters this model adds up, their weights and output parts (see :class:`PathAttribution`)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _means(*parts: list[lgb.Booster], scale: float = 1.0) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        """:meth:`_trees` for ``scale`` x the mean raw score of each part's fold boosters."""
+        return ([b for boosters in parts for b in boosters],
+                [scale / len(boosters) for boosters in parts for _ in boosters],
+                [p for p, boosters in enumerate(parts) for _ in boosters])
+
+    @cached_property
+    def path_attribution(self) -> PathAttribution:
+        """The walk of this model's boosters (:meth:`_trees`), built on first use."""
+        boosters, weights, parts = self._trees()
+        return PathAttribution(boosters, weights, len(self.feature_names_), parts)
+
+    def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prediction and contributions from the walk's raw scores per part and contributions (see
+        :meth:`explain`)."""
+        raise NotImplementedError
 
     # Each model's ``explain(X)`` gives the prediction for each row of ``X`` (a frame, or its
     # ``prepare``d inputs) and the per-feature contributions behind it, (rows, ``feature_names_``), from
     # one pass: the boosters' along each row's decision paths (:mod:`training.attribution`), the classic
     # starting score's as exact Shapley values over its RFM inputs. They add up to the prediction on its
     # link scale, less a constant.
+    def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+        inputs = self._prepared(X)
+        return self._explained(inputs, *self.path_attribution.explain(inputs.matrix))
+
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """``explain``'s contributions as a frame (rows of ``X``, columns ``feature_names_``)."""
         return pd.DataFrame(self.explain(X)[1], index=X.index, columns=self.feature_names_)
@@ -592,17 +610,12 @@ class ValueModel(_CrossFitted):
         return (expit(self._raw(self.purchase_boosters_, inputs) + buy_offset)
                 * np.exp(self._raw(self.spend_boosters_, inputs) + spend_offset))
 
-    @cached_property
-    def path_attribution(self) -> PathAttribution:
-        """Tables of the purchase (part 0) and the spend (part 1) fold boosters' mean raw scores, built on
-        first use."""
-        return self._paths(self.purchase_boosters_, self.spend_boosters_)
+    def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        return self._means(self.purchase_boosters_, self.spend_boosters_)  # part 0: purchase, part 1: spend
 
-    def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+    def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
-        inputs = self._prepared(X)
         buy_offset, spend_offset = self._offsets(self._classic(inputs.matrix))
-        raw, boosted = self.path_attribution.explain(inputs.matrix)  # boosted: purchase and spend together
         prediction = expit(raw[:, 0] + buy_offset) * np.exp(raw[:, 1] + spend_offset)
         return prediction, self._add_classic_start(inputs, boosted,
                                                    lambda classic: np.sum(self._offsets(classic), axis=0))
@@ -648,18 +661,44 @@ class ChurnModel(_CrossFitted):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(X)
 
-    @cached_property
-    def path_attribution(self) -> PathAttribution:
-        """The table of the fold boosters' mean raw score times the Platt slope, built on first use."""
-        return self._paths(self.boosters_, scale=self.calibration_[0])
+    def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        return self._means(self.boosters_, scale=self.calibration_[0])  # the mean raw score x the Platt slope
 
-    def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+    def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Churn probability and contributions to its calibrated log-odds."""
-        inputs = self._prepared(X)
         slope, intercept = self.calibration_
-        raw, boosted = self.path_attribution.explain(inputs.matrix)
         probability = expit(raw[:, 0] + slope * self._offset(self._classic(inputs.matrix)) + intercept)
         return probability, self._add_classic_start(inputs, boosted, lambda classic: slope * self._offset(classic))
 
     def feature_importance(self) -> pd.Series:
         return self._importance(self.boosters_)
+
+
+class SharedExplainer:
+    """``explain`` of models that read the same prepared inputs (:func:`share_classic`), all their boosters
+    walked in one pass (one :class:`PathAttribution`, a contribution block per model): one pair of halves on two
+    threads instead of one per model. Each model gets exactly what its own ``explain`` gives."""
+
+    def __init__(self, models: Sequence[_CrossFitted]):
+        self.models = list(models)
+        boosters, weights, parts, blocks = [], [], [], []
+        self.parts_: list[list[int]] = []  # each model's output parts among the walk's
+        for block, model in enumerate(self.models):
+            own_boosters, own_weights, own_parts = model._trees()
+            first = max(parts, default=-1) + 1
+            boosters += own_boosters
+            weights += own_weights
+            parts += [first + p for p in own_parts]
+            blocks += [block] * len(own_boosters)
+            self.parts_.append(sorted({first + p for p in own_parts}))
+        self.n_features = len(self.models[0].feature_names_)
+        self.path_attribution = PathAttribution(boosters, weights, self.n_features, parts, blocks)
+
+    def explain(self, inputs: ModelInputs) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each model's ``explain(inputs)``, in order."""
+        for model in self.models:
+            model._prepared(inputs)  # refuses inputs prepared for other models
+        raw, boosted = self.path_attribution.explain(inputs.matrix)
+        n = self.n_features
+        return [model._explained(inputs, raw[:, parts], boosted[:, block * n:(block + 1) * n])
+                for block, (model, parts) in enumerate(zip(self.models, self.parts_, strict=True))]

@@ -140,26 +140,24 @@ def test_models_that_fail_send_everyone_to_the_rules_with_the_reason(cdnow, bund
         assert out[column].tolist() == rules[column].tolist()
 
 
-@dataclasses.dataclass
-class _ValueModelWithGaps:
+class _ValueModelWithGaps(ValueModel):
     """A real trained value model whose answer is missing for big spenders. LightGBM itself always answers,
     but a future model or a damaged artifact may not; the scorer must then fall back for those alone."""
 
-    model: ValueModel
+    @classmethod
+    def of(cls, model: ValueModel) -> "_ValueModelWithGaps":
+        gappy = cls(**model.get_params())
+        gappy.__dict__.update(model.__dict__)  # the fitted boosters and classic model
+        return gappy
 
-    feature_names_ = property(lambda self: self.model.feature_names_)
-
-    def prepare(self, X: pd.DataFrame) -> ModelInputs:
-        return self.model.prepare(X)
-
-    def explain(self, inputs: ModelInputs) -> tuple[np.ndarray, np.ndarray]:
-        value, contributions = self.model.explain(inputs)
+    def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        value, contributions = super()._explained(inputs, raw, boosted)
         spent = inputs.matrix[:, inputs.feature_names.index("monetary_total")]
         return np.where(spent > 500, np.nan, value), contributions
 
 
 def test_a_customer_the_models_cannot_score_alone_gets_the_rules(cdnow, bundle, scored):
-    out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), dataclasses.replace(bundle, value=_ValueModelWithGaps(
+    out = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), dataclasses.replace(bundle, value=_ValueModelWithGaps.of(
         bundle.value)))
     rules = score(cdnow, CUTOFF, TierPolicy(), FeatureSpec(), dataclasses.replace(bundle, tier_thresholds=[]))
     big = out["customer_id"].isin(cdnow[cdnow["timestamp"] < CUTOFF].groupby("customer_id")["amount"].sum()

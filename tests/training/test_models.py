@@ -26,6 +26,7 @@ from training.models import (
     ChurnModel,
     ClassicFeatures,
     SeasonalClock,
+    SharedExplainer,
     ValueModel,
     _binary_level,
     _log_level,
@@ -317,6 +318,21 @@ def test_models_pickled_apart_share_one_prepared_input(prepared, fitted):
     other.classic_.mean_spend_ += 1.0  # a different classic model is never shared
     assert not share_classic(value, other)
     assert other.classic_ is not value.classic_
+
+
+def test_shared_explainer_gives_each_model_exactly_its_own_explain(prepared, fitted):
+    builder, _, features, _ = prepared
+    value, churn = (pickle.loads(pickle.dumps(m)) for m in fitted)
+    assert share_classic(value, churn)
+    X = features[builder.feature_names_].iloc[::5]
+    inputs = value.prepare(X)
+    together = SharedExplainer([value, churn]).explain(inputs)
+    for model, (prediction, contributions) in zip((value, churn), together, strict=True):
+        alone = model.explain(inputs)
+        assert np.array_equal(prediction, alone[0]) and np.array_equal(contributions, alone[1])
+    other = pickle.loads(pickle.dumps(churn))  # its own classic model: not the inputs it reads
+    with pytest.raises(ValueError, match="another classic model"):
+        SharedExplainer([value, other]).explain(inputs)
 
 
 def test_pickled_model_leaves_its_explanation_tables_behind_and_rebuilds_them(prepared, fitted):
