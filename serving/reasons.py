@@ -187,18 +187,22 @@ def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarra
     if not needs:
         return [text()] * len(rows)
     columns = [_column(frame[name], rows) for name in needs]
-    if len(columns) == 1:  # most phrases read one column: its keys and values need no tuples
-        values, keys = columns[0]
-        distinct = dict(zip(keys, values))  # equal keys: equal values
+    single = len(columns) == 1  # most phrases read one column: its keys and values need no tuples
+    keys = columns[0][1] if single else list(zip(*(keys for _, keys in columns)))
+    said = _SAID.setdefault((feature, needs), {})
+    try:  # every value phrased before: the common case once a service has answered a while
+        return list(map(said.__getitem__, keys))
+    except KeyError:
+        pass
+    if single:
+        distinct = dict(zip(keys, columns[0][0]))  # equal keys: equal values
         say = text
     else:
-        keys = list(zip(*(keys for _, keys in columns)))
         distinct = dict(zip(keys, zip(*(values for values, _ in columns))))
 
         def say(value: tuple) -> str:
             return text(*value)
 
-    said = _SAID.setdefault((feature, needs), {})
     new = {key: value for key, value in distinct.items() if key not in said}
     if len(said) + len(new) > _SAID_LIMIT:
         said.clear()
