@@ -344,8 +344,12 @@ def response_json(payload: Mapping[str, Any]) -> bytes:
     """A :func:`response_payload` as the JSON of its :class:`PredictResponse`, byte for byte, without building
     the model. Written by orjson: 500 predictions in 0.18 ms, against 1.1 ms for pydantic's ``to_json`` and 2.7
     for validating the model and writing it. Non-finite numbers become null, as the model writes them; the tests
-    hold this JSON to the model's."""
-    return orjson.dumps(payload)
+    hold this JSON to the model's. A value of a type orjson does not write (the scorer gives Python and numpy
+    values) is answered through the validated model instead, which converts it, rather than failing the request."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError:
+        return PredictResponse.model_validate(payload).model_dump_json().encode()
 
 
 def to_response(customer_ids: Sequence[str], scored: Mapping[str, Any], as_of: datetime, model_version: str,
