@@ -1,7 +1,7 @@
 """Prediction service latency against a bare BentoML floor, both started and measured in this run.
 
     PYTHONPATH=. python benchmarks/bench_service.py [--store DIR] [--requests 1000] [--rounds 8]
-                                                    [--batch-repeats 7] [--profile]
+                                                    [--batch-repeats 7] [--workers 1] [--profile]
 
 The service answers from champion models in the MLflow store ``--store`` (SQLite); when it has none,
 they are trained there first on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days, no
@@ -57,9 +57,9 @@ FLOOR_REFERENCE_P99_MS = 3.5  # the floor on the 2-core machine the targets were
 
 _SERVE = """
 import sys
-from serving.config import ServingSettings
+from serving.config import ServiceConfig, ServingSettings
 from serving.service import run
-run(ServingSettings(), "127.0.0.1", int(sys.argv[1]))
+run(ServingSettings(service=ServiceConfig(workers=int(sys.argv[2]))), "127.0.0.1", int(sys.argv[1]))
 """
 
 
@@ -329,6 +329,7 @@ def main() -> None:
                         help="one-customer requests per server (their p99 is the 10th slowest)")
     parser.add_argument("--rounds", type=int, default=8, help="alternating rounds between the two servers")
     parser.add_argument("--batch-repeats", type=int, default=7, help="500-customer requests per server and round")
+    parser.add_argument("--workers", type=int, default=1, help="the service's worker processes (service.workers)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
@@ -352,8 +353,8 @@ def main() -> None:
         floor_port, service_port = _free_port(), _free_port()
         with _server("floor", [sys.executable, str(ROOT / "benchmarks" / "bare_service.py"), "--port",
                                str(floor_port)], Path(tmp), env, floor_port) as floor, \
-                _server("service", [sys.executable, "-c", _SERVE, str(service_port)], Path(tmp), env,
-                        service_port) as service:
+                _server("service", [sys.executable, "-c", _SERVE, str(service_port), str(args.workers)], Path(tmp),
+                        env, service_port) as service:
             cpu_before = _cpu_times()
             results, ratios = _measure({"floor": floor, "service": service}, singles, batch, args.rounds,
                                        args.batch_repeats)
@@ -361,7 +362,8 @@ def main() -> None:
         table = pd.DataFrame(results).T.round(1)
         print(f"\nlatency in ms ({args.requests} one-customer requests; {CLIENTS} concurrent clients; median of "
               f"{args.rounds} x {args.batch_repeats} {BATCH}-customer requests; {args.rounds} alternating rounds; "
-              f"bodies encoded before timing); load average {os.getloadavg()[0]:.1f}; CPU time stolen by the host "
+              f"bodies encoded before timing; service workers: {args.workers}); load average "
+              f"{os.getloadavg()[0]:.1f}; CPU time stolen by the host "
               f"{steal}")
         print(table.to_string())
         print(f"the floor's one-customer p99: {results['floor']['seq p99']:.1f} ms here, "

@@ -19,11 +19,14 @@ class ServiceConfig(BaseModel):
     reload_interval_seconds: float | None = Field(
         default=60.0, gt=0, description="check the alias this often and load a newly promoted champion "
         "(null: only on POST /reload)")
+    workers: int = Field(default=1, ge=1, le=64, description="worker processes, each answering one request at a "
+                         "time: more answer concurrent requests in parallel, up to one per core")
     max_customers_per_request: int = Field(default=1000, ge=1)
     max_transactions_per_customer: int = Field(default=5000, ge=1)
     max_request_bytes: int = Field(default=20_000_000, ge=1024)
     token_env_var: str = Field(default="TIERCAST_API_TOKEN",
-                               description="when this environment variable is set, requests need 'Authorization: Bearer <token>'")
+                               description="when this environment variable is set, requests need "
+                               "'Authorization: Bearer <token>'")
 
 
 class ServingSettings(BaseModel):

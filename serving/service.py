@@ -12,6 +12,9 @@ document stay open) checks the optional bearer token, the JSON content type and 
 
 Settings travel from ``tiercast serve`` to the worker processes as JSON in the environment variable
 ``SETTINGS_ENV_VAR`` (BentoML builds the service class itself); :func:`run` puts them there and serves.
+With several workers (``service.workers``), ``POST /reload`` reaches the one that answers it; that worker
+then writes a :class:`ReloadSignal` file named in ``RELOAD_SIGNAL_ENV_VAR``, which the others poll, so that
+every worker loads the new champion within ``SIGNAL_POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -54,6 +61,8 @@ from training.registry import configure_mlflow, version_by_alias
 log = logging.getLogger("bentoml.tiercast")
 
 API_ROUTES = ("/predict", "/reload")
+RELOAD_SIGNAL_ENV_VAR = "TIERCAST_RELOAD_SIGNAL"
+SIGNAL_POLL_SECONDS = 0.5  # a file read per poll and worker: about 10 microseconds
 LOAD_WAIT_SECONDS = 120.0  # a request during start-up waits this long for the models, then gets the fallback
 
 Scope = MutableMapping[str, Any]
@@ -128,6 +137,35 @@ class ModelSlot:
                                       detail=f"loaded '{self.alias}'")
             finally:
                 self.loaded.set()
+
+
+class ReloadSignal:
+    """A file shared by the workers of one service: a worker that reloaded writes a new token into it, and the
+    others, reading it every ``SIGNAL_POLL_SECONDS``, reload when it changes. (BentoML hands ``POST /reload`` to
+    one worker; checking the registry alias that often instead would cost each worker three registry queries per
+    poll.)"""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def from_env(cls) -> "ReloadSignal | None":
+        path = os.environ.get(RELOAD_SIGNAL_ENV_VAR)
+        return cls(Path(path)) if path else None
+
+    def read(self) -> str:
+        try:
+            return self.path.read_text()
+        except OSError:  # not written yet, or the service is shutting down
+            return ""
+
+    def send(self) -> str:
+        """Write a new token (through a rename, so no reader sees half of it) and return it."""
+        token = uuid.uuid4().hex
+        part = self.path.with_name(f"{self.path.name}.{token}")
+        part.write_text(token)
+        part.replace(self.path)
+        return token
 
 
 # -------------------------------------------------------------------------------------------- middleware
@@ -255,7 +293,7 @@ class ModelCardRoute:
 
 
 # ----------------------------------------------------------------------------------------------- service
-@bentoml.service(name="tiercast", workers=1, traffic={"timeout": 300})
+@bentoml.service(name="tiercast", workers=SETTINGS.service.workers, traffic={"timeout": 300})
 class Tiercast:
     """Customer tiers, value and churn predictions from the champion models (or the rule fallback)."""
 
@@ -270,6 +308,11 @@ class Tiercast:
         if SETTINGS.service.reload_interval_seconds:
             threading.Thread(target=self._follow_alias, args=(SETTINGS.service.reload_interval_seconds,),
                              name="tiercast-model-follow", daemon=True).start()
+        self.signal = ReloadSignal.from_env() if SETTINGS.service.workers > 1 else None
+        self._sent = ""  # the last token this worker wrote: its own reload, already done
+        if self.signal is not None:
+            threading.Thread(target=self._follow_signal, args=(self.signal, self.signal.read()),
+                             name="tiercast-reload-signal", daemon=True).start()
 
     def _follow_alias(self, interval_seconds: float) -> None:
         """Pick up a newly promoted champion: the alias is checked (three registry lookups) every interval,
@@ -280,6 +323,19 @@ class Tiercast:
                 self.models.refresh()  # logs what it loaded, or why it kept the models in use
             except Exception:  # this thread must outlive any one failure
                 log.exception("checking the '%s' alias failed", self.models.alias)
+
+    def _follow_signal(self, signal: ReloadSignal, seen: str) -> None:
+        """Reload when another worker has: its token in the signal file changes."""
+        while True:
+            time.sleep(SIGNAL_POLL_SECONDS)
+            token = signal.read()
+            if token in (seen, self._sent, ""):
+                continue
+            seen = token
+            try:
+                self.models.refresh()
+            except Exception:  # this thread must outlive any one failure
+                log.exception("reloading after another worker did failed")
 
     def __is_ready__(self) -> bool:
         return self.models.loaded.is_set()
@@ -328,8 +384,12 @@ class Tiercast:
 
     @bentoml.api(route="/reload", output_spec=ReloadResponse)
     def reload(self) -> ReloadResponse:
-        """Load the models behind the configured alias again (after a promotion), without a restart."""
-        return self.models.refresh()
+        """Load the models behind the configured alias again (after a promotion), without a restart. With
+        several workers, the others follow within a second."""
+        answer = self.models.refresh()
+        if self.signal is not None:
+            self._sent = self.signal.send()
+        return answer
 
 
 Tiercast.add_asgi_middleware(ModelCardRoute)
@@ -354,6 +414,15 @@ def run(settings: ServingSettings, host: str | None = None, port: int | None = N
     """
     os.environ[SETTINGS_ENV_VAR] = settings.model_dump_json()
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
-    bentoml.serve("serving.service:Tiercast", working_dir=os.getcwd(),
-                  host=_ip_address(host or settings.service.host), port=port or settings.service.port,
-                  blocking=True)
+    # This module was imported before the settings were in the environment: the worker count BentoML reads here
+    # is set again from them (the workers themselves import it afresh, with the settings in place).
+    Tiercast.config["workers"] = settings.service.workers
+    Tiercast.inject_config()
+    shared = Path(tempfile.mkdtemp(prefix="tiercast-serve-"))  # the workers' reload signal, removed at the end
+    os.environ[RELOAD_SIGNAL_ENV_VAR] = str(shared / "reload")
+    try:
+        bentoml.serve("serving.service:Tiercast", working_dir=os.getcwd(),
+                      host=_ip_address(host or settings.service.host), port=port or settings.service.port,
+                      blocking=True)
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)

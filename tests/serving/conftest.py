@@ -2,7 +2,8 @@
 
 - ``fallback_server``: an empty MLflow store, a bearer token and small request limits.
 - ``model_server``: a store with small champion models (at most 150 trees each, no tuning) trained here
-  on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days), default limits, no token.
+  on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days), default limits, no token;
+  ``following_server`` and ``two_worker_server`` serve the same store.
 
 Servers are started through ``serving.service.run`` (what ``tiercast serve`` calls) on a free port with
 ``MLFLOW_TRACKING_URI`` pointing to a temporary SQLite store, and stopped with SIGTERM, which must end
@@ -191,6 +192,14 @@ def following_server(tmp_path_factory: pytest.TempPathFactory, trained_store: Tr
     """A server that checks its alias every second."""
     folder = tmp_path_factory.mktemp("following-server")
     settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=1.0))
+    yield from _serve(folder, settings, trained_store.tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def two_worker_server(tmp_path_factory: pytest.TempPathFactory, trained_store: TrainedStore) -> Iterator[Server]:
+    """Two worker processes, reloaded by hand only."""
+    folder = tmp_path_factory.mktemp("two-worker-server")
+    settings = ServingSettings(service=ServiceConfig(workers=2, reload_interval_seconds=None))
     yield from _serve(folder, settings, trained_store.tracking_uri)
 
 

@@ -5,8 +5,11 @@ in process, the conversion of requests to frames and of the scorer's table to th
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -29,6 +32,7 @@ from serving.api import (
 )
 from serving.config import ServingSettings
 from serving.scorer import ModelBundle, score
+from serving.service import ReloadSignal
 from training.registry import configure_mlflow
 
 AS_OF = "1998-07-01"
@@ -383,29 +387,76 @@ def test_served_predictions_equal_the_batch_scorer(model_server, trained_store, 
     _assert_same(response.json()["predictions"], batch)
 
 
-def test_reload_picks_up_a_newly_promoted_champion(model_server, trained_store, served_store, customers_json):
-    registry = model_server.settings.registry
+@contextmanager
+def _promoted_copy(server) -> Iterator[tuple[str, str]]:
+    """The server's champions registered again as new versions (same artifacts) and given its alias; the old
+    versions get it back afterwards. Yields the model_version labels of the old and the new champion."""
+    registry, alias = server.settings.registry, server.settings.service.model_alias
     client = MlflowClient()
     names = (registry.value_model, registry.churn_model, registry.segment_model)
-    alias = model_server.settings.service.model_alias
     old = {name: client.get_model_version_by_alias(name, alias) for name in names}
-    body = {"as_of": AS_OF, "customers": customers_json(trained_store.transactions.head(30))}
-    before = model_server.post("/predict", body).json()
-    assert model_server.post("/reload", None).json()["changed"] is False
     try:
-        for name in names:  # a "new" champion: the same artifacts registered as a new version
-            new = client.create_model_version(name, source=old[name].source, run_id=old[name].run_id)
-            client.set_registered_model_alias(name, alias, new.version)
-        reloaded = model_server.post("/reload", None).json()
-        assert reloaded["changed"] is True
-        after = model_server.post("/predict", body).json()
-        assert after["model_version"] == reloaded["model_version"] != before["model_version"]
-        assert "v2" in after["model_version"]
-        assert after["predictions"] == before["predictions"]
+        new = {name: client.create_model_version(name, source=old[name].source, run_id=old[name].run_id)
+               for name in names}
+        for name in names:
+            client.set_registered_model_alias(name, alias, new[name].version)
+        yield (", ".join(f"{name} v{old[name].version}" for name in names),
+               ", ".join(f"{name} v{new[name].version}" for name in names))
     finally:
         for name in names:
             client.set_registered_model_alias(name, alias, old[name].version)
-        assert model_server.post("/reload", None).json()["model_version"] == before["model_version"]
+
+
+def test_reload_picks_up_a_newly_promoted_champion(model_server, trained_store, served_store, customers_json):
+    body = {"as_of": AS_OF, "customers": customers_json(trained_store.transactions.head(30))}
+    before = model_server.post("/predict", body).json()
+    assert model_server.post("/reload", None).json()["changed"] is False
+    with _promoted_copy(model_server) as (label, promoted):
+        assert before["model_version"] == label
+        reloaded = model_server.post("/reload", None).json()
+        assert reloaded["changed"] is True
+        after = model_server.post("/predict", body).json()
+        assert after["model_version"] == reloaded["model_version"] == promoted
+        assert "v2" in after["model_version"]
+        assert after["predictions"] == before["predictions"]
+    assert model_server.post("/reload", None).json()["model_version"] == before["model_version"]
+
+
+def test_reload_signal_carries_a_new_token_each_time(tmp_path):
+    signal = ReloadSignal(tmp_path / "reload")
+    assert signal.read() == ""  # nothing sent yet
+    first = signal.send()
+    assert signal.read() == first
+    second = signal.send()
+    assert second != first and signal.read() == second
+    assert [p.name for p in tmp_path.iterdir()] == ["reload"]  # no partial files left behind
+
+
+def _workers_answering_with(server, label: str, timeout_s: float = 60.0) -> set[str]:
+    """The worker ids whose log says they answer with ``label``, once both do (or the timeout passes). The
+    server is ready when one worker is; the other may still be loading its models."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        said = re.findall(r"\[entry_service:tiercast:(\d+)\] answering with " + re.escape(label), server.log())
+        if set(said) == {"1", "2"} or time.monotonic() > deadline:
+            return set(said)
+        time.sleep(0.2)
+
+
+def test_a_reload_reaches_every_worker(two_worker_server, served_store, customers_json, trained_store):
+    server = two_worker_server
+    body = {"as_of": AS_OF, "customers": customers_json(trained_store.transactions.head(3))}
+    with _promoted_copy(server) as (label, promoted):
+        assert _workers_answering_with(server, label) == {"1", "2"}  # two workers, each with the champion
+        reloaded = server.post("/reload", None).json()
+        assert reloaded["changed"] is True and reloaded["model_version"] == promoted
+        assert _workers_answering_with(server, promoted) == {"1", "2"}  # the other worker followed the signal
+        # Concurrent callers, each on its own connection, reach both workers: all get the new champion.
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: server.post("/predict", body), range(16)))
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["model_version"] for a in answers} == {promoted}
+    server.post("/reload", None)
 
 
 def _served_version(server, expected: str, timeout_s: float = 60.0) -> str:
@@ -419,21 +470,6 @@ def _served_version(server, expected: str, timeout_s: float = 60.0) -> str:
 
 
 def test_the_service_follows_its_alias_without_a_reload_call(following_server, served_store):
-    registry = following_server.settings.registry
-    client = MlflowClient()
-    names = (registry.value_model, registry.churn_model, registry.segment_model)
-    alias = following_server.settings.service.model_alias
-    old = {name: client.get_model_version_by_alias(name, alias) for name in names}
-    label = ", ".join(f"{name} v{old[name].version}" for name in names)
-    assert _served_version(following_server, label) == label
-    try:
-        new = {name: client.create_model_version(name, source=old[name].source, run_id=old[name].run_id)
-               for name in names}
-        for name in names:
-            client.set_registered_model_alias(name, alias, new[name].version)
-        promoted = ", ".join(f"{name} v{new[name].version}" for name in names)
+    with _promoted_copy(following_server) as (label, promoted):
         assert _served_version(following_server, promoted) == promoted
-    finally:
-        for name in names:
-            client.set_registered_model_alias(name, alias, old[name].version)
     assert _served_version(following_server, label) == label
