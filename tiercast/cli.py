@@ -194,7 +194,8 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
     from serving.config import ServingSettings
     from serving.service import run
 
-    settings = ServingSettings(service=config.service, policy=config.policy, features=config.features,
+    service = config.service.model_copy(update={"workers": args.workers}) if args.workers else config.service
+    settings = ServingSettings(service=service, policy=config.policy, features=config.features,
                                fallback=config.fallback, registry=config.training.registry,
                                horizon_days=config.training.horizon_days,
                                personal_data_columns=config.data.personal_data_columns)
@@ -370,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = command("serve", cmd_serve, "start the prediction service (POST /predict)")
     serve.add_argument("--port", type=int, help="default 3000 (config service.port)")
     serve.add_argument("--host", help="default 127.0.0.1 (config service.host)")
+    serve.add_argument("--workers", type=_positive_int,
+                       help="worker processes, each answering one request at a time (default 1; config service.workers)")
 
     simulate = command("simulate", cmd_simulate, "generate a synthetic retail world with ground truth")
     simulate.add_argument("--customers", type=_positive_int, required=True, help="number of customers")

@@ -146,3 +146,18 @@ def test_demo_registers_champions_and_says_where_to_look(small_cdnow, tmp_path, 
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert set(SCORE_COLUMNS) <= set(scores.columns)
     assert scores["customer_id"].is_unique and set(scores["source"]) == {"model"}
+
+
+def test_serve_takes_its_worker_count_from_the_flag_over_the_config(tmp_path, monkeypatch):
+    # The server itself is started for real in tests/serving; here only what `tiercast serve` hands to it.
+    import serving.service
+
+    handed = []
+    monkeypatch.setattr(serving.service, "run", lambda settings, host, port: handed.append((settings, host, port)))
+    config = write_config(tmp_path / "config.yaml", {"service": {"workers": 3, "port": 3100}})
+    assert main(["--config", str(config), "serve"]) == 0
+    assert main(["--config", str(config), "serve", "--workers", "2", "--port", "3200"]) == 0
+    (first, _, first_port), (second, _, second_port) = handed
+    assert (first.service.workers, first_port) == (3, 3100)
+    assert (second.service.workers, second_port) == (2, 3200)
+    assert second.service.reload_interval_seconds == first.service.reload_interval_seconds  # the rest kept
