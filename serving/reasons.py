@@ -294,9 +294,16 @@ def reason_lists(*reasons: tuple[np.ndarray, np.ndarray]) -> list[list[str]]:
         joined[new, a] = joined[new, a] + ", " + effects[new, b]
     labelled = np.full(phrases.shape, None, dtype=object)
     labelled[kept] = phrases[kept] + " (" + joined[kept] + ")"
-    out = labelled.tolist()
-    for i in np.flatnonzero(~kept.all(axis=1)).tolist():
-        out[i] = [text for text in out[i] if text is not None]
+    # Rows keep their reasons in a few patterns (most often: a phrase both models gave, said once): each
+    # pattern's lists are zipped from its kept columns at once, rather than each row's filtered on its own.
+    pattern = kept @ (1 << np.arange(kept.shape[1]))
+    out: list[list[str]] = [[]] * len(phrases)
+    for code in np.unique(pattern).tolist():
+        rows = np.flatnonzero(pattern == code)
+        columns = [labelled[rows, j].tolist() for j in range(kept.shape[1]) if code >> j & 1]
+        lists = map(list, zip(*columns)) if columns else ([] for _ in rows)
+        for i, reasons in zip(rows.tolist(), lists):
+            out[i] = reasons
     for i in np.flatnonzero(repeats > 1).tolist():  # a phrase said three times, or two repeated: merged alone
         out[i] = _merged(phrases[i].tolist(), effects[i].tolist())
     return out
