@@ -372,7 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default 3000 (config service.port)")
     serve.add_argument("--host", help="default 127.0.0.1 (config service.host)")
     serve.add_argument("--workers", type=_positive_int,
-                       help="worker processes, each answering one request at a time (default 1; config service.workers)")
+                       help="worker processes, each answering one request at a time "
+                       "(default 1; config service.workers)")
 
     simulate = command("simulate", cmd_simulate, "generate a synthetic retail world with ground truth")
     simulate.add_argument("--customers", type=_positive_int, required=True, help="number of customers")

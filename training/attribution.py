@@ -60,7 +60,7 @@ class _Nodes:
     leaf_value: np.ndarray
 
     @classmethod
-    def of(cls, trees: Sequence[tuple[dict, float, int]]) -> "_Nodes":
+    def of(cls, trees: Sequence[tuple[dict, float, int, int]]) -> "_Nodes":
         """Nodes of ``trees``: (LightGBM ``dump_model`` tree, weight, part, block) each, in order."""
         columns: dict[str, list] = {name: [] for name in cls.__dataclass_fields__}
 
