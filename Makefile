@@ -33,7 +33,7 @@ mlflow-ui: $(STAMP)  ## Open the MLflow UI on the demo's store
 	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}
 
 docs: $(STAMP)  ## Regenerate docs/features.md from the feature registry
-	$(BIN)/python -m features.docs
+	$(BIN)/python -m tiercast.features.docs
 
 bench: $(STAMP)  ## Run the benchmarks (slow: ten-million-row worlds)
 	$(BIN)/python benchmarks/bench_simulate.py

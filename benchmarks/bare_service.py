@@ -1,5 +1,5 @@
 """The floor of the service benchmark: a bare BentoML service with the same request parsing and the same
-response shape as ``serving.service``, but no features, models, tiers, token or size checks.
+response shape as ``tiercast.serving.service``, but no features, models, tiers, token or size checks.
 
     PYTHONPATH=. python benchmarks/bare_service.py --port 3001
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import bentoml
 
-from serving.api import CustomerIn, Prediction, PredictResponse, request_model
-from serving.config import ServiceConfig
+from tiercast.serving.api import CustomerIn, Prediction, PredictResponse, request_model
+from tiercast.serving.config import ServiceConfig
 
 FloorRequest = request_model(ServiceConfig())
 

@@ -57,8 +57,8 @@ FLOOR_REFERENCE_P99_MS = 3.5  # the floor on the 2-core machine the targets were
 
 _SERVE = """
 import sys
-from serving.config import ServiceConfig, ServingSettings
-from serving.service import run
+from tiercast.serving.config import ServiceConfig, ServingSettings
+from tiercast.serving.service import run
 run(ServingSettings(service=ServiceConfig(workers=int(sys.argv[2]))), "127.0.0.1", int(sys.argv[1]))
 """
 
@@ -73,12 +73,12 @@ def _ensure_champion(store: Path, transactions: pd.DataFrame) -> str:
     """The store's tracking URI, with champion models trained into it if it has none."""
     uri = f"sqlite:///{store / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    from features.loading import InputData
-    from features.spec import FeatureSpec
-    from serving.policy import TierPolicy
-    from training.config import RegistryConfig, TrainingConfig, TuningConfig
-    from training.pipeline import train_and_register
-    from training.registry import configure_mlflow, version_by_alias
+    from tiercast.features.loading import InputData
+    from tiercast.features.spec import FeatureSpec
+    from tiercast.serving.policy import TierPolicy
+    from tiercast.training.config import RegistryConfig, TrainingConfig, TuningConfig
+    from tiercast.training.pipeline import train_and_register
+    from tiercast.training.registry import configure_mlflow, version_by_alias
 
     configure_mlflow()
     registry = RegistryConfig()
@@ -243,10 +243,10 @@ def _measure(urls: dict[str, str], singles: list[bytes], batch: bytes, rounds: i
 
 def _profile(transactions: pd.DataFrame, ids: list[str]) -> None:
     """Where one request's time goes, in this process: each step of the service's path, then cProfile."""
-    from serving.api import request_model, response_json, response_payload, to_columns
-    from serving.config import ServingSettings
-    from serving.reasons import reason_lists, top_reasons
-    from serving.scorer import ModelBundle, score_columns
+    from tiercast.serving.api import request_model, response_json, response_payload, to_columns
+    from tiercast.serving.config import ServingSettings
+    from tiercast.serving.reasons import reason_lists, top_reasons
+    from tiercast.serving.scorer import ModelBundle, score_columns
 
     s = ServingSettings()
     bundle = ModelBundle.load(s.registry)
@@ -294,8 +294,8 @@ def _reason_agreement(transactions: pd.DataFrame) -> None:
 
     The classic starting score's share is the same exact Shapley split in both; only the boosters'
     part differs, so it alone is swapped for LightGBM's ``pred_contrib``."""
-    from serving.config import ServingSettings
-    from serving.scorer import ModelBundle
+    from tiercast.serving.config import ServingSettings
+    from tiercast.serving.scorer import ModelBundle
 
     bundle = ModelBundle.load(ServingSettings().registry)
     features = bundle.builder.transform(transactions, CUTOFF)
@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
-    from features.loading import load_transactions
+    from tiercast.features.loading import load_transactions
 
     tx, _ = load_transactions(CDNOW)
     ids = sorted(tx["customer_id"].unique())[:N_CUSTOMERS]

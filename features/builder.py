@@ -8,7 +8,7 @@ which other customers are in the batch; the only population-dependent state (RFM
 edges, channels seen, profile levels, optional columns present) is learned in `fit` and frozen, which
 is what makes scoring one customer online agree with scoring the whole population in batch.
 
-Output columns and their order come from `features.registry.feature_definitions`.
+Output columns and their order come from `tiercast.features.registry.feature_definitions`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.lifecycle import lifecycle_stage
-from features.registry import OPTIONAL_FEATURE_COLUMNS, FeatureDef, feature_definitions, slug
-from features.spec import FeatureSpec
+from tiercast.features.lifecycle import lifecycle_stage
+from tiercast.features.registry import OPTIONAL_FEATURE_COLUMNS, FeatureDef, feature_definitions, slug
+from tiercast.features.spec import FeatureSpec
 
 NS_PER_DAY = 86_400 * 10**9
 SUM_DECIMALS = 6

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from features.spec import LifecycleThresholds
+from tiercast.features.spec import LifecycleThresholds
 
 STAGES: tuple[str, ...] = ("new", "active", "dormant", "lost")
 _STAGE_NAMES = np.array(STAGES, dtype=object)

@@ -2,7 +2,7 @@
 
 The file suffix decides the format: ``.csv`` / ``.csv.gz`` (UTF-8, header row), ``.parquet`` / ``.pq``,
 and ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Every problem raises
-:class:`~features.schema.DataError` naming the file, the column and sample rows; nothing is half-loaded.
+:class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows; nothing is half-loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import (
+from tiercast.features.schema import (
     CUSTOMER_REQUIRED,
     INTERACTION_OPTIONAL,
     INTERACTION_REQUIRED,

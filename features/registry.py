@@ -3,7 +3,7 @@
 `feature_definitions` expands the spec (windows) and the builder's fitted state (channels seen, profile
 attributes, optional columns present) into the ordered list of output columns. The builder emits exactly
 these columns in this order, `FeatureBuilder.feature_names_` is the model-input subset, and
-`python -m features.docs` renders the table in docs/features.md from the same list.
+`python -m tiercast.features.docs` renders the table in docs/features.md from the same list.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from features.spec import FeatureSpec
+from tiercast.features.spec import FeatureSpec
 
 Kind = Literal["numeric", "categorical", "score", "stage"]
 
@@ -162,7 +162,7 @@ def feature_definitions(
         FeatureDef("f_score", "scores", "Frequency score 1-5 from rfm edges.", kind="score", model_input=False),
         FeatureDef("m_score", "scores", "Monetary (monetary_total) score 1-5 from rfm edges.", kind="score",
                    model_input=False),
-        FeatureDef("lifecycle_stage", "lifecycle", "new / active / dormant / lost (features.lifecycle).",
+        FeatureDef("lifecycle_stage", "lifecycle", "new / active / dormant / lost (tiercast.features.lifecycle).",
                    kind="stage", model_input=False),
     ]
     return defs

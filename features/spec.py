@@ -17,7 +17,7 @@ def _strictly_increasing(values: list[float], name: str) -> list[float]:
 
 
 class LifecycleThresholds(BaseModel):
-    """Day thresholds of the lifecycle stage (see `features.lifecycle.lifecycle_stage`).
+    """Day thresholds of the lifecycle stage (see `tiercast.features.lifecycle.lifecycle_stage`).
 
     new: first purchase less than `new_days` days before as_of.
     lost: last purchase at least `lost_days` days before as_of.

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from features.loading import read_raw
-from features.schema import DataError
+from tiercast.features.loading import read_raw
+from tiercast.features.schema import DataError
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.spec import FeatureSpec
-from serving.fallback import FallbackRules
-from serving.policy import TierPolicy
-from training.config import RegistryConfig
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.fallback import FallbackRules
+from tiercast.serving.policy import TierPolicy
+from tiercast.training.config import RegistryConfig
 
 
 class ServiceConfig(BaseModel):

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.lifecycle import STAGES
-from serving.reasons import number_text, phrase
-from training.segments import rfm_segments
+from tiercast.features.lifecycle import STAGES
+from tiercast.serving.reasons import number_text, phrase
+from tiercast.training.segments import rfm_segments
 
 
 class FallbackRules(BaseModel):

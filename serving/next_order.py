@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.builder import FeatureColumns
+from tiercast.features.builder import FeatureColumns
 
 NEXT_ORDER_COLUMNS = ["avg_days_between_orders", "expected_next_order_date", "next_order_probability",
                       "churn_risk_band"]

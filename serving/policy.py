@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from serving.next_order import ChurnRiskBands
+from tiercast.serving.next_order import ChurnRiskBands
 
 
 class ValueTier(BaseModel):

@@ -21,7 +21,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from features.builder import FeatureColumns
+from tiercast.features.builder import FeatureColumns
 
 Texts = np.ndarray  # 1-D object array of str, one per customer
 # How to phrase a feature: the columns it reads, and the text of one customer's values of them.

@@ -23,7 +23,7 @@ from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from serving.policy import TierPolicy
+from tiercast.serving.policy import TierPolicy
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
     """Write ``index.html`` and its PNG charts into ``out_dir``; returns the page's path.
 
     ``scores`` (and ``previous``) are scored tables with at least :data:`REPORT_REQUIRED`; ``source`` and
-    ``previous_source`` name where they came from on the page. ``quality_card`` (training.quality_card)
+    ``previous_source`` name where they came from on the page. ``quality_card`` (tiercast.training.quality_card)
     tells readers how good the models are, ``card_source`` which models it describes or why it is absent."""
     missing = [c for c in REPORT_REQUIRED if c not in scores.columns]
     if missing:

@@ -21,16 +21,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
-from features.schema import DataError
-from features.spec import FeatureSpec
-from serving.fallback import FallbackRules, rule_predictions
-from serving.next_order import NEXT_ORDER_COLUMNS, next_order
-from serving.policy import TierPolicy
-from serving.reasons import reason_lists, top_reasons
-from training.config import RegistryConfig
-from training.models import SharedExplainer, share_classic
-from training.registry import load_version
+from tiercast.features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
+from tiercast.features.schema import DataError
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.fallback import FallbackRules, rule_predictions
+from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
+from tiercast.serving.policy import TierPolicy
+from tiercast.serving.reasons import reason_lists, top_reasons
+from tiercast.training.config import RegistryConfig
+from tiercast.training.models import SharedExplainer, share_classic
+from tiercast.training.registry import load_version
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""The BentoML prediction service: a thin HTTP layer over :func:`serving.scorer.score_columns`.
+"""The BentoML prediction service: a thin HTTP layer over :func:`tiercast.serving.scorer.score_columns`.
 
-``POST /predict`` validates the request (:mod:`serving.api`), turns it into the canonical columns, calls
+``POST /predict`` validates the request (:mod:`tiercast.serving.api`), turns it into the canonical columns, calls
 the one scorer and answers one prediction per customer in request order. The champion models are loaded
 from the registry by alias in the background at start-up (``/readyz`` answers 200 once they are loaded
 or the rule fallback is in place); ``POST /reload`` picks up a newly promoted champion without a
@@ -43,7 +43,7 @@ import pandas as pd
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
-from serving.api import (
+from tiercast.serving.api import (
     FALLBACK_VERSION,
     CustomerIn,
     PredictResponse,
@@ -54,9 +54,9 @@ from serving.api import (
     response_payload,
     to_columns,
 )
-from serving.config import SETTINGS_ENV_VAR, ServingSettings
-from serving.scorer import ModelBundle, ModelsUnavailable, score_columns
-from training.registry import configure_mlflow, version_by_alias
+from tiercast.serving.config import SETTINGS_ENV_VAR, ServingSettings
+from tiercast.serving.scorer import ModelBundle, ModelsUnavailable, score_columns
+from tiercast.training.registry import configure_mlflow, version_by_alias
 
 log = logging.getLogger("bentoml.tiercast")
 
@@ -421,7 +421,7 @@ def run(settings: ServingSettings, host: str | None = None, port: int | None = N
     shared = Path(tempfile.mkdtemp(prefix="tiercast-serve-"))  # the workers' reload signal, removed at the end
     os.environ[RELOAD_SIGNAL_ENV_VAR] = str(shared / "reload")
     try:
-        bentoml.serve("serving.service:Tiercast", working_dir=os.getcwd(),
+        bentoml.serve("tiercast.serving.service:Tiercast", working_dir=os.getcwd(),
                       host=_ip_address(host or settings.service.host), port=port or settings.service.port,
                       blocking=True)
     finally:

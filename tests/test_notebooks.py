@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from features.loading import load_transactions
+from tiercast.features.loading import load_transactions
 from tiercast.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.schema import DataError
+from tiercast.features.schema import DataError
 from tiercast.config import AppConfig, ConfigError, load_config
-from training.quality_card import card_text
-from training.sufficiency import InsufficientData
+from tiercast.training.quality_card import card_text
+from tiercast.training.sufficiency import InsufficientData
 
 log = logging.getLogger("tiercast")
 
@@ -72,14 +72,14 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace, config: AppConfig):
-    from features.loading import load_inputs
+    from tiercast.features.loading import load_inputs
 
     return load_inputs(args.transactions, args.customers, args.interactions, config.data)
 
 
 def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
-    from training.pipeline import train_and_register
-    from training.registry import tracking_uri
+    from tiercast.training.pipeline import train_and_register
+    from tiercast.training.registry import tracking_uri
 
     if args.trials is not None:
         config.training.tuning.trials = args.trials
@@ -103,8 +103,8 @@ def _print_training(result, uri: str) -> None:
 
 
 def _champion_bundle(config: AppConfig):
-    from serving.scorer import ModelBundle, ModelsUnavailable
-    from training.registry import configure_mlflow
+    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
+    from tiercast.training.registry import configure_mlflow
 
     configure_mlflow()
     try:
@@ -115,7 +115,7 @@ def _champion_bundle(config: AppConfig):
 
 
 def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
-    from serving.scorer import score
+    from tiercast.serving.scorer import score
 
     data = _load(args, config)
     bundle, reason = _champion_bundle(config)
@@ -135,10 +135,10 @@ def _print_scores(scores: pd.DataFrame, out: Path) -> None:
 
 
 def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
-    from serving.scorer import ModelBundle, score
-    from training.evaluation import compare_at
-    from training.labels import make_labels
-    from training.pipeline import fit_models
+    from tiercast.serving.scorer import ModelBundle, score
+    from tiercast.training.evaluation import compare_at
+    from tiercast.training.labels import make_labels
+    from tiercast.training.pipeline import fit_models
 
     data = _load(args, config)
     trained = fit_models(data, args.cutoff, args.horizon_days, config.training, config.features,
@@ -161,10 +161,10 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
-    from features.loading import load_inputs
-    from serving.scorer import score
-    from training.pipeline import train_and_register
-    from training.registry import tracking_uri
+    from tiercast.features.loading import load_inputs
+    from tiercast.serving.scorer import score
+    from tiercast.training.pipeline import train_and_register
+    from tiercast.training.registry import tracking_uri
 
     demo = config.demo
     started = time.perf_counter()
@@ -191,8 +191,8 @@ def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
-    from serving.config import ServingSettings
-    from serving.service import run
+    from tiercast.serving.config import ServingSettings
+    from tiercast.serving.service import run
 
     service = config.service.model_copy(update={"workers": args.workers}) if args.workers else config.service
     settings = ServingSettings(service=service, policy=config.policy, features=config.features,
@@ -204,7 +204,7 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
-    from features.simulate import WorldConfig, ground_truth, simulate_world, write_world
+    from tiercast.features.simulate import WorldConfig, ground_truth, simulate_world, write_world
 
     world_config = WorldConfig(n_customers=args.customers, seed=args.seed)
     started = time.perf_counter()
@@ -222,7 +222,7 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
-    from features.builder import FeatureBuilder
+    from tiercast.features.builder import FeatureBuilder
 
     data = _load(args, config)
     builder = FeatureBuilder(config.features, config.data.personal_data_columns).fit(
@@ -261,8 +261,8 @@ def _control_share(text: str) -> float:
 
 
 def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
-    from serving.plan import PLAN_REQUIRED, plan_retention
-    from serving.scorer import read_scores
+    from tiercast.serving.plan import PLAN_REQUIRED, plan_retention
+    from tiercast.serving.scorer import read_scores
 
     scores = read_scores(args.scores, PLAN_REQUIRED)
     save_rate = args.save_rate if args.save_rate is not None else config.plan.save_rate
@@ -277,7 +277,7 @@ def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
 
 def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
     """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
-    from training.registry import configure_mlflow, metadata_by_alias
+    from tiercast.training.registry import configure_mlflow, metadata_by_alias
 
     uri = configure_mlflow()
     name = config.training.registry.value_model
@@ -289,8 +289,8 @@ def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
 
 
 def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
-    from serving.report import REPORT_REQUIRED, write_report
-    from serving.scorer import read_scores
+    from tiercast.serving.report import REPORT_REQUIRED, write_report
+    from tiercast.serving.scorer import read_scores
 
     scores = read_scores(args.scores, REPORT_REQUIRED)
     previous = read_scores(args.previous, ("customer_id", "tier")) if args.previous else None
@@ -311,8 +311,8 @@ def _confidence(text: str) -> float:
 
 
 def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
-    from features.loading import load_transactions
-    from serving.campaign import evaluate_plan, read_plan
+    from tiercast.features.loading import load_transactions
+    from tiercast.serving.campaign import evaluate_plan, read_plan
 
     plan, start = read_plan(args.plan, args.start, config.data.error_sample_rows)
     transactions, _ = load_transactions(args.transactions, config.data)

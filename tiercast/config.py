@@ -12,13 +12,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from features.schema import DataConfig
-from features.spec import FeatureSpec
-from serving.config import ServiceConfig
-from serving.fallback import FallbackRules
-from serving.plan import PlanConfig
-from serving.policy import TierPolicy
-from training.config import TrainingConfig
+from tiercast.features.schema import DataConfig
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.config import ServiceConfig
+from tiercast.serving.fallback import FallbackRules
+from tiercast.serving.plan import PlanConfig
+from tiercast.serving.policy import TierPolicy
+from tiercast.training.config import TrainingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"

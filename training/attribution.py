@@ -25,7 +25,7 @@ import lightgbm as lgb
 import numpy as np
 from numba import njit
 
-from training.parallel import by_halves
+from tiercast.training.parallel import by_halves
 
 # How a split reads its feature (``_Nodes.rule``): the missing-value handling of a numerical split, plus
 # DEFAULT_LEFT where missing values go left; or a categorical split.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.quality_card import QualityGrades
-from training.sufficiency import SufficiencyConfig
+from tiercast.training.quality_card import QualityGrades
+from tiercast.training.sufficiency import SufficiencyConfig
 
 
 class _Section(BaseModel):

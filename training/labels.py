@@ -4,7 +4,7 @@ At a cutoff c with horizon H the outcome window is [c, c + H). A customer is lab
 least one transaction before c. value = net sum of amount in the window (refunds included); churned =
 no purchase order in the window, where an order is one order_id of the customer (one line when order_id
 is absent or missing) and it is a purchase when its net amount inside the window is > 0. This matches
-`frequency` in features.builder.
+`frequency` in tiercast.features.builder.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.builder import SUM_DECIMALS, FeatureBuilder, group_codes, lookup, order_index, sorted_codes
+from tiercast.features.builder import SUM_DECIMALS, FeatureBuilder, group_codes, lookup, order_index, sorted_codes
 
 
 def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> pd.DataFrame:

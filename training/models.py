@@ -46,10 +46,10 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
-from features.builder import FeatureColumns
-from training.attribution import PathAttribution, ordered_products
-from training.baseline import BetaGeoFitter, GammaGammaFitter
-from training.config import LightGBMParams
+from tiercast.features.builder import FeatureColumns
+from tiercast.training.attribution import PathAttribution, ordered_products
+from tiercast.training.baseline import BetaGeoFitter, GammaGammaFitter
+from tiercast.training.config import LightGBMParams
 
 # Builder columns the classic model reads: repeat purchases, recency, age and net spend.
 RFM_INPUTS = ["purchase_days", "recency_days", "tenure_days", "monetary_total"]
@@ -149,7 +149,7 @@ class ClassicFeatures(BaseEstimator):
 
     Reads the builder's ``purchase_days``, ``recency_days``, ``tenure_days`` and ``monetary_total``:
     repeat purchases x = purchase days - 1, t_x = tenure - recency, T = tenure, spend m = net amount per
-    purchase day (close to :func:`training.baseline.rfm_summary`'s customer-day convention). So it needs
+    purchase day (close to :func:`tiercast.training.baseline.rfm_summary`'s customer-day convention). So it needs
     nothing but the feature frame and scores one customer exactly as in a batch. Times run on ``clock``
     (the seasonal clock of the cutoff the rows were built at; calendar days without one). When
     Gamma-Gamma cannot be fitted (fewer than two repeat buyers, or an infinite mean), spend is the mean
@@ -555,7 +555,7 @@ class _CrossFitted(BaseEstimator):
 
     # Each model's ``explain(X)`` gives the prediction for each row of ``X`` (a frame, or its
     # ``prepare``d inputs) and the per-feature contributions behind it, (rows, ``feature_names_``), from
-    # one pass: the boosters' along each row's decision paths (:mod:`training.attribution`), the classic
+    # one pass: the boosters' along each row's decision paths (:mod:`tiercast.training.attribution`), the classic
     # starting score's as exact Shapley values over its RFM inputs. They add up to the prediction on its
     # link scale, less a constant.
     def explain(self, X: pd.DataFrame | FeatureColumns | ModelInputs) -> tuple[np.ndarray, np.ndarray]:

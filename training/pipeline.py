@@ -21,13 +21,13 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.builder import FeatureBuilder
-from features.loading import InputData
-from features.spec import FeatureSpec
-from training import evaluation, metrics
-from training.config import LightGBMParams, TrainingConfig
-from training.labels import rolling_cutoffs, training_examples
-from training.models import (
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.loading import InputData
+from tiercast.features.spec import FeatureSpec
+from tiercast.training import evaluation, metrics
+from tiercast.training.config import LightGBMParams, TrainingConfig
+from tiercast.training.labels import rolling_cutoffs, training_examples
+from tiercast.training.models import (
     CLASSIC_COLUMNS,
     ChurnModel,
     ClassicFeatures,
@@ -35,11 +35,11 @@ from training.models import (
     add_classic_columns,
     seasonal_clock,
 )
-from training.quality_card import quality_card
-from training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
-from training.segments import SegmentModel, rfm_profiles
-from training.sufficiency import SufficiencyCheck, require_training_data
-from training.tuning import tune
+from tiercast.training.quality_card import quality_card
+from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
+from tiercast.training.segments import SegmentModel, rfm_profiles
+from tiercast.training.sufficiency import SufficiencyCheck, require_training_data
+from tiercast.training.tuning import tune
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TrainResult:
     champion_metrics: dict[str, float] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)  # BG/NBD + Gamma-Gamma on the same window
     validation_window: str = ""
-    quality_card: dict[str, Any] = field(default_factory=dict)  # plain-words card (training.quality_card)
+    quality_card: dict[str, Any] = field(default_factory=dict)  # plain-words card (tiercast.training.quality_card)
 
 
 def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame) -> dict[str, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from training import metrics
+from tiercast.training import metrics
 
 
 class QualityGrades(BaseModel):

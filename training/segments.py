@@ -18,8 +18,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
-from features.builder import FeatureColumns
-from training.config import SegmentConfig
+from tiercast.features.builder import FeatureColumns
+from tiercast.training.config import SegmentConfig
 
 # Behaviour the segments describe; each is log-scaled before standardising (long right tails).
 SEGMENT_FEATURES = ("recency_days", "frequency", "monetary_total")

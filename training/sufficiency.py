@@ -3,7 +3,7 @@
 Training on too little data gives confident-looking numbers that mean nothing. Before a run starts, the
 whole log is checked against minimums in config and the run stops with a message that says what is
 missing. (At scoring time, a customer whose own history is too short gets the rule fallback with that
-reason instead of a model number: see ``serving.fallback.FallbackRules.min_history_days``.)
+reason instead of a model number: see ``tiercast.serving.fallback.FallbackRules.min_history_days``.)
 """
 
 from __future__ import annotations

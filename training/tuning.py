@@ -18,7 +18,7 @@ import mlflow
 import optuna
 import pandas as pd
 
-from training.config import LightGBMParams, TuningConfig
+from tiercast.training.config import LightGBMParams, TuningConfig
 
 log = logging.getLogger(__name__)
 

@@ -150,10 +150,10 @@ def test_demo_registers_champions_and_says_where_to_look(small_cdnow, tmp_path, 
 
 def test_serve_takes_its_worker_count_from_the_flag_over_the_config(tmp_path, monkeypatch):
     # The server itself is started for real in tests/serving; here only what `tiercast serve` hands to it.
-    import serving.service
+    import tiercast.serving.service
 
     handed = []
-    monkeypatch.setattr(serving.service, "run", lambda settings, host, port: handed.append((settings, host, port)))
+    monkeypatch.setattr(tiercast.serving.service, "run", lambda settings, host, port: handed.append((settings, host, port)))
     config = write_config(tmp_path / "config.yaml", {"service": {"workers": 3, "port": 3100}})
     assert main(["--config", str(config), "serve"]) == 0
     assert main(["--config", str(config), "serve", "--workers", "2", "--port", "3200"]) == 0

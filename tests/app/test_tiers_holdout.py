@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.loading import InputData, load_transactions
-from features.simulate import WorldConfig, simulate_world
-from serving.policy import TierPolicy
-from serving.scorer import ModelBundle, score
+from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.serving.policy import TierPolicy
+from tiercast.serving.scorer import ModelBundle, score
 from tiercast.cli import main
 from tiercast.config import load_config
-from training.config import TrainingConfig
-from training.labels import make_labels
-from training.pipeline import fit_models
+from tiercast.training.config import TrainingConfig
+from tiercast.training.labels import make_labels
+from tiercast.training.pipeline import fit_models
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = "1998-01-01"

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features.builder as builder_module
-from features.builder import FeatureBuilder, sorted_codes
-from features.registry import feature_definitions
-from features.spec import FeatureSpec, LifecycleThresholds
+import tiercast.features.builder as builder_module
+from tiercast.features.builder import FeatureBuilder, sorted_codes
+from tiercast.features.registry import feature_definitions
+from tiercast.features.spec import FeatureSpec, LifecycleThresholds
 
 AS_OF = pd.Timestamp("2024-01-31")
 
@@ -248,9 +248,9 @@ def test_feature_definitions_follow_the_spec_windows() -> None:
 
 
 def test_generated_docs_are_current() -> None:
-    from features.docs import DEFAULT_PATH, render
+    from tiercast.features.docs import DEFAULT_PATH, render
 
-    assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), "run `python -m features.docs`"
+    assert DEFAULT_PATH.read_text(encoding="utf-8") == render(), "run `python -m tiercast.features.docs`"
     for d in feature_definitions(FeatureSpec()):
         if "<" not in d.name:
             assert f"| `{d.name}` |" in render()
@@ -281,7 +281,7 @@ def test_string_columns_of_any_dtype_give_identical_features(dtype: str) -> None
 @pytest.mark.parametrize("hash_from_rows", [0, 10**9])  # DuckDB hashing, Arrow encoding
 @pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "category"])
 def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_rows: int) -> None:
-    from features.builder import group_codes
+    from tiercast.features.builder import group_codes
 
     rng = np.random.default_rng(8)
     raw = np.array([f"o{i}" for i in rng.integers(0, 500, 5000)] + [None, "", "O1"], dtype=object)

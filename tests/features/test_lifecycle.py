@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.lifecycle import lifecycle_stage
-from features.spec import LifecycleThresholds
+from tiercast.features.lifecycle import lifecycle_stage
+from tiercast.features.spec import LifecycleThresholds
 
 T = LifecycleThresholds(new_days=30, dormant_gap_multiple=3.0, dormant_days=90, lost_days=365)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.loading import load_customers, load_inputs, load_interactions, load_transactions
-from features.schema import ColumnMapping, DataConfig, DataError
+from tiercast.features.loading import load_customers, load_inputs, load_interactions, load_transactions
+from tiercast.features.schema import ColumnMapping, DataConfig, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
 CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
@@ -147,9 +147,9 @@ def test_load_inputs_gathers_reports(tmp_path):
 
 
 def test_blank_order_ids_are_missing_so_each_line_is_its_own_order_as_in_the_service(tmp_path):
-    from features.builder import FeatureBuilder
-    from features.spec import FeatureSpec
-    from serving.api import CustomerIn, to_columns, to_frames
+    from tiercast.features.builder import FeatureBuilder
+    from tiercast.features.spec import FeatureSpec
+    from tiercast.serving.api import CustomerIn, to_columns, to_frames
 
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,timestamp,amount,order_id,channel\n"

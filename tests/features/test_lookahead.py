@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeatureBuilder
-from features.spec import FeatureSpec
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.spec import FeatureSpec
 
 START = pd.Timestamp("2022-01-01")
 SPAN_S = 900 * 86_400

@@ -5,7 +5,7 @@
   on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days), default limits, no token;
   ``following_server`` and ``two_worker_server`` serve the same store.
 
-Servers are started through ``serving.service.run`` (what ``tiercast serve`` calls) on a free port with
+Servers are started through ``tiercast.serving.service.run`` (what ``tiercast serve`` calls) on a free port with
 ``MLFLOW_TRACKING_URI`` pointing to a temporary SQLite store, and stopped with SIGTERM, which must end
 them cleanly.
 """
@@ -26,7 +26,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.config import ServiceConfig, ServingSettings
+from tiercast.serving.config import ServiceConfig, ServingSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
@@ -39,19 +39,19 @@ STOP_TIMEOUT_S = 60.0
 
 _LAUNCH = """
 import sys
-from serving.config import ServingSettings
-from serving.service import run
+from tiercast.serving.config import ServingSettings
+from tiercast.serving.service import run
 run(ServingSettings.model_validate_json(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
 """
 
 _TRAIN = """
 import sys
 import pandas as pd
-from features.loading import InputData, load_transactions
-from features.spec import FeatureSpec
-from serving.policy import TierPolicy
-from training.config import LightGBMParams, TrainingConfig, TuningConfig
-from training.pipeline import train_and_register
+from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.policy import TierPolicy
+from tiercast.training.config import LightGBMParams, TrainingConfig, TuningConfig
+from tiercast.training.pipeline import train_and_register
 
 tx, report = load_transactions(sys.argv[1])
 keep = sorted(tx["customer_id"].unique())[: int(sys.argv[2])]
@@ -160,7 +160,7 @@ class TrainedStore:
 
 @pytest.fixture(scope="session")
 def cdnow() -> pd.DataFrame:
-    from features.loading import load_transactions
+    from tiercast.features.loading import load_transactions
 
     tx, _ = load_transactions(CDNOW)
     return tx

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.campaign import evaluate_plan
+from tiercast.serving.campaign import evaluate_plan
 
 START = pd.Timestamp("2025-03-01")
 

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.builder import FeatureBuilder
-from features.spec import FeatureSpec
-from serving.fallback import FallbackRules, rule_predictions
-from serving.policy import TierPolicy
-from serving.scorer import SCORE_COLUMNS, ModelBundle, ModelsUnavailable, score
-from training.config import RegistryConfig
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.fallback import FallbackRules, rule_predictions
+from tiercast.serving.policy import TierPolicy
+from tiercast.serving.scorer import SCORE_COLUMNS, ModelBundle, ModelsUnavailable, score
+from tiercast.training.config import RegistryConfig
 
 AS_OF = pd.Timestamp("2025-07-01")
 
@@ -89,7 +89,7 @@ def test_dormant_valuable_customers_get_the_retention_action_from_the_rules():
 
 def test_an_empty_model_store_means_no_models(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    from training.registry import configure_mlflow
+    from tiercast.training.registry import configure_mlflow
 
     configure_mlflow()
     with pytest.raises(ModelsUnavailable, match="models 'champion' could not be loaded"):

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.spec import FeatureSpec
-from serving.next_order import ChurnRiskBands, next_order
-from serving.policy import TierPolicy
-from serving.scorer import score
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.next_order import ChurnRiskBands, next_order
+from tiercast.serving.policy import TierPolicy
+from tiercast.serving.scorer import score
 
 AS_OF = pd.Timestamp("2025-06-01")
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from serving.policy import Membership, TierPolicy
+from tiercast.serving.policy import Membership, TierPolicy
 from tiercast.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.builder import FeatureBuilder
-from features.simulate import WorldConfig, simulate_world
-from features.spec import FeatureSpec
-from serving.reasons import phrase, reason_lists, top_reasons
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.reasons import phrase, reason_lists, top_reasons
 
 AS_OF = pd.Timestamp("2025-07-01")
 
@@ -194,7 +194,7 @@ def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
 def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
     # Phrases are kept between calls, per feature and the columns read; the table is emptied when it would
     # outgrow its limit, and a call with more distinct values than the limit keeps none: never more than that.
-    from serving import reasons
+    from tiercast.serving import reasons
 
     monkeypatch.setattr(reasons, "_SAID", {})
     monkeypatch.setattr(reasons, "_SAID_LIMIT", 4)

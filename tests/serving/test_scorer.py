@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeatureBuilder
-from features.loading import InputData, load_transactions
-from features.schema import DataError
-from features.spec import FeatureSpec
-from serving.fallback import FallbackRules, rule_predictions
-from serving.policy import TierPolicy
-from serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score, trailing_spend
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.schema import DataError
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.fallback import FallbackRules, rule_predictions
+from tiercast.serving.policy import TierPolicy
+from tiercast.serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score, trailing_spend
 from tiercast.config import load_config
-from training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
-from training.models import ModelInputs, ValueModel, share_classic
-from training.pipeline import fit_models
+from tiercast.training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
+from tiercast.training.models import ModelInputs, ValueModel, share_classic
+from tiercast.training.pipeline import fit_models
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-01-01")

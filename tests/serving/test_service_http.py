@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from serving.api import (
+from tiercast.serving.api import (
     FALLBACK_VERSION,
     NO_HISTORY_REASON,
     PredictRequest,
@@ -30,10 +30,10 @@ from serving.api import (
     to_frames,
     to_response,
 )
-from serving.config import ServingSettings
-from serving.scorer import ModelBundle, score
-from serving.service import ReloadSignal
-from training.registry import configure_mlflow
+from tiercast.serving.config import ServingSettings
+from tiercast.serving.scorer import ModelBundle, score
+from tiercast.serving.service import ReloadSignal
+from tiercast.training.registry import configure_mlflow
 
 AS_OF = "1998-07-01"
 EMAIL = "jane.doe.4711@example.com"
@@ -97,7 +97,7 @@ def test_without_models_every_customer_gets_the_fallback_in_request_order(fallba
 
 
 def test_fallback_numbers_are_the_batch_scorers(fallback_server, cdnow, customers_json):
-    """Parity without models: the served rule fallback equals serving.scorer.score on the same data."""
+    """Parity without models: the served rule fallback equals tiercast.serving.scorer.score on the same data."""
     lines = cdnow["customer_id"].value_counts().sort_index()
     ids = lines[lines <= 50].index[5000:5020]  # within the server's limits
     tx = cdnow[cdnow["customer_id"].isin(ids)].reset_index(drop=True)

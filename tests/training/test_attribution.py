@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from training.attribution import PathAttribution
+from tiercast.training.attribution import PathAttribution
 
 
 def boosters(seed: int, max_depth: int, n: int = 2000, n_features: int = 5) -> tuple[list[lgb.Booster], np.ndarray]:

@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import hyp2f1
 
-from training.baseline import (
+from tiercast.training.baseline import (
     BetaGeoFitter,
     _bgnbd_ll_grad,
     _gamma_gamma_ll_grad,
@@ -18,7 +18,7 @@ from training.baseline import (
     GammaGammaParams,
     rfm_summary,
 )
-from training.metrics import churn_report, value_report
+from tiercast.training.metrics import churn_report, value_report
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow"
 CALIBRATION_CUTOFF = pd.Timestamp("1997-10-01")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeatureBuilder
-from features.spec import FeatureSpec
-from training.labels import make_labels, rolling_cutoffs, training_examples
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.spec import FeatureSpec
+from tiercast.training.labels import make_labels, rolling_cutoffs, training_examples
 
 CUTOFF = pd.Timestamp("2024-01-01")
 

@@ -6,7 +6,7 @@ import pytest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss
 
-from training.metrics import (
+from tiercast.training.metrics import (
     brier,
     calibration_curve_table,
     churn_report,

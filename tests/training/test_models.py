@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from scipy.special import expit, logit
 
-from features.builder import FeatureBuilder, FeatureColumns
-from features.loading import load_transactions
-from features.simulate import WorldConfig, simulate_world
-from features.spec import FeatureSpec
-from training import metrics
-from training.baseline import ClassicCLV
-from training.config import LightGBMParams
-from training.labels import make_labels, training_examples
-from training.models import (
+from tiercast.features.builder import FeatureBuilder, FeatureColumns
+from tiercast.features.loading import load_transactions
+from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.features.spec import FeatureSpec
+from tiercast.training import metrics
+from tiercast.training.baseline import ClassicCLV
+from tiercast.training.config import LightGBMParams
+from tiercast.training.labels import make_labels, training_examples
+from tiercast.training.models import (
     CLASSIC_COLUMNS,
     RFM_INPUTS,
     ChurnModel,
@@ -377,5 +377,5 @@ def test_categorical_profile_columns_are_read_as_lightgbm_reads_a_data_frame():
     assert np.array_equal(churn._inputs(table), churn._inputs(X), equal_nan=True)
     for got, expected in zip(churn.explain(table), churn.explain(X), strict=True):
         assert np.array_equal(got, expected, equal_nan=True)
-    # explain walks the trees itself (training.attribution): it must take LightGBM's paths here too.
+    # explain walks the trees itself (tiercast.training.attribution): it must take LightGBM's paths here too.
     assert np.allclose(churn.explain(X)[0], churn.predict_proba(X), rtol=1e-9, atol=0)

@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from training.parallel import SPLIT_FROM_ROWS, by_halves
+from tiercast.training.parallel import SPLIT_FROM_ROWS, by_halves
 
 
 def test_halves_give_one_pass_result_for_arrays_and_tuples():

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from features.loading import InputData, load_transactions
-from features.spec import FeatureSpec
-from serving.policy import TierPolicy
-from training.config import SegmentConfig, TrainingConfig, TuningConfig
-from training.evaluation import BASELINES, MODEL
-from training.pipeline import fit_models, train_and_register
-from training.registry import load_version
+from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.spec import FeatureSpec
+from tiercast.serving.policy import TierPolicy
+from tiercast.training.config import SegmentConfig, TrainingConfig, TuningConfig
+from tiercast.training.evaluation import BASELINES, MODEL
+from tiercast.training.pipeline import fit_models, train_and_register
+from tiercast.training.registry import load_version
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-07-01")
@@ -108,7 +108,7 @@ def test_registered_models_carry_their_feature_spec_and_predict_as_trained(data,
     assert card["grade"] in "ABCD" and card["window"] == "1998-01-01 to 1998-07-01" and card["summary"]
     churn, _, _ = load_version("tiercast-churn", "champion")
     segments, _, _ = load_version("tiercast-segments", "champion")
-    from features.builder import FeatureBuilder
+    from tiercast.features.builder import FeatureBuilder
 
     builder = FeatureBuilder.from_dict(meta["feature_builder"])
     X = builder.transform(data.transactions, CUTOFF)[builder.feature_names_]

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import metrics
-from training.quality_card import QualityGrades, card_text, quality_card
+from tiercast.training import metrics
+from tiercast.training.quality_card import QualityGrades, card_text, quality_card
 
 
 def holdout(seed: int = 0, n: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.builder import FeatureBuilder
-from features.loading import load_transactions
-from features.spec import FeatureSpec
-from training.config import SegmentConfig
-from training.segments import SegmentModel, rfm_profiles, rfm_segments
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.loading import load_transactions
+from tiercast.features.spec import FeatureSpec
+from tiercast.training.config import SegmentConfig
+from tiercast.training.segments import SegmentModel, rfm_profiles, rfm_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"(active|cooling|lapsing) ((loyal|occasional) (high|mid|low) spenders|one-timers(, high spend)?)"

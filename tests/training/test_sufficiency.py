@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.loading import load_transactions
-from training.sufficiency import InsufficientData, SufficiencyConfig, require_training_data
+from tiercast.features.loading import load_transactions
+from tiercast.training.sufficiency import InsufficientData, SufficiencyConfig, require_training_data
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt.gz"
 

@@ -9,8 +9,8 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from training.config import LightGBMParams, TuningConfig
-from training.tuning import SEARCH_SPACE, tune
+from tiercast.training.config import LightGBMParams, TuningConfig
+from tiercast.training.tuning import SEARCH_SPACE, tune
 
 START = LightGBMParams(learning_rate=0.05, num_leaves=31)
 
