@@ -36,7 +36,7 @@ from pydantic import (
 
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 
 # Plausible business dates, well inside datetime64[ns] (1677-2262) so that feature windows reaching
 # years back from as_of stay representable.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pickle
 from itertools import permutations
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,6 @@ import pytest
 from scipy.special import expit, logit
 
 from tiercast.features.builder import FeatureBuilder, FeatureColumns
-from tiercast.features.loading import load_transactions
 from tiercast.features.simulate import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.training import metrics
@@ -36,16 +34,14 @@ from tiercast.training.models import (
     share_classic,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-01-01")
 HORIZON = 181
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
+def cdnow(cdnow_first) -> pd.DataFrame:
     """The first 4,000 CDNOW customers (real purchase patterns, seconds to train on)."""
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    return tx[tx["customer_id"].astype(int) <= 4000].reset_index(drop=True)
+    return cdnow_first(4000)
 
 
 @pytest.fixture(scope="module")
