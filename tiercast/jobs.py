@@ -144,10 +144,8 @@ class Demo:
 def demo(config: AppConfig, trained: Callable[[Training], Any] = lambda training: None) -> Demo:
     """Train, register and score on the bundled CDNOW data (config ``demo``); ``trained`` hears of the
     training before the scoring starts."""
-    from tiercast.features.loading import load_inputs
-
     settings = config.demo
-    data = load_inputs(settings.transactions_path(), config=config.data)
+    data = InputFiles(settings.transactions_path()).load(config)
     cutoff = pd.Timestamp(settings.cutoff)
     training = _train(config, data, cutoff, settings.horizon_days, settings.trials)
     trained(training)

@@ -21,7 +21,6 @@ from tiercast.training.labels import make_labels
 from tiercast.training.pipeline import fit_models
 from tiercast.training.policy import TierPolicy
 
-ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = "1998-01-01"
 HORIZON = 181
 CONTRACT = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment", "lifecycle_stage",

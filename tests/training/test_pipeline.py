@@ -3,6 +3,7 @@ MLflow logging (nested tuning trials, charts, tables, models with metadata) and 
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import mlflow
 import numpy as np
