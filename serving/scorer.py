@@ -44,16 +44,14 @@ class ModelsUnavailable(Exception):
 
 
 def _unavailable(alias: str, err: Exception) -> ModelsUnavailable:
-    """The reason models could not be loaded, in words; a model pickled by an earlier tiercast whose modules
-    have since moved says so."""
-    missing = err if isinstance(err, ModuleNotFoundError) else None
-    cause = err.__cause__ or err.__context__
-    while missing is None and cause is not None:
-        missing = cause if isinstance(cause, ModuleNotFoundError) else None
+    """Why models could not be loaded, in words: a model pickled by an earlier tiercast, whose classes have
+    since moved to other modules, says so and how to fix it."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ModuleNotFoundError):
         cause = cause.__cause__ or cause.__context__
-    if missing is not None and (missing.name or "").startswith(("tiercast", "features", "training", "serving")):
+    if cause is not None and (cause.name or "").split(".")[0] in ("tiercast", "features", "training", "serving"):
         return ModelsUnavailable(f"models '{alias}' were trained by an earlier tiercast version (module "
-                                 f"'{missing.name}' not found); retrain with tiercast train")
+                                 f"'{cause.name}' not found); retrain with tiercast train")
     return ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}")
 
 
