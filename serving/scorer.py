@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from tiercast.serving.policy import TierPolicy
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
-from tiercast.training.models import SharedExplainer, share_classic
 from tiercast.training.registry import load_version
 
 log = logging.getLogger(__name__)
@@ -45,6 +43,18 @@ class ModelsUnavailable(Exception):
     """No usable champion models: the caller falls back to the rules, with this as the reason."""
 
 
+def _unavailable(alias: str, err: Exception) -> ModelsUnavailable:
+    """Why models could not be loaded, in words: a model pickled by an earlier tiercast, whose classes have
+    since moved to other modules, says so and how to fix it."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ModuleNotFoundError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and (cause.name or "").split(".")[0] in ("tiercast", "features", "training", "serving"):
+        return ModelsUnavailable(f"models '{alias}' were trained by an earlier tiercast version (module "
+                                 f"'{cause.name}' not found); retrain with tiercast train")
+    return ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}")
+
+
 @dataclass
 class ModelBundle:
     """The value, churn and segment models behind one alias, with the feature builder they were trained with."""
@@ -57,7 +67,6 @@ class ModelBundle:
     horizon_days: int
     versions: dict[str, str]
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
-    shared_inputs: bool = False  # value and churn read the same prepared inputs (one classic forecast)
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -70,25 +79,16 @@ class ModelBundle:
             versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                         registry.segment_model: segment_version.version}
             bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                         versions, meta.get("quality_card"), share_classic(value, churn))
+                         versions, meta.get("quality_card"))
             # The walks' tables built now rather than in the first request.
-            bundle._shared_walk or (value.path_attribution, churn.path_attribution)  # noqa: B018
+            value.path_attribution, churn.path_attribution  # noqa: B018
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
-            raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
+            raise _unavailable(alias, err) from err
         return bundle
 
-    @cached_property
-    def _shared_walk(self) -> SharedExplainer | None:
-        return SharedExplainer([self.value, self.churn]) if self.shared_inputs else None
-
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """The value and churn models' ``explain`` (prediction, contributions) of a feature table: both models'
-        boosters walked in one pass when they read the same inputs, else each model's on its own."""
-        inputs = self.value.prepare(features)  # the models read their columns of the feature table
-        if self._shared_walk is not None:
-            value, churn = self._shared_walk.explain(inputs)
-            return value, churn
-        return self.value.explain(inputs), self.churn.explain(features)
+        """The value and churn models' ``explain`` (prediction, contributions) of a feature table."""
+        return self.value.explain(features), self.churn.explain(features)
 
     @property
     def version_label(self) -> str:
