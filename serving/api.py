@@ -25,16 +25,18 @@ import pandas as pd
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StrictBool,
     StringConstraints,
-    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from tiercast.features.schema import (
     CUSTOMERS,
@@ -80,15 +82,22 @@ def _known_id(value: str) -> str:
     return value
 
 
-# Text of the schema's ISO 8601 pattern (checked by pydantic itself, not per value in Python), never a number.
-Instant = Annotated[
-    str,
-    StringConstraints(strict=True, strip_whitespace=True, pattern=INSTANT_PATTERN),
-    AfterValidator(_naive_utc),
-    BeforeValidator(_iso_text),
-    WithJsonSchema({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
-                    "description": "ISO 8601 date or datetime; an offset is converted to UTC, naive means UTC"}),
-]
+class _InstantSchema:
+    """Validation of an instant: text of the schema's ISO 8601 pattern (checked by pydantic-core, not per value
+    in Python) or a date/datetime, never a number; then naive UTC within the schema's range. One core schema,
+    so that a model derived from the request model (as BentoML derives one) keeps the steps in this order."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        text = core_schema.str_schema(strict=True, strip_whitespace=True, pattern=INSTANT_PATTERN)
+        return core_schema.no_info_before_validator_function(
+            _iso_text, core_schema.no_info_after_validator_function(_naive_utc, text))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}],
+                "description": "ISO 8601 date or datetime; an offset is converted to UTC, naive means UTC"}
+
+
+Instant = Annotated[datetime, _InstantSchema()]
 
 
 def _number(bound: float) -> Any:
@@ -339,10 +348,10 @@ def response_payload(customer_ids: Sequence[str], scored: Mapping[str, Any], as_
 
 
 def response_json(payload: Mapping[str, Any]) -> bytes:
-    """A :func:`response_payload` as the JSON of its :class:`PredictResponse`, byte for byte, without building
-    the model: written by orjson. Non-finite numbers become null, as the model writes them; the tests hold this
-    JSON to the model's. A value of a type orjson does not write (the scorer gives Python and numpy values) is
-    answered through the validated model instead, which converts it, rather than failing the request."""
+    """A :func:`response_payload` as the JSON of its :class:`PredictResponse`, byte for byte, written by orjson
+    without building the model (which would take a large share of a many-customer request). Non-finite numbers
+    become null, as the model writes them; the tests hold this JSON to the model's. A value of a type orjson does
+    not write is answered through the validated model instead, which converts it, rather than failing the request."""
     try:
         return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
     except orjson.JSONEncodeError:

@@ -165,3 +165,15 @@ def test_the_scored_table_is_the_scorers_and_the_responses():
     assert list(prediction["properties"]) == list(PREDICTION_FIELDS)
     assert set(PREDICTION_FIELDS) <= set(SCORED.names)
     assert prediction["properties"]["churn_risk_band"]["enum"] == list(SCORED["churn_risk_band"].choices)
+
+
+def test_the_request_model_bentoml_derives_validates_as_ours():
+    """BentoML serves a model derived from the request model: its instants are checked in the same order."""
+    from _bentoml_sdk.io_models import ensure_io_descriptor
+
+    served = ensure_io_descriptor(request_model(ServiceConfig()))
+    request = served.model_validate_json('{"as_of": "1998-07-01T02:00:00+02:00", "customers": [{"customer_id": "A"}]}')
+    assert request.as_of == pd.Timestamp("1998-07-01").to_pydatetime()
+    for bad in ('"1998-07-01T02"', '"1850-01-01"', "883612800"):
+        with pytest.raises(ValidationError):
+            served.model_validate_json(f'{{"as_of": {bad}, "customers": [{{"customer_id": "A"}}]}}')
