@@ -28,7 +28,8 @@ The rules every column follows by its kind:
 - ``date`` (scored file): ``YYYY-MM-DD`` text; ``list``: a list of text; ``choice``: one of ``choices``.
 
 A required column must be present and every value valid; an optional column may be absent, and a blank
-(or null) value means missing.
+(or null) value means missing. The customers' other columns are profile attributes: the loader keeps them as
+read; the service takes text, numbers, booleans or null within :attr:`Table.attributes`' limits.
 """
 
 from __future__ import annotations
