@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
-from tiercast.features.schema import DataError
+from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
@@ -32,11 +32,10 @@ from tiercast.training.registry import load_version
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment",
-                 "lifecycle_stage", "tier", "action", "source", "fallback_reason", "reasons"]
-EXTRA_COLUMNS = ["value_tier", "membership", "trailing_spend", *NEXT_ORDER_COLUMNS]
-NUMERIC_COLUMNS = ("predicted_value", "churn_probability", "trailing_spend", "actual_value",
-                   "avg_days_between_orders", "next_order_probability")
+# The scored table's columns, as declared in tiercast.features.schema.SCORED.
+SCORE_COLUMNS = list(SCORED_CONTRACT)
+EXTRA_COLUMNS = [c.name for c in SCORED.columns[len(SCORED_CONTRACT):] if c.required]
+NUMERIC_COLUMNS = SCORED.of_kind("number")
 
 
 class ModelsUnavailable(Exception):
