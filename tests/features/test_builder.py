@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tiercast.features.builder as builder_module
-from tiercast.features.builder import FeatureBuilder, sorted_codes
+import tiercast.features.encoding as encoding_module
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.encoding import group_codes, sorted_codes
 from tiercast.features.registry import feature_definitions
 from tiercast.features.spec import FeatureSpec, LifecycleThresholds
 
@@ -281,8 +282,6 @@ def test_string_columns_of_any_dtype_give_identical_features(dtype: str) -> None
 @pytest.mark.parametrize("hash_from_rows", [0, 10**9])  # DuckDB hashing, Arrow encoding
 @pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "category"])
 def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_rows: int) -> None:
-    from tiercast.features.builder import group_codes
-
     rng = np.random.default_rng(8)
     raw = np.array([f"o{i}" for i in rng.integers(0, 500, 5000)] + [None, "", "O1"], dtype=object)
     codes = group_codes(pd.Series(raw).astype(dtype), hash_from_rows=hash_from_rows)
@@ -301,7 +300,7 @@ def test_arrow_and_numpy_sort_customer_ids_alike(monkeypatch: pytest.MonkeyPatch
     keep = rng.random(400) < 0.8
     orders = []
     for threshold in (1, 10**9):
-        monkeypatch.setattr(builder_module, "ARROW_SORT_FROM", threshold)
+        monkeypatch.setattr(encoding_module, "ARROW_SORT_FROM", threshold)
         orders.append(sorted_codes(values, keep))
     (arrow_codes, arrow_ids), (numpy_codes, numpy_ids) = orders
     assert arrow_ids.tolist() == numpy_ids.tolist() == sorted(set(values[keep]))

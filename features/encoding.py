@@ -1,0 +1,138 @@
+"""String columns to integer codes and timestamps to nanoseconds: the builder's and the labels' shared encoding.
+
+Every aggregate of the feature builder is a numpy group reduction over integer customer codes, so each
+string column (customer ids, order ids, categories, channels) is first turned into codes, and each
+timestamp into int64 nanoseconds since the epoch (naive = UTC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NS_PER_DAY = 86_400 * 10**9
+NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+# Ids from which Arrow sorts them (faster alone: 1,000 shuffled ids 0.22 vs 0.47 ms; 20,000: 5 vs 15 ms). Below, numpy:
+# inside a service request Arrow's sort of 500 ids took 1.2 ms against numpy's 0.1 (already sorted ids are cheap).
+ARROW_SORT_FROM = 2000
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def instant_ns(as_of: Any) -> int:
+    """as_of (str, date, Timestamp; tz-aware converted to UTC) as int nanoseconds since the epoch."""
+    ts = pd.Timestamp(as_of)
+    if ts is pd.NaT:
+        raise ValueError("as_of must be a date, got NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.as_unit("ns").value)
+
+
+def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
+    """Timestamps as int64 ns since the epoch (naive = UTC); NaT becomes int64 min."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return np.asarray(values, dtype="datetime64[ns]").view(np.int64)
+
+
+def _arrow_backed(values: pd.Series | np.ndarray) -> bool:
+    dtype = values.dtype
+    return isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
+
+
+def _arrow_strings(values: pd.Series | np.ndarray) -> pa.Array | None:
+    """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
+    try:
+        if _arrow_backed(values):
+            array = pa.array(values.array)
+        else:
+            array = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
+
+
+def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
+
+    Categoricals reuse their codes (the uniques may include values no row uses); Arrow-backed strings are
+    dictionary-encoded by Arrow without leaving Arrow; anything else (object columns of Python strings) is
+    hashed by pandas, which reuses each string's cached hash: faster than converting them for Arrow
+    (measured: 3x for one customer, 2.5x for 1.4 million CDNOW ids, as fast for 2 million distinct ids).
+    Both number the uniques in order of first appearance.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return (np.asarray(values.array.codes, dtype=np.int64),
+                np.asarray(values.dtype.categories.astype(object), dtype=object))
+    array = _arrow_strings(values) if _arrow_backed(values) else None
+    if array is None:
+        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+    encoded = pc.dictionary_encode(array)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+
+
+def group_codes(values: pd.Series | np.ndarray, hash_from_rows: int = 200_000) -> IntArray:
+    """Codes (-1 = missing) that group equal values, for high-cardinality strings such as order ids.
+
+    From `hash_from_rows` rows on, where a hash table over millions of distinct strings gets slow,
+    DuckDB hashes the strings (in parallel), rows are grouped by sorting the 64-bit hashes, and the
+    grouping is then checked exactly (every row equals its group's first row; a hash collision falls
+    back to `encode`). Smaller columns (one customer online) skip DuckDB's start-up cost: `encode`.
+    """
+    array = None if isinstance(values.dtype, pd.CategoricalDtype) else _arrow_strings(values)
+    if array is None or len(array) < max(hash_from_rows, 1):
+        return encode(values)[0]
+    with duckdb.connect() as con:
+        con.register("t", pa.table({"v": array}))
+        hashes = con.execute("SELECT hash(v) AS h FROM t").fetchnumpy()["h"]  # insertion order is kept
+    order = np.argsort(hashes)
+    ranked = hashes[order]
+    first = np.concatenate(([True], ranked[1:] != ranked[:-1]))
+    codes = np.empty(len(hashes), dtype=np.int64)
+    codes[order] = np.cumsum(first) - 1
+    same = pc.equal(array, array.take(pa.array(order[first][codes])))
+    if not pc.all(pc.fill_null(same, True)).as_py():
+        return encode(values)[0]
+    return np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes)
+
+
+def sorted_codes(values: pd.Series, keep: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """Codes 0..k-1 of the kept rows' customer ids in sorted id order, and the sorted ids."""
+    return sort_encoded(*encode(values), keep)
+
+
+def sort_encoded(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.NDArray[np.bool_]
+                 ) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """:func:`sorted_codes` from the column's :func:`encode` result."""
+    codes = codes[keep]
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
+    ids = uniques[used]
+    order = None
+    if len(ids) >= ARROW_SORT_FROM:  # Arrow sorts strings in C (UTF-8 byte order = Python's str order)
+        try:
+            order = pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids that are not all strings
+            pass
+    if order is None:
+        order = np.argsort(ids, kind="stable")
+    rank = np.full(len(uniques), -1, dtype=np.int64)
+    rank[used[order]] = np.arange(len(used))
+    return rank[codes], ids[order]
+
+
+def lookup(values: pd.Series | np.ndarray, ids: npt.NDArray[np.object_]) -> IntArray:
+    """Position of each row's customer id among `ids` (-1 when absent), one hash per distinct id."""
+    codes, uniques = encode(values)
+    position = pd.Index(ids).get_indexer(uniques)
+    return np.where(codes >= 0, position[codes] if len(position) else -1, -1)
