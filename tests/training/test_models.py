@@ -14,8 +14,8 @@ from scipy.special import expit, logit
 
 from tiercast.features.builder import FeatureBuilder, FeatureColumns
 from tiercast.features.loading import load_transactions
-from tiercast.features.simulate import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.training import metrics
 from tiercast.training.baseline import ClassicCLV
 from tiercast.training.config import LightGBMParams
