@@ -13,7 +13,6 @@ Output columns and their order come from `tiercast.features.registry.feature_def
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -128,9 +127,8 @@ class FeatureColumns:
     """:meth:`FeatureBuilder.transform`'s table before it becomes a frame: sorted customer ids and each
     output column as one array (float64, int64, object, or a Categorical of profile levels), in registry order.
 
-    Reads like the frame where the scorer needs it (``table[name]``, ``name in table``, ``len(table)`` rows)
-    without a frame's costs: building one and reading its columns back (each a new Series) took a third of
-    a one-customer request's scoring time."""
+    Reads like the frame where the scorer needs it (``table[name]``, ``name in table``, ``len(table)`` rows),
+    without building one."""
 
     ids: npt.NDArray[np.object_]
     columns: dict[str, Any]
@@ -146,12 +144,7 @@ class FeatureColumns:
 
     def frame(self) -> pd.DataFrame:
         """The table as :meth:`FeatureBuilder.transform` returns it: index customer_id, registry order."""
-        # Every column is one 1-D array of the index's length and of its final dtype, so pandas' checks of
-        # each column (a third of the frame's cost for one customer) are skipped: a private but long-standing
-        # constructor, held to the public one by a test.
-        return pd.DataFrame._from_arrays(list(self.columns.values()), columns=pd.Index(list(self.columns)),
-                                         index=pd.Index(self.ids, dtype=object, name="customer_id"),
-                                         verify_integrity=False)
+        return pd.DataFrame(self.columns, index=pd.Index(self.ids, dtype=object, name="customer_id"), copy=False)
 
 
 # ---------------------------------------------------------------------------------------------- builder
@@ -174,18 +167,10 @@ class FeatureBuilder:
         return hasattr(self, "rfm_edges_")
 
     def definitions(self) -> list[FeatureDef]:
-        """The registry entries of this fitted builder's output columns, in order.
-
-        Kept from the last call while the spec and fitted state compare equal (a copy of them is the key):
-        expanding the registry costs a quarter of a one-customer request's feature time."""
+        """The registry entries of this fitted builder's output columns, in order."""
         self._check_fitted()
-        state = (self.spec, self.optional_columns_, self.channels_, self.profile_levels_)
-        cached = getattr(self, "_definitions", None)
-        if cached is None or cached[0] != state:
-            defs = feature_definitions(self.spec, optional_columns=self.optional_columns_, channels=self.channels_,
-                                       profile=self.profile_levels_)
-            self._definitions = (copy.deepcopy(state), defs)
-        return list(self._definitions[1])
+        return feature_definitions(self.spec, optional_columns=self.optional_columns_, channels=self.channels_,
+                                   profile=self.profile_levels_)
 
     @property
     def feature_names_(self) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -18,9 +17,6 @@ import pyarrow.compute as pc
 
 NS_PER_DAY = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
-# Ids from which Arrow sorts them (faster alone: 1,000 shuffled ids 0.22 vs 0.47 ms; 20,000: 5 vs 15 ms). Below, numpy:
-# inside a service request Arrow's sort of 500 ids took 1.2 ms against numpy's 0.1 (already sorted ids are cheap).
-ARROW_SORT_FROM = 2000
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -51,10 +47,7 @@ def _arrow_backed(values: pd.Series | np.ndarray) -> bool:
 def _arrow_strings(values: pd.Series | np.ndarray) -> pa.Array | None:
     """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
     try:
-        if _arrow_backed(values):
-            array = pa.array(values.array)
-        else:
-            array = pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)
+        array = pa.array(values.array)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
@@ -66,9 +59,7 @@ def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.obj
 
     Categoricals reuse their codes (the uniques may include values no row uses); Arrow-backed strings are
     dictionary-encoded by Arrow without leaving Arrow; anything else (object columns of Python strings) is
-    hashed by pandas, which reuses each string's cached hash: faster than converting them for Arrow
-    (measured: 3x for one customer, 2.5x for 1.4 million CDNOW ids, as fast for 2 million distinct ids).
-    Both number the uniques in order of first appearance.
+    hashed by pandas, which reuses each string's cached hash. Both number the uniques in order of first appearance.
     """
     if isinstance(values.dtype, pd.CategoricalDtype):
         return (np.asarray(values.array.codes, dtype=np.int64),
@@ -82,29 +73,9 @@ def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.obj
     return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
 
 
-def group_codes(values: pd.Series | np.ndarray, hash_from_rows: int = 200_000) -> IntArray:
-    """Codes (-1 = missing) that group equal values, for high-cardinality strings such as order ids.
-
-    From `hash_from_rows` rows on, where a hash table over millions of distinct strings gets slow,
-    DuckDB hashes the strings (in parallel), rows are grouped by sorting the 64-bit hashes, and the
-    grouping is then checked exactly (every row equals its group's first row; a hash collision falls
-    back to `encode`). Smaller columns (one customer online) skip DuckDB's start-up cost: `encode`.
-    """
-    array = None if isinstance(values.dtype, pd.CategoricalDtype) else _arrow_strings(values)
-    if array is None or len(array) < max(hash_from_rows, 1):
-        return encode(values)[0]
-    with duckdb.connect() as con:
-        con.register("t", pa.table({"v": array}))
-        hashes = con.execute("SELECT hash(v) AS h FROM t").fetchnumpy()["h"]  # insertion order is kept
-    order = np.argsort(hashes)
-    ranked = hashes[order]
-    first = np.concatenate(([True], ranked[1:] != ranked[:-1]))
-    codes = np.empty(len(hashes), dtype=np.int64)
-    codes[order] = np.cumsum(first) - 1
-    same = pc.equal(array, array.take(pa.array(order[first][codes])))
-    if not pc.all(pc.fill_null(same, True)).as_py():
-        return encode(values)[0]
-    return np.where(array.is_null().to_numpy(zero_copy_only=False), -1, codes)
+def group_codes(values: pd.Series | np.ndarray) -> IntArray:
+    """Codes (-1 = missing) that group equal values, such as the lines of one order_id."""
+    return encode(values)[0]
 
 
 def sorted_codes(values: pd.Series, keep: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArray[np.object_]]:
@@ -118,14 +89,7 @@ def sort_encoded(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.ND
     codes = codes[keep]
     used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
     ids = uniques[used]
-    order = None
-    if len(ids) >= ARROW_SORT_FROM:  # Arrow sorts strings in C (UTF-8 byte order = Python's str order)
-        try:
-            order = pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy()
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # ids that are not all strings
-            pass
-    if order is None:
-        order = np.argsort(ids, kind="stable")
+    order = np.argsort(ids, kind="stable")
     rank = np.full(len(uniques), -1, dtype=np.int64)
     rank[used[order]] = np.arange(len(used))
     return rank[codes], ids[order]
