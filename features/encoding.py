@@ -12,8 +12,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 NS_PER_DAY = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
@@ -39,38 +37,11 @@ def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
     return np.asarray(values, dtype="datetime64[ns]").view(np.int64)
 
 
-def _arrow_backed(values: pd.Series | np.ndarray) -> bool:
-    dtype = values.dtype
-    return isinstance(dtype, pd.ArrowDtype) or (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow")
-
-
-def _arrow_strings(values: pd.Series | np.ndarray) -> pa.Array | None:
-    """The column as one Arrow string array, or None when it does not hold only strings (and nulls)."""
-    try:
-        array = pa.array(values.array)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
-    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-    return array if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) else None
-
-
 def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.object_]]:
-    """Integer codes (-1 = missing) and uniques (object array) of a string-like column of any dtype.
-
-    Categoricals reuse their codes (the uniques may include values no row uses); Arrow-backed strings are
-    dictionary-encoded by Arrow without leaving Arrow; anything else (object columns of Python strings) is
-    hashed by pandas, which reuses each string's cached hash. Both number the uniques in order of first appearance.
-    """
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return (np.asarray(values.array.codes, dtype=np.int64),
-                np.asarray(values.dtype.categories.astype(object), dtype=object))
-    array = _arrow_strings(values) if _arrow_backed(values) else None
-    if array is None:
-        codes, uniques = pd.factorize(np.asarray(values, dtype=object))
-        return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
-    encoded = pc.dictionary_encode(array)
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    """Integer codes (-1 = missing) and uniques (object array, in order of first appearance) of a string-like
+    column of any dtype."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
 
 
 def group_codes(values: pd.Series | np.ndarray) -> IntArray:
