@@ -1,4 +1,4 @@
-"""Per-customer group reductions: every feature is one of these over integer customer codes.
+"""Per-customer group reductions over integer customer codes: the arithmetic behind the transaction features.
 
 No Python loop over customers: each function reduces aligned arrays (one entry per line, order or day)
 into one value per customer code ``0..n-1``, so a customer's value never depends on which other
@@ -102,7 +102,8 @@ def purchase_rhythm(codes: IntArray, ts: IntArray, n: int) -> tuple[FloatArray, 
     g_cust, gaps = d_cust[1:][same], np.diff(d_day)[same].astype(np.float64)
     g_n = group_count(g_cust, n)
     g_mean = ratio(group_count(g_cust, n, gaps), g_n)
-    g_var = np.divide(group_count(g_cust, n, gaps**2) - g_n * g_mean**2, g_n - 1, out=np.full(n, np.nan), where=g_n >= 2)
+    g_var = np.divide(group_count(g_cust, n, gaps**2) - g_n * g_mean**2, g_n - 1, out=np.full(n, np.nan),
+                      where=g_n >= 2)
     g_std = np.sqrt(np.maximum(g_var, 0.0))  # NaN with fewer than two gaps
     return g_mean, g_std, group_count(d_cust, n)
 
