@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.loading import InputData, load_inputs
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.serving.scorer import ModelBundle, score
 from tiercast.config import PROJECT_ROOT, AppConfig, load_config
 from tiercast.training.evaluation import MODEL, compare_at, comparison_markdown

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tiercast.features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
+from tiercast.features.aggregates import SUM_DECIMALS
+from tiercast.features.builder import FeatureBuilder, FeatureColumns, Table
+from tiercast.features.encoding import NS_PER_DAY, instants_ns, lookup
 from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions

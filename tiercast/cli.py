@@ -204,7 +204,7 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.features.simulate import WorldConfig, ground_truth, simulate_world, write_world
+    from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
 
     world_config = WorldConfig(n_customers=args.customers, seed=args.seed)
     started = time.perf_counter()

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tiercast.features.campaign_sim import Campaign, CampaignEffect, run_campaign
-from tiercast.features.simulate import World, WorldConfig, simulate_world
+from tiercast.simulation.campaign import Campaign, CampaignEffect, run_campaign
+from tiercast.simulation.world import World, WorldConfig, simulate_world
 from tiercast.serving.campaign import evaluate_plan
 from tiercast.cli import main
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tiercast.features.loading import InputData, load_transactions
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.serving.policy import TierPolicy
 from tiercast.serving.scorer import ModelBundle, score
 from tiercast.cli import main

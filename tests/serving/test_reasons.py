@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.simulate import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.reasons import phrase, reason_lists, top_reasons
+from tiercast.simulation.world import WorldConfig, simulate_world
 
 AS_OF = pd.Timestamp("2025-07-01")
 

@@ -13,7 +13,7 @@ from scipy.special import expit, logit
 from sklearn.exceptions import NotFittedError
 
 from tiercast.features.builder import FeatureBuilder, FeatureColumns
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.training import metrics
 from tiercast.training.boosters import ChurnModel, ValueModel, customer_folds

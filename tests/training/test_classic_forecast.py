@@ -11,7 +11,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.training.classic.clv import ClassicCLV
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures
