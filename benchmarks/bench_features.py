@@ -2,7 +2,7 @@
 
     python benchmarks/bench_features.py [--customers 1000000] [--seed 0]
 
-Simulates a world (tiercast.features.simulate; ~10 transactions per customer), writes its transactions to
+Simulates a world (tiercast.simulation.world; ~10 transactions per customer), writes its transactions to
 Parquet, then in this process times
   (a) loading the Parquet file into pandas + FeatureBuilder.fit_transform, once with the string columns
       as Arrow-backed pandas strings (no Python object per row) and once as object columns (the
@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.simulate import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
+from tiercast.simulation.world import WorldConfig, simulate_world
 
 CORE_SQL = """
 SELECT customer_id,

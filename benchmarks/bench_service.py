@@ -6,13 +6,12 @@
 The service answers from champion models in the MLflow store ``--store`` (SQLite); when it has none,
 they are trained there first on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days, no
 tuning). The floor (``benchmarks/bare_service.py``) parses the same payload with the same pydantic models
-and answers without a model. Both run at once and are measured in alternating rounds (this machine's speed
-drifts by tens of percent within a minute): per round and server, a share of the one-customer requests
-sequentially and from 8 concurrent clients, and ``--batch-repeats`` 500-customer requests. Request bodies
-are encoded once beforehand and sent with the standard library's ``http.client``, so the times are the servers'
-and the connection's, not the client's (httpx took 0.8 ms of the floor's p50 and 1.4 ms of the service's, 1.5 and
-3.9 ms of their p99, in one interleaved run of 800 requests each). Reported: p50
-and p99 of the one-customer requests, the median 500-customer time, and the batch ratio per round.
+and answers without a model. Both run at once and are measured in alternating rounds (a shared machine's speed
+drifts within a minute): per round and server, a share of the one-customer requests sequentially and from 8
+concurrent clients, and ``--batch-repeats`` 500-customer requests. Request bodies are encoded once beforehand
+and sent with the standard library's ``http.client``, so the times are the servers' and the connection's, not
+the client's (httpx would add its own time to both). Reported: p50 and p99 of the one-customer requests,
+the median 500-customer time, and the batch ratio per round.
 Targets: service one-customer p99 <= 15 ms; 500-customer batch <= 2 x the floor's time (median of the
 rounds' ratios). It then measures how often the reasons' main driver (path attribution) agrees with
 LightGBM's TreeSHAP, and what each costs. ``--profile`` adds where the time goes inside one request
@@ -130,7 +129,7 @@ def _payload(transactions: pd.DataFrame, ids: list[str]) -> dict[str, Any]:
 
 def _encoded(body: dict[str, Any]) -> bytes:
     """A request body as JSON, encoded once before any timing: the figures are the servers', not this
-    client's encoding (4-5 ms for 500 customers, which would count the same in both)."""
+    client's encoding."""
     return json.dumps(body).encode()
 
 
@@ -156,9 +155,8 @@ def _timed(connection: http.client.HTTPConnection, body: bytes) -> float:
 def _client_gc_paused() -> Iterator[None]:
     """No garbage collection in this client while it times requests; a collection after.
 
-    Left on, the client's collector ran a pass every twenty-odd requests (what each request allocated in
-    httpx), at the same request of every round and for both servers: 8-15 ms added to one request in fifty,
-    which was the p99 of both (floor p99 10-12 ms; 3.8 ms with the pauses kept out of the timings)."""
+    Left on, the client's collector runs a pass every few dozen requests, at the same request of every round
+    and for both servers, and its pauses become the p99 of both."""
     gc.disable()
     try:
         yield
@@ -197,8 +195,8 @@ def _median_ms(work: Callable[[], Any], repeats: int) -> float:
 
 def _measure(urls: dict[str, str], singles: list[bytes], batch: bytes, rounds: int,
              batch_repeats: int) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Each server's figures, measured in ``rounds`` alternating rounds (this machine's speed drifts by tens
-    of percent over a minute: interleaving gives both servers the same conditions). Also returns each
+    """Each server's figures, measured in ``rounds`` alternating rounds (the machine's speed drifts:
+    interleaving gives both servers the same conditions). Also returns each
     round's ratio of the servers' median batch times (second server over first)."""
     chunk = max(len(singles) // rounds, 1)
     times: dict[str, dict[str, list[float]]] = {name: {"seq": [], "8x": [], "batch": []} for name in urls}
@@ -345,7 +343,7 @@ def main() -> None:
         singles = [_encoded(_payload(tx, [ids[i % N_CUSTOMERS]])) for i in range(args.requests)]
         batch = _encoded(_payload(tx, ids[:BATCH]))
         # The payloads and the data are millions of objects: left to the collector, its full passes pause
-        # this client for tens of milliseconds and show up in both servers' p99 (see also _client_gc_paused).
+        # this client and show up in both servers' p99 (see also _client_gc_paused).
         gc.collect()
         gc.freeze()
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "BENTOML_DO_NOT_TRACK": "True",

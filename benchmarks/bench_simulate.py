@@ -11,7 +11,7 @@ import resource
 import time
 from pathlib import Path
 
-from tiercast.features.simulate import WorldConfig, ground_truth, simulate_world, write_world
+from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
 
 
 def peak_rss_mb() -> float:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.loading import InputData, load_inputs
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.serving.scorer import ModelBundle, score
 from tiercast.config import PROJECT_ROOT, AppConfig, load_config
 from tiercast.training.evaluation import MODEL, compare_at, comparison_markdown
@@ -96,7 +96,7 @@ cutoff is {(CUTOFF - pd.Timedelta(days=HORIZON_DAYS)).date()}, when the customer
 first quarter of 1997) are 3 to 6 months old, while at the cutoff they are 9 to 12 months old. Every
 scored customer is compared with the net value they brought and whether they bought in
 [{CUTOFF.date()}, {(CUTOFF + pd.Timedelta(days=HORIZON_DAYS)).date()}). Baselines are fitted before the
-cutoff too: BG/NBD x Gamma-Gamma (`tiercast.training.baseline.ClassicCLV`), past spend (net spend over the last
+cutoff too: BG/NBD x Gamma-Gamma (`tiercast.training.classic.clv.ClassicCLV`), past spend (net spend over the last
 {HORIZON_DAYS} days, repeated) and a recency rule (mean outcome of the latest window's customers with the
 same recency score).
 

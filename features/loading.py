@@ -1,5 +1,7 @@
 """Read input files into the canonical frames, validate them, and report what cleaning changed.
 
+The rules are the tables of :mod:`tiercast.features.schema`, checked here a whole column at a time.
+
 The file suffix decides the format: ``.csv`` / ``.csv.gz`` (UTF-8, header row), ``.parquet`` / ``.pq``,
 and ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Every problem raises
 :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows; nothing is half-loaded.
@@ -15,13 +17,17 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.schema import (
-    CUSTOMER_REQUIRED,
-    INTERACTION_OPTIONAL,
-    INTERACTION_REQUIRED,
-    TRANSACTION_OPTIONAL,
-    TRANSACTION_REQUIRED,
+    CUSTOMERS,
+    EARLIEST,
+    INSTANT_PATTERN,
+    INTERACTIONS,
+    LATEST,
+    MISSING_IDS,
+    TRANSACTIONS,
+    Column,
     DataConfig,
     DataError,
+    Table,
 )
 
 log = logging.getLogger(__name__)
@@ -116,8 +122,8 @@ def _apply_mapping(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame
     return frame.rename(columns={in_file: canonical for canonical, in_file in mapping.items()})
 
 
-def _require(frame: pd.DataFrame, path: Path, required: tuple[str, ...], mapping: dict[str, str]) -> None:
-    for column in required:
+def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, str]) -> None:
+    for column in table.required:
         if column not in frame.columns:
             named = mapping.get(column, column)
             raise DataError(path, f"required column missing; columns found: {list(frame.columns)}", column=named)
@@ -129,60 +135,105 @@ def _bad_rows(frame: pd.DataFrame, bad: pd.Series, columns: list[str], config: D
     return sample.rename(index=lambda i: f"row {i + 1}")
 
 
-def _clean_ids(frame: pd.DataFrame, path: Path, report: CleaningReport, config: DataConfig) -> None:
-    raw = frame["customer_id"]
+def _refuse(frame: pd.DataFrame, bad: pd.Series, problem: str, column: str, path: Path, config: DataConfig,
+            shown: list[str] | None = None) -> None:
+    """A DataError for the rows ``bad`` marks, if any: ``problem`` after their count."""
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum()):,} {problem}", column,
+                        _bad_rows(frame, bad, shown or [column, "customer_id"], config))
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    """Cells as stripped text; a missing cell is blank."""
+    return raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+
+
+def _check_length(frame: pd.DataFrame, text: pd.Series, column: Column, path: Path, config: DataConfig) -> None:
+    if column.max_length is not None:
+        _refuse(frame, text.str.len() > column.max_length, f"values are longer than {column.max_length} characters",
+                column.name, path, config)
+
+
+def _clean_ids(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport, config: DataConfig) -> None:
+    raw = frame[column.name]
     if not pd.api.types.is_string_dtype(raw) and raw.dtype != object:
         raw = raw.astype("Int64").astype(str) if pd.api.types.is_integer_dtype(raw) else raw.astype(str)
     raw = raw.astype(object).where(raw.notna(), "")
     ids = raw.astype(str).str.strip()
     report.note("customer ids with surrounding whitespace stripped", int((ids != raw.astype(str)).sum()))
-    bad = ids.eq("") | ids.str.lower().isin(["nan", "none", "<na>"])
-    if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} rows have an empty customer_id", "customer_id",
-                        _bad_rows(frame, bad, list(frame.columns), config))
-    frame["customer_id"] = ids
+    bad = ids.eq("") | ids.str.lower().isin(MISSING_IDS)
+    _refuse(frame, bad, f"rows have an empty {column.name}", column.name, path, config, list(frame.columns))
+    _check_length(frame, ids, column, path, config)
+    frame[column.name] = ids
 
 
-def _parse_timestamps(frame: pd.DataFrame, column: str, path: Path, report: CleaningReport,
-                      config: DataConfig, required: bool = True) -> None:
+def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport,
+                      config: DataConfig) -> None:
     """Parse ISO 8601 text (or Parquet datetimes) into naive UTC; offsets are converted, naive taken as UTC."""
-    raw = frame[column]
+    name = column.name
+    raw = frame[name]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            report.note(f"{column} values with a timezone converted to UTC", int(raw.notna().sum()))
+            report.note(f"{name} values with a timezone converted to UTC", int(raw.notna().sum()))
             parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
-        bad = parsed.isna() if required else pd.Series(False, index=raw.index)
+        bad = parsed.isna() if column.required else pd.Series(False, index=raw.index)
     else:
-        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
-        parsed = pd.to_datetime(text.replace("", None), utc=True, format="ISO8601", errors="coerce")
+        text = _text(raw)
+        iso = text.str.fullmatch(INSTANT_PATTERN)
+        parsed = pd.to_datetime(text.where(iso, None), utc=True, format="ISO8601", errors="coerce")
         parsed = parsed.dt.tz_localize(None)
-        report.note(f"{column} values with a UTC offset converted to UTC",
+        report.note(f"{name} values with a UTC offset converted to UTC",
                     int(text.str.contains(_OFFSET_PATTERN, regex=True).sum()))
-        bad = parsed.isna() if required else parsed.isna() & text.ne("")
-    if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} values are not ISO 8601 dates or datetimes", column,
-                        _bad_rows(frame, bad, [column, "customer_id"], config))
-    frame[column] = parsed.astype("datetime64[ns]")
+        bad = parsed.isna() if column.required else parsed.isna() & text.ne("")
+    _refuse(frame, bad, "values are not ISO 8601 dates or datetimes", name, path, config)
+    _refuse(frame, (parsed < EARLIEST) | (parsed > LATEST),
+            f"values are not between {EARLIEST.date()} and {LATEST.date()}", name, path, config)
+    frame[name] = parsed.astype("datetime64[ns]")
 
 
-def _parse_numbers(frame: pd.DataFrame, column: str, path: Path, config: DataConfig,
-                   allow_empty: bool) -> None:
-    raw = frame[column]
+def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, config: DataConfig) -> None:
+    raw = frame[column.name]
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.astype("float64")
-        empty = pd.Series(False, index=raw.index)
+        empty = raw.isna()  # a null (Parquet) is a blank
     else:
-        text = raw.astype(object).where(raw.notna(), "").astype(str).str.strip()
+        text = _text(raw)
         values = pd.to_numeric(text, errors="coerce").astype("float64")
         empty = text.eq("")
     bad = pd.Series(~np.isfinite(values.to_numpy()), index=raw.index)
-    if allow_empty:
+    if not column.required:  # blank means missing
         bad &= ~empty
-    if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} values are not finite numbers", column,
-                        _bad_rows(frame, bad, [column, "customer_id"], config))
-    frame[column] = values
+    _refuse(frame, bad, "values are not finite numbers", column.name, path, config)
+    if column.bound is not None:
+        bound = f"{column.bound:g}"
+        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path, config)
+    frame[column.name] = values
+
+
+def _clean_text(frame: pd.DataFrame, column: Column, path: Path, config: DataConfig) -> None:
+    text = _text(frame[column.name])
+    _check_length(frame, text, column, path, config)
+    if column.kind == "label":
+        _refuse(frame, text.eq(""), "values are blank", column.name, path, config)
+        frame[column.name] = text.str.lower()
+    else:  # blank means missing, as in the service: a blank order_id is no order (each line is its own)
+        frame[column.name] = text.where(text != "", None)
+
+
+def _check(frame: pd.DataFrame, table: Table, path: Path, report: CleaningReport, config: DataConfig) -> None:
+    """Check and convert, in place, every column of ``table`` the frame has."""
+    for column in table.columns:
+        if column.name not in frame.columns:
+            continue
+        if column.kind == "id":
+            _clean_ids(frame, column, path, report, config)
+        elif column.kind == "instant":
+            _parse_timestamps(frame, column, path, report, config)
+        elif column.kind == "number":
+            _parse_numbers(frame, column, path, config)
+        else:
+            _clean_text(frame, column, path, config)
 
 
 def load_transactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
@@ -192,19 +243,9 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
     mapping = config.columns.transactions
     frame = _apply_mapping(read_raw(path), mapping)
     report = CleaningReport(str(path), "transactions", rows_read=len(frame))
-    _require(frame, path, TRANSACTION_REQUIRED, mapping)
-    keep = [c for c in TRANSACTION_REQUIRED + TRANSACTION_OPTIONAL if c in frame.columns]
-    frame = frame[keep].copy()
-    _clean_ids(frame, path, report, config)
-    _parse_timestamps(frame, "timestamp", path, report, config)
-    _parse_numbers(frame, "amount", path, config, allow_empty=False)
-    if "quantity" in frame.columns:
-        _parse_numbers(frame, "quantity", path, config, allow_empty=True)
-    for column in ("order_id", "category", "channel"):
-        if column in frame.columns:
-            text = frame[column].astype(object).where(frame[column].notna(), "").astype(str).str.strip()
-            # Blank means missing, as in the service: a blank order_id is no order (each line is its own).
-            frame[column] = text.where(text != "", None)
+    _require(frame, path, TRANSACTIONS, mapping)
+    frame = frame[[c for c in TRANSACTIONS.names if c in frame.columns]].copy()
+    _check(frame, TRANSACTIONS, path, report, config)
     if "order_id" in frame.columns:
         # The same order line exported twice is noise; distinct lines of one order are kept.
         duplicated = frame.duplicated(keep="first")
@@ -233,14 +274,12 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     mapping = config.columns.customers
     frame = _apply_mapping(read_raw(path), mapping).copy()
     report = CleaningReport(str(path), "customers", rows_read=len(frame))
-    _require(frame, path, CUSTOMER_REQUIRED, mapping)
-    _clean_ids(frame, path, report, config)
+    _require(frame, path, CUSTOMERS, mapping)
+    _check(frame, CUSTOMERS, path, report, config)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():
         raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
                         _bad_rows(frame, repeated, ["customer_id"], config))
-    if "signup_date" in frame.columns:
-        _parse_timestamps(frame, "signup_date", path, report, config, required=False)
     report.rows_kept = len(frame)
     report.summary = {"customers": len(frame), "attributes": [c for c in frame.columns if c != "customer_id"]}
     return frame.reset_index(drop=True), report
@@ -253,15 +292,10 @@ def load_interactions(path: Path | str, config: DataConfig | None = None) -> tup
     mapping = config.columns.interactions
     frame = _apply_mapping(read_raw(path), mapping)
     report = CleaningReport(str(path), "interactions", rows_read=len(frame))
-    _require(frame, path, INTERACTION_REQUIRED, mapping)
-    keep = [c for c in INTERACTION_REQUIRED + INTERACTION_OPTIONAL if c in frame.columns]
-    frame = frame[keep].copy()
-    _clean_ids(frame, path, report, config)
-    _parse_timestamps(frame, "timestamp", path, report, config)
-    frame["kind"] = frame["kind"].astype(str).str.strip().str.lower()
-    if "score" in frame.columns:
-        _parse_numbers(frame, "score", path, config, allow_empty=True)
-    else:
+    _require(frame, path, INTERACTIONS, mapping)
+    frame = frame[[c for c in INTERACTIONS.names if c in frame.columns]].copy()
+    _check(frame, INTERACTIONS, path, report, config)
+    if "score" not in frame.columns:
         frame["score"] = np.nan
     frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
     report.rows_kept = len(frame)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiercast.features.spec import FeatureSpec
@@ -45,3 +47,10 @@ class ServingSettings(BaseModel):
 
 
 SETTINGS_ENV_VAR = "TIERCAST_SERVING_SETTINGS"
+
+
+def settings_from_env() -> ServingSettings:
+    """The settings ``tiercast serve`` handed over in ``SETTINGS_ENV_VAR``, or the defaults when the service is
+    started by hand."""
+    raw = os.environ.get(SETTINGS_ENV_VAR)
+    return ServingSettings.model_validate_json(raw) if raw else ServingSettings()

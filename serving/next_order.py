@@ -35,7 +35,7 @@ def next_order(features: pd.DataFrame | FeatureColumns, churn_probability: np.nd
     wait = np.where(rhythm_fits, by_rhythm, _model_wait_days(probability, horizon_days))
     dates = np.full(len(wait), None, dtype=object)
     known = np.isfinite(wait)
-    # Day arithmetic on datetime64[D]: ISO dates without pandas' per-call costs (a tenth of the time).
+    # Whole days on datetime64[D], written as ISO dates.
     day = np.datetime64(pd.Timestamp(as_of).date(), "D")
     dates[known] = (day + np.ceil(wait[known]).astype(np.int64)).astype(str).tolist()
     return {

@@ -2,21 +2,17 @@
 
 :func:`phrase` says what one feature's value means for a person ("no purchase for 120 days, usually every
 30", "spend up 40% on the previous quarter"), for every customer of a frame. :func:`top_reasons` picks each
-customer's strongest contributions and phrases them; it reads, per feature picked, only the columns that
-feature's phrase needs and only for the customers who picked it, then phrases each value with one small Python
-function (a reason holds a number or two, for which that is far cheaper than a chain of array operations).
-:func:`reason_lists` builds each customer's list (the output's shape: one list per customer), joining the
-effects of a phrase given by several models ("no purchase for 120 days, usually every 30 (lowers value,
-raises churn risk)").
+customer's strongest contributions and phrases them, reading per feature picked only the values of the
+customers who picked it. :func:`reason_lists` builds each customer's list (the output's shape: one list per
+customer), joining the effects of a phrase given by several models ("no purchase for 120 days, usually every
+30 (lowers value, raises churn risk)").
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Hashable, Sequence
-from functools import lru_cache
-from itertools import combinations
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,14 +27,8 @@ PERIOD_NAMES = {7: "week", 30: "month", 90: "quarter", 180: "half-year", 365: "y
 
 
 def _number(x: float) -> str:
-    # The sign goes into the cache key: -0.0 == 0.0, but they print differently.
-    return _finite_number(x, math.copysign(1.0, x)) if math.isfinite(x) else "unknown"
-
-
-@lru_cache(maxsize=1 << 16)
-def _finite_number(x: float, _sign: float) -> str:
-    # Cached: reasons mostly quote whole days and counts, the same few hundred numbers again and again,
-    # from one request to the next, and a lookup costs a tenth of formatting one.
+    if not math.isfinite(x):
+        return "unknown"
     return f"{x:,.0f}" if abs(x) >= 10 or x.is_integer() else f"{x:,.1f}"
 
 
@@ -159,58 +149,20 @@ def _phrasing(feature: str, frame: pd.DataFrame | FeatureColumns) -> Phrasing:
     return (feature,), lambda x: f"{name} unknown" if x is None else f"{name}: {x}"
 
 
-def _column(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray
-            ) -> tuple[list[float] | list[str | None], list[int] | list[str | None]]:
-    """A column's values at positions ``rows``: floats if numeric, else text as pandas prints it (None if missing);
-    and a key per value that tells equal values apart from different ones (a float's bits: -0.0 is not 0.0)."""
+def _values(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -> list[float] | list[str | None]:
+    """A column's values at positions ``rows``: floats if numeric, else text as pandas prints it (None if missing)."""
     if pd.api.types.is_numeric_dtype(column.dtype):
-        values = np.asarray(column, dtype=float)[rows]
-        return values.tolist(), values.view(np.int64).tolist()
+        return np.asarray(column, dtype=float)[rows].tolist()
     part = np.asarray(column, dtype=object)[rows]
-    text = [None if missing else str(value) for value, missing in zip(part.tolist(), pd.isna(part).tolist())]
-    return text, text
-
-
-# Phrases already said, per feature and the columns its phrase reads, by value key: requests mostly repeat values
-# said before (whole days, counts, common amounts), and a lookup costs a tenth of phrasing. A table that would
-# outgrow the limit is emptied first, and a call with more distinct values than the limit (a batch file) keeps
-# none of them, so the tables never hold more than the limit.
-_SAID: dict[tuple[str, tuple[str, ...]], dict[Hashable, str]] = {}  # key: a value's bits or text, or a tuple
-_SAID_LIMIT = 4096
+    return [None if missing else str(value) for value, missing in zip(part.tolist(), pd.isna(part).tolist())]
 
 
 def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray) -> list[str]:
-    """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values. Each
-    distinct value is phrased once (500 customers' 1,500 reasons held 373 distinct phrases), and only if it
-    was not phrased before."""
+    """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values."""
     needs, text = _phrasing(feature, frame)
     if not needs:
         return [text()] * len(rows)
-    columns = [_column(frame[name], rows) for name in needs]
-    single = len(columns) == 1  # most phrases read one column: its keys and values need no tuples
-    keys = columns[0][1] if single else list(zip(*(keys for _, keys in columns)))
-    said = _SAID.setdefault((feature, needs), {})
-    try:  # every value phrased before: the common case once a service has answered a while
-        return list(map(said.__getitem__, keys))
-    except KeyError:
-        pass
-    if single:
-        distinct = dict(zip(keys, columns[0][0]))  # equal keys: equal values
-        say = text
-    else:
-        distinct = dict(zip(keys, zip(*(values for values, _ in columns))))
-
-        def say(value: tuple) -> str:
-            return text(*value)
-
-    new = {key: value for key, value in distinct.items() if key not in said}
-    if len(said) + len(new) > _SAID_LIMIT:
-        said.clear()
-        new = distinct
-        if len(distinct) > _SAID_LIMIT:  # a large batch: phrased for this call alone, the table stays empty
-            said = {}
-    said.update({key: say(value) for key, value in new.items()})
-    return list(map(said.__getitem__, keys))
+    return list(map(text, *(_values(frame[name], rows) for name in needs)))
 
 
 def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
@@ -221,15 +173,10 @@ def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
 
 
 def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``n`` largest ``|values|``: their columns and values, in the order of a stable argsort of
-    ``-|values|`` (ties by column, NaN last). ``n`` passes of argmax (the first maximum) rather than sorting rows."""
+    """Each row's ``n`` largest ``|values|``: their columns and values, ties by column, NaN last."""
     size = np.fmax(np.abs(values), -1.0)  # fmax turns NaN into -1: below every magnitude
-    picked = np.empty((len(values), n), dtype=np.intp)
-    everyone = np.arange(len(values))
-    for rank in range(n):
-        picked[:, rank] = size.argmax(axis=1)
-        size[everyone, picked[:, rank]] = -2.0  # taken: below everything left, NaN included
-    return picked, values[everyone[:, None], picked]
+    picked = np.argsort(-size, axis=1, kind="stable")[:, :n]
+    return picked, np.take_along_axis(values, picked, axis=1)
 
 
 def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame | FeatureColumns, label: str,
@@ -256,14 +203,9 @@ def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.Da
         texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]])
     phrases = np.full(picked.shape, None, dtype=object)
     phrases[rows, ranks] = np.array(texts, dtype=object)
-    # Indexing a pair of str objects, rather than converting a fixed-width string array, makes no new strings.
     effects = np.array([f"lowers {label}", f"raises {label}"], dtype=object)[(strength > 0).astype(np.intp)]
     effects[~moved] = None
     return phrases, effects
-
-
-# From this many customers :func:`reason_lists` works in array operations; below, their fixed cost exceeds a loop's.
-_ARRAYS_FROM = 32
 
 
 def _merged(phrases: list[str | None], effects: list[str | None]) -> list[str]:
@@ -280,30 +222,4 @@ def reason_lists(*reasons: tuple[np.ndarray, np.ndarray]) -> list[list[str]]:
     given by more than one model is said once with all its effects."""
     phrases = np.hstack([p for p, _ in reasons])
     effects = np.hstack([e for _, e in reasons])
-    if len(phrases) < _ARRAYS_FROM:
-        return [_merged(p, e) for p, e in zip(phrases.tolist(), effects.tolist())]
-    # A phrase repeated once is merged in array operations too: said where it first comes, with both effects.
-    said = np.not_equal(phrases, None)
-    kept, joined = said.copy(), effects.copy()  # the reasons said, and the effects each is said with
-    repeats = np.zeros(len(phrases), dtype=int)
-    for a, b in combinations(range(phrases.shape[1]), 2):
-        same = said[:, b] & (phrases[:, a] == phrases[:, b])
-        repeats += same
-        kept[:, b] &= ~same
-        new = same & (effects[:, a] != effects[:, b])
-        joined[new, a] = joined[new, a] + ", " + effects[new, b]
-    labelled = np.full(phrases.shape, None, dtype=object)
-    labelled[kept] = phrases[kept] + " (" + joined[kept] + ")"
-    # Rows keep their reasons in a few patterns (most often: a phrase both models gave, said once): each
-    # pattern's lists are zipped from its kept columns at once, rather than each row's filtered on its own.
-    pattern = kept @ (1 << np.arange(kept.shape[1]))
-    out: list[list[str]] = [[]] * len(phrases)
-    for code in np.unique(pattern).tolist():
-        rows = np.flatnonzero(pattern == code)
-        columns = [labelled[rows, j].tolist() for j in range(kept.shape[1]) if code >> j & 1]
-        lists = map(list, zip(*columns)) if columns else ([] for _ in rows)
-        for i, reasons in zip(rows.tolist(), lists):
-            out[i] = reasons
-    for i in np.flatnonzero(repeats > 1).tolist():  # a phrase said three times, or two repeated: merged alone
-        out[i] = _merged(phrases[i].tolist(), effects[i].tolist())
-    return out
+    return [_merged(p, e) for p, e in zip(phrases.tolist(), effects.tolist())]

@@ -14,35 +14,46 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tiercast.features.builder import NS_PER_DAY, SUM_DECIMALS, FeatureBuilder, FeatureColumns, Table, instants_ns, lookup
-from tiercast.features.schema import DataError
+from tiercast.features.aggregates import SUM_DECIMALS
+from tiercast.features.builder import FeatureBuilder, FeatureColumns, Table
+from tiercast.features.encoding import NS_PER_DAY, instants_ns, lookup
+from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from tiercast.training.policy import TierPolicy
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
-from tiercast.training.models import SharedExplainer, share_classic
 from tiercast.training.registry import load_version
 
 log = logging.getLogger(__name__)
 
-SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment",
-                 "lifecycle_stage", "tier", "action", "source", "fallback_reason", "reasons"]
-EXTRA_COLUMNS = ["value_tier", "membership", "trailing_spend", *NEXT_ORDER_COLUMNS]
-NUMERIC_COLUMNS = ("predicted_value", "churn_probability", "trailing_spend", "actual_value",
-                   "avg_days_between_orders", "next_order_probability")
+# The scored table's columns, as declared in tiercast.features.schema.SCORED.
+SCORE_COLUMNS = list(SCORED_CONTRACT)
+EXTRA_COLUMNS = [c.name for c in SCORED.columns[len(SCORED_CONTRACT):] if c.required]
+NUMERIC_COLUMNS = SCORED.of_kind("number")
 
 
 class ModelsUnavailable(Exception):
     """No usable champion models: the caller falls back to the rules, with this as the reason."""
+
+
+def _unavailable(alias: str, err: Exception) -> ModelsUnavailable:
+    """Why models could not be loaded, in words: a model pickled by an earlier tiercast, whose classes have
+    since moved to other modules, says so and how to fix it."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, ModuleNotFoundError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and (cause.name or "").split(".")[0] in ("tiercast", "features", "training", "serving"):
+        return ModelsUnavailable(f"models '{alias}' were trained by an earlier tiercast version (module "
+                                 f"'{cause.name}' not found); retrain with tiercast train")
+    return ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}")
 
 
 @dataclass
@@ -57,7 +68,6 @@ class ModelBundle:
     horizon_days: int
     versions: dict[str, str]
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
-    shared_inputs: bool = False  # value and churn read the same prepared inputs (one classic forecast)
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -70,25 +80,16 @@ class ModelBundle:
             versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                         registry.segment_model: segment_version.version}
             bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                         versions, meta.get("quality_card"), share_classic(value, churn))
+                         versions, meta.get("quality_card"))
             # The walks' tables built now rather than in the first request.
-            bundle._shared_walk or (value.path_attribution, churn.path_attribution)  # noqa: B018
+            value.path_attribution, churn.path_attribution  # noqa: B018
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
-            raise ModelsUnavailable(f"models '{alias}' could not be loaded: {type(err).__name__}: {err}") from err
+            raise _unavailable(alias, err) from err
         return bundle
 
-    @cached_property
-    def _shared_walk(self) -> SharedExplainer | None:
-        return SharedExplainer([self.value, self.churn]) if self.shared_inputs else None
-
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """The value and churn models' ``explain`` (prediction, contributions) of a feature table: both models'
-        boosters walked in one pass when they read the same inputs, else each model's on its own."""
-        inputs = self.value.prepare(features)  # the models read their columns of the feature table
-        if self._shared_walk is not None:
-            value, churn = self._shared_walk.explain(inputs)
-            return value, churn
-        return self.value.explain(inputs), self.churn.explain(features)
+        """The value and churn models' ``explain`` (prediction, contributions) of a feature table."""
+        return self.value.explain(features), self.churn.explain(features)
 
     @property
     def version_label(self) -> str:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
-    from tiercast.features.simulate import World
+    from tiercast.simulation.world import World
     from tiercast.serving.scorer import ModelBundle
     from tiercast.training.pipeline import TrainResult
 
@@ -215,7 +215,7 @@ class Simulation:
 def simulate(customers: int, out: Path, seed: int = 0, cutoff: pd.Timestamp | None = None,
              horizon_days: int = 180, file_format: str = "csv") -> Simulation:
     """A synthetic retail world written to ``out``, with its ground truth at ``cutoff``."""
-    from tiercast.features.simulate import WorldConfig, ground_truth, simulate_world, write_world
+    from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
 
     world_config = WorldConfig(n_customers=customers, seed=seed)
     started = time.perf_counter()

@@ -1,31 +1,32 @@
-"""Per-feature contributions of LightGBM ensembles along each prediction's own decision path.
+"""Per-feature contributions: of LightGBM ensembles along each prediction's own decision path, and exact
+Shapley values over a few inputs from the outcomes of all their coalitions.
 
-Why not LightGBM's exact TreeSHAP (``pred_contrib``): it costs O(leaves x depth^2) per tree and row
-(about 6 microseconds per tree and row here, a third of a second for a 500-customer request), which is
-most of what a prediction request would cost. Path attribution (Saabas; the ``treeinterpreter`` method)
+Why not LightGBM's exact TreeSHAP (``pred_contrib``): it costs O(leaves x depth^2) per tree and row, which
+would be most of what a prediction request costs. Path attribution (Saabas; the ``treeinterpreter`` method)
 credits every split on the row's path with the change in node value it causes. Like SHAP, the
 contributions add up exactly to the raw score less a constant (the trees' root values); they share credit
 between interacting features differently, which matters little for naming a customer's two or three main
-drivers (``benchmarks/bench_service.py`` measures how often the top driver agrees with TreeSHAP's).
+drivers (``benchmarks/bench_service.py`` measures how often the top driver agrees with TreeSHAP's, and what
+each costs).
 
 The trees are walked here, not by LightGBM: their nodes are copied into flat arrays once, and a compiled
 loop (numba) takes each row down every tree, adding each split's credit on the way and the leaf's value
-at the end. That is one pass for the score and the contributions together, at about 55 ns per tree and
-row, where LightGBM's leaf search alone took 70 ns plus 0.1 ms per call, and summing the leaves' credits
-as many again. The walk repeats LightGBM's decision rules (missing values, zero as missing, categorical
-splits); the tests hold its scores to LightGBM's own predictions.
+at the end: one pass for the score and the contributions together. The walk repeats LightGBM's decision
+rules (missing values, zero as missing, categorical splits); the tests hold its scores to LightGBM's own
+predictions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from itertools import combinations
+from math import factorial
 
 import lightgbm as lgb
 import numpy as np
 from numba import njit
-
-from tiercast.training.parallel import by_halves
 
 # How a split reads its feature (``_Nodes.rule``): the missing-value handling of a numerical split, plus
 # DEFAULT_LEFT where missing values go left; or a categorical split.
@@ -40,13 +41,12 @@ INT32_END = 2.0**31  # categorical levels are C ints: larger values are no level
 class _Nodes:
     """The split nodes of an ensemble's trees, flat. A child >= 0 is a split node, a child < 0 is leaf ~child.
 
-    ``root``/``part``/``block`` per tree; per split node: ``feature``, ``threshold``, ``rule``, the children and the
+    ``root``/``part`` per tree; per split node: ``feature``, ``threshold``, ``rule``, the children and the
     (weighted) change in value going to each; categorical splits send left the levels in
     ``levels[level_start:level_end]``; ``leaf_value`` per leaf, weighted."""
 
     root: np.ndarray
     part: np.ndarray
-    block: np.ndarray
     feature: np.ndarray
     threshold: np.ndarray
     rule: np.ndarray
@@ -60,8 +60,8 @@ class _Nodes:
     leaf_value: np.ndarray
 
     @classmethod
-    def of(cls, trees: Sequence[tuple[dict, float, int, int]]) -> "_Nodes":
-        """Nodes of ``trees``: (LightGBM ``dump_model`` tree, weight, part, block) each, in order."""
+    def of(cls, trees: Sequence[tuple[dict, float, int]]) -> "_Nodes":
+        """Nodes of ``trees``: (LightGBM ``dump_model`` tree, weight, part) each, in order."""
         columns: dict[str, list] = {name: [] for name in cls.__dataclass_fields__}
 
         def add(node: dict, weight: float) -> int:
@@ -90,38 +90,33 @@ class _Nodes:
             columns["right"][me] = add(node["right_child"], weight)
             return me
 
-        for tree, weight, part, block in trees:
+        for tree, weight, part in trees:
             columns["root"].append(add(tree["tree_structure"], weight))
             columns["part"].append(part)
-            columns["block"].append(block)
         floats = {"threshold", "left_credit", "right_credit", "leaf_value"}
         return cls(**{name: np.asarray(values, dtype=np.float64 if name in floats else np.int64)
                       for name, values in columns.items()})
 
 
 def _compiled(function):
-    """``function`` compiled by numba, without the GIL, and cached on disk. Where numba finds no writable
+    """``function`` compiled by numba and cached on disk. Where numba finds no writable
     cache folder (neither beside the source nor in the user's cache) it refuses caching at import time;
-    a read-only install then compiles once per process instead (about a second)."""
+    a read-only install then compiles once per process instead."""
     try:
-        return njit(nogil=True, cache=True)(function)
+        return njit(cache=True)(function)
     except RuntimeError:
-        return njit(nogil=True)(function)
+        return njit(function)
 
 
 @_compiled
-def _walk(X, n_blocks, n_parts, root, part, block, feature, threshold, rule, left, right, left_credit, right_credit,
+def _walk(X, n_parts, root, part, feature, threshold, rule, left, right, left_credit, right_credit,
           level_start, level_end, levels, leaf_value):
-    """(rows, blocks x features + parts): each row's credits per feature of each block, then its leaf values per
-    part; a tree's credits go to the features of its own block. Each row is
-    added up on its own, tree after tree, so it gets exactly the same numbers in any batch. Tree by tree,
-    all rows through one tree before the next: a tree's nodes stay in the nearest cache (value model, 500
-    customers: 0.85x the time of row by row)."""
+    """(rows, features + parts): each row's credits per feature, then its leaf values per part. Each row is added
+    up on its own, tree after tree, so it gets exactly the same numbers in any batch. All rows go through one
+    tree before the next, so that a tree's nodes stay in the nearest cache."""
     n_features = X.shape[1]
-    n_credits = n_blocks * n_features
-    out = np.zeros((X.shape[0], n_credits + n_parts))
+    out = np.zeros((X.shape[0], n_features + n_parts))
     for t in range(root.shape[0]):
-        credited = block[t] * n_features
         for i in range(X.shape[0]):
             node = root[t]
             while node >= 0:
@@ -146,27 +141,43 @@ def _walk(X, n_blocks, n_parts, root, part, block, feature, threshold, rule, lef
                     else:
                         go_left = x <= threshold[node]
                 if go_left:
-                    out[i, credited + f] += left_credit[node]
+                    out[i, f] += left_credit[node]
                     node = left[node]
                 else:
-                    out[i, credited + f] += right_credit[node]
+                    out[i, f] += right_credit[node]
                     node = right[node]
-            out[i, n_credits + part[t]] += leaf_value[~node]
+            out[i, n_features + part[t]] += leaf_value[~node]
     return out
 
 
-@_compiled
-def ordered_products(values, weights):
-    """(n, m) sums over k of ``values[k, i] * weights[k, j]``, added k = 0, 1, ... in that order, so that column i
-    gets exactly the same numbers in any batch (a matrix product may order its sums by the arrays' shape). A
-    tenth of the time of numpy's fixed-order way, a cumulative sum of the (k, n, m) products (500 rows, 16 k)."""
-    out = np.zeros((values.shape[1], weights.shape[1]))
-    for k in range(values.shape[0]):
-        for i in range(values.shape[1]):
-            v = values[k, i]
-            for j in range(weights.shape[1]):
-                out[i, j] += v * weights[k, j]
-    return out
+@cache
+def _shapley_weights(n_inputs: int) -> np.ndarray:
+    """(coalitions, inputs) weights W: input i's Shapley value is sum_k W[k, i] x (outcome of coalition k),
+    coalition k holding input j when bit j of k is set."""
+    weights = np.zeros((2 ** n_inputs, n_inputs))
+    for i in range(n_inputs):
+        others = [j for j in range(n_inputs) if j != i]
+        for size in range(n_inputs):
+            weight = factorial(size) * factorial(n_inputs - size - 1) / factorial(n_inputs)
+            for subset in combinations(others, size):
+                without = sum(1 << j for j in subset)
+                weights[without | (1 << i), i] += weight
+                weights[without, i] -= weight
+    return weights
+
+
+def coalition_shapley(outcome: np.ndarray) -> np.ndarray:
+    """Exact Shapley values (rows, inputs) from the outcome of every coalition of the inputs, ``outcome``
+    of shape (2 ** inputs, rows), coalition k holding input i when bit i of k is set.
+
+    Added coalition by coalition, in a fixed order: a row gets exactly the same values alone as in any batch
+    (a matrix product may order its sums by the arrays' shape)."""
+    n_coalitions, n = outcome.shape
+    weights = _shapley_weights(n_coalitions.bit_length() - 1)
+    values = np.zeros((n, weights.shape[1]))
+    for k in range(n_coalitions):
+        values += outcome[k][:, None] * weights[k]
+    return values
 
 
 class PathAttribution:
@@ -177,45 +188,32 @@ class PathAttribution:
     pass: ``explain`` gives each part's raw score and the contributions of all parts together. ``bias`` (per
     part) is what no feature explains (the weighted root values): the parts' raw scores add up to
     ``bias.sum()`` plus the row's contributions.
-
-    Booster k's contributions go to block ``blocks[k]`` (default: one block), so that several models reading the
-    same inputs are explained in one pass too: block b's contributions are columns ``b * n_features`` to
-    ``(b + 1) * n_features`` of ``explain``'s contributions, exactly what that block's boosters alone would give.
     """
 
     def __init__(self, boosters: Sequence[lgb.Booster], weights: Sequence[float], n_features: int,
-                 parts: Sequence[int] | None = None, blocks: Sequence[int] | None = None):
+                 parts: Sequence[int] | None = None):
         self.boosters = list(boosters)
         self.weights = [float(w) for w in weights]
         self.n_features = n_features
         self.parts = [0] * len(self.boosters) if parts is None else [int(p) for p in parts]
-        self.blocks = [0] * len(self.boosters) if blocks is None else [int(b) for b in blocks]
-        self.n_blocks = max(self.blocks) + 1
         self.bias = np.zeros(max(self.parts) + 1)
         trees = []
-        for booster, weight, part, block in zip(self.boosters, self.weights, self.parts, self.blocks, strict=True):
+        for booster, weight, part in zip(self.boosters, self.weights, self.parts, strict=True):
             iterations = booster.best_iteration if booster.best_iteration > 0 else None
             for tree in booster.dump_model(num_iteration=iterations)["tree_info"]:
                 root = tree["tree_structure"]
                 self.bias[part] += weight * root.get("internal_value", root.get("leaf_value", 0.0))
-                trees.append((tree, weight, part, block))
+                trees.append((tree, weight, part))
         self.nodes_ = _Nodes.of(trees)
-        # Compiles the walk and the ordered products the models add to it (or loads them from numba's cache) now,
-        # rather than in a first request.
-        self._explain(np.empty((0, n_features)))
-        ordered_products(np.empty((0, 0)), np.empty((0, 0)))
+        self.explain(np.empty((0, n_features)))  # compiles the walk (or loads it from numba's cache) now
 
     def explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's weighted raw score per part (rows, parts) and its contributions (rows, blocks x n_features)."""
+        """Each row's weighted raw score per part (rows, parts) and its contributions (rows, n_features)."""
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got an array of shape {X.shape}")
-        return by_halves(self._explain, X)  # each row is explained on its own
-
-    def _explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nodes = self.nodes_
-        summed = _walk(X, self.n_blocks, len(self.bias), nodes.root, nodes.part, nodes.block, nodes.feature,
-                       nodes.threshold, nodes.rule, nodes.left, nodes.right, nodes.left_credit, nodes.right_credit,
-                       nodes.level_start, nodes.level_end, nodes.levels, nodes.leaf_value)
-        credits = self.n_blocks * self.n_features
-        return summed[:, credits:], summed[:, :credits]
+        summed = _walk(X, len(self.bias), nodes.root, nodes.part, nodes.feature, nodes.threshold, nodes.rule,
+                       nodes.left, nodes.right, nodes.left_credit, nodes.right_credit, nodes.level_start,
+                       nodes.level_end, nodes.levels, nodes.leaf_value)
+        return summed[:, self.n_features:], summed[:, :self.n_features]

@@ -3,7 +3,7 @@
 Baselines, each predicting the same window from data before its cutoff:
 
 * ``bgnbd_gamma_gamma``: BG/NBD x Gamma-Gamma fitted on the transactions before the window
-  (:class:`tiercast.training.baseline.ClassicCLV`), for value and churn;
+  (:class:`tiercast.training.classic.clv.ClassicCLV`), for value and churn;
 * ``past_spend``: each customer's net spend over the last horizon-length period, repeated (value only);
 * ``recency_rule``: the mean value and churn rate of training-window customers with the same recency
   score (1-5), a rule of thumb calibrated on the training windows.
@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from tiercast.training import metrics  # noqa: E402
-from tiercast.training.baseline import ClassicCLV  # noqa: E402
+from tiercast.training.classic.clv import ClassicCLV  # noqa: E402
 
 MODEL = "tiercast"
 REFERENCE = "bgnbd_gamma_gamma"  # the classic method every comparison and the quality card measure against

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tiercast.features.builder import SUM_DECIMALS, FeatureBuilder, group_codes, lookup, order_index, sorted_codes
+from tiercast.features.aggregates import SUM_DECIMALS, order_index
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.encoding import group_codes, lookup, sorted_codes
 
 
 def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> pd.DataFrame:

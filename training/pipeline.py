@@ -27,14 +27,9 @@ from tiercast.features.spec import FeatureSpec
 from tiercast.training import evaluation, metrics
 from tiercast.training.config import LightGBMParams, TrainingConfig
 from tiercast.training.labels import rolling_cutoffs, training_examples
-from tiercast.training.models import (
-    CLASSIC_COLUMNS,
-    ChurnModel,
-    ClassicFeatures,
-    ValueModel,
-    add_classic_columns,
-    seasonal_clock,
-)
+from tiercast.training.boosters import ChurnModel, ValueModel
+from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
+from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
 from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
@@ -125,13 +120,13 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
              f"validating on {len(validation):,} customers in {config.folds} folds")
 
     def fit_value(params: LightGBMParams) -> tuple[ValueModel, float]:
-        model = ValueModel(params, config.seed, config.folds, config.threads).fit(
-            X, examples["value"].to_numpy(), window, classic)
+        model = ValueModel(params, config.seed, config.folds, config.threads, classic).fit(
+            X, examples["value"].to_numpy(), window)
         return model, metrics.normalized_gini(validation["value"].to_numpy(), model.oof_prediction_.to_numpy())
 
     def fit_churn(params: LightGBMParams) -> tuple[ChurnModel, float]:
-        model = ChurnModel(params, config.seed, config.folds, config.threads).fit(
-            X, examples["churned"].to_numpy(dtype=np.float64), window, classic)
+        model = ChurnModel(params, config.seed, config.folds, config.threads, classic).fit(
+            X, examples["churned"].to_numpy(dtype=np.float64), window)
         return model, metrics.roc_auc(validation["churned"].to_numpy(dtype=int), model.oof_prediction_.to_numpy())
 
     value = tune(fit_value, config.value_model, config.tuning, config.seed, "value", "value_gini", progress)

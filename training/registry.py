@@ -22,7 +22,7 @@ from mlflow.models import infer_signature
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
-# Stated rather than inferred: inference re-loads each model in a subprocess, seconds per model.
+# Stated rather than inferred: inference re-loads each model in a subprocess.
 MODEL_REQUIREMENTS = [f"lightgbm=={lightgbm.__version__}", f"scikit-learn=={sklearn.__version__}",
                       f"pandas=={pd.__version__}", "tiercast"]
 
@@ -43,17 +43,21 @@ def configure_mlflow() -> str:
 
 def log_model(model: Any, name: str, registered_name: str, X_example: pd.DataFrame,
               metadata: dict[str, Any]) -> ModelVersion:
-    """Log a fitted estimator with signature, input example and metadata, and register a new version."""
+    """Log a fitted estimator with signature, input example and metadata, and register a new version.
+
+    A model with ``predict_proba`` (the churn model) is logged by its probabilities: MLflow's pyfunc
+    ``predict`` and the signature give what ``predict_proba`` gives."""
     example = X_example.head(5)
+    predict_fn = "predict_proba" if hasattr(model, "predict_proba") else "predict"
     # Our own estimator classes need cloudpickle (skops allows only listed types); MLflow warns each time.
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        signature = infer_signature(example, model.predict(example))
+        signature = infer_signature(example, getattr(model, predict_fn)(example))
         info = mlflow.sklearn.log_model(
             model, name=name, registered_model_name=registered_name, signature=signature,
             input_example=example, metadata=metadata, serialization_format="cloudpickle",
-            pip_requirements=MODEL_REQUIREMENTS)
+            pip_requirements=MODEL_REQUIREMENTS, pyfunc_predict_fn=predict_fn)
     return MlflowClient().get_model_version(registered_name, str(info.registered_model_version))
 
 

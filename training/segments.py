@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from tiercast.features.builder import FeatureColumns
@@ -30,12 +31,9 @@ MATCH_DISTANCE = 1.0
 
 
 def _matrix(X: pd.DataFrame | FeatureColumns) -> np.ndarray:
-    # Column by column: selecting three columns of the builder's wide frame costs 3x more (0.23 vs 0.08 ms
-    # for one customer on a new frame).
-    values = np.array([np.asarray(X[c], dtype=float) for c in SEGMENT_FEATURES]).T
-    # log1p of the value floored at 0, NaN as 0 and infinity as the largest float: np.nan_to_num and np.clip
-    # to the bit, in a sixth of their time for one customer (3.6 vs 23 us).
-    return np.log1p(np.minimum(np.fmax(values, 0.0), np.finfo(np.float64).max))
+    """The segment features, log1p-scaled: below 0 and missing count as 0, infinity as the largest float."""
+    values = np.column_stack([np.asarray(X[c], dtype=float) for c in SEGMENT_FEATURES])
+    return np.log1p(np.clip(np.nan_to_num(values, nan=0.0), 0.0, None))
 
 
 def _describe(recency: float, frequency: float, monetary: float, median_frequency: float) -> str:
@@ -121,6 +119,7 @@ class SegmentModel(BaseEstimator):
         return [f"{n} (new)" if i not in inherited and n in taken else n for i, n in enumerate(out)]
 
     def predict(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
+        check_is_fitted(self)
         Z = (_matrix(X) - self.mean_) / self.scale_
         distances = ((Z[:, None, :] - self.centres_[None, :, :]) ** 2).sum(axis=2)
         return np.asarray(self.names_, dtype=object)[distances.argmin(axis=1)]

@@ -19,8 +19,8 @@ import yaml
 
 from tiercast.analysis.campaign import evaluate_plan
 from tiercast.cli import main
-from tiercast.features.campaign_sim import Campaign, CampaignEffect, run_campaign
-from tiercast.features.simulate import World, WorldConfig, simulate_world
+from tiercast.simulation.campaign import Campaign, CampaignEffect, run_campaign
+from tiercast.simulation.world import World, WorldConfig, simulate_world
 
 START = pd.Timestamp("2024-10-01")
 HORIZON = 180

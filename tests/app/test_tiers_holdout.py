@@ -14,7 +14,7 @@ import yaml
 from tiercast.cli import main
 from tiercast.config import load_config
 from tiercast.features.loading import InputData, load_transactions
-from tiercast.features.simulate import WorldConfig, simulate_world
+from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.serving.scorer import ModelBundle, score
 from tiercast.training.config import TrainingConfig
 from tiercast.training.labels import make_labels

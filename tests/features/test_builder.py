@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tiercast.features.builder as builder_module
-from tiercast.features.builder import FeatureBuilder, sorted_codes
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.encoding import group_codes, sorted_codes
 from tiercast.features.registry import feature_definitions
 from tiercast.features.spec import FeatureSpec, LifecycleThresholds
 
@@ -278,14 +278,11 @@ def test_string_columns_of_any_dtype_give_identical_features(dtype: str) -> None
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
-@pytest.mark.parametrize("hash_from_rows", [0, 10**9])  # DuckDB hashing, Arrow encoding
 @pytest.mark.parametrize("dtype", [object, "string[pyarrow]", "category"])
-def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_rows: int) -> None:
-    from tiercast.features.builder import group_codes
-
+def test_group_codes_group_exactly_the_equal_values(dtype: object) -> None:
     rng = np.random.default_rng(8)
     raw = np.array([f"o{i}" for i in rng.integers(0, 500, 5000)] + [None, "", "O1"], dtype=object)
-    codes = group_codes(pd.Series(raw).astype(dtype), hash_from_rows=hash_from_rows)
+    codes = group_codes(pd.Series(raw).astype(dtype))
     reference, _ = pd.factorize(raw)  # -1 for None
     assert (codes[raw == None] == -1).all()  # noqa: E711 - elementwise on an object array
     pairs = pd.DataFrame({"got": codes, "ref": reference})
@@ -293,19 +290,14 @@ def test_group_codes_group_exactly_the_equal_values(dtype: object, hash_from_row
     assert pairs.groupby("got")["ref"].nunique().eq(1).all()  # one code -> equal values
 
 
-def test_arrow_and_numpy_sort_customer_ids_alike(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Large inputs sort ids with Arrow (UTF-8 bytes), small ones with numpy (code points): the same order.
+def test_customer_ids_sort_in_python_string_order() -> None:
     rng = np.random.default_rng(5)
     words = np.array(["客户", "Zoë", "zoe", "Émile", "10", "9", "a b", "ab", "", "αβ", "😀", "ß"], dtype=object)
     values = pd.Series(rng.choice(words, size=400))
     keep = rng.random(400) < 0.8
-    orders = []
-    for threshold in (1, 10**9):
-        monkeypatch.setattr(builder_module, "ARROW_SORT_FROM", threshold)
-        orders.append(sorted_codes(values, keep))
-    (arrow_codes, arrow_ids), (numpy_codes, numpy_ids) = orders
-    assert arrow_ids.tolist() == numpy_ids.tolist() == sorted(set(values[keep]))
-    assert np.array_equal(arrow_codes, numpy_codes)
+    codes, ids = sorted_codes(values, keep)
+    assert ids.tolist() == sorted(set(values[keep]))
+    assert np.array_equal(ids[codes], values[keep].to_numpy())
 
 
 def test_ages_beyond_292_years_do_not_wrap_around() -> None:

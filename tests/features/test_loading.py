@@ -173,3 +173,23 @@ def test_blank_order_ids_are_missing_so_each_line_is_its_own_order_as_in_the_ser
     columns, _, _ = to_columns(request)
     assert len(columns["amount"]) == 4 and isinstance(columns["amount"], np.ndarray)
     pd.testing.assert_frame_equal(builder.transform(columns, "2025-04-01"), from_service, check_exact=True)
+
+
+def test_parquet_nulls_in_an_optional_number_column_are_missing(tmp_path):
+    """Blank means missing in optional columns, in CSV cells and Parquet nulls alike (as in the service)."""
+    pd.DataFrame({"customer_id": ["A", "A"], "timestamp": pd.to_datetime(["2025-01-01", "2025-01-02"]),
+                  "kind": ["survey", "survey"], "score": [4.0, None]}).to_parquet(tmp_path / "i.parquet")
+    inter, _ = load_interactions(tmp_path / "i.parquet")
+    assert inter["score"].iloc[0] == 4 and pd.isna(inter["score"].iloc[1])
+
+
+@pytest.mark.parametrize(("content", "column", "shown"), [
+    ("customer_id,timestamp,amount\nA,2025-01-01,2e12\n", "amount", "outside [-1e+12, 1e+12]"),
+    ("customer_id,timestamp,amount\nA,1850-01-01,5\n", "timestamp", "not between 1900-01-01 and 2199-12-31"),
+    ("customer_id,timestamp,amount\nA,20250101,5\n", "timestamp", "not ISO 8601"),
+    ("customer_id,timestamp,amount\nnan,2025-01-01,5\n", "customer_id", "empty customer_id"),
+])
+def test_the_schemas_bounds_name_the_column(tmp_path, content, column, shown):
+    with pytest.raises(DataError) as caught:
+        load_transactions(write(tmp_path / "bad.csv", content))
+    assert f"column '{column}'" in str(caught.value) and shown in str(caught.value)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.simulate import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.reasons import phrase, reason_lists, top_reasons
+from tiercast.simulation.world import WorldConfig, simulate_world
 
 AS_OF = pd.Timestamp("2025-07-01")
 
@@ -134,7 +134,7 @@ def test_ties_go_to_the_first_feature_and_missing_contributions_come_last():
 
 
 def test_reason_lists_of_a_batch_equal_each_customer_alone():
-    # Enough customers for reason_lists' array path, with random contributions (some zero) and missing values (no
+    # Sixty customers, with random contributions (some zero) and missing values (no
     # repeat purchase); customer 0 has no contribution, 1 the recency phrase from both recency features and the
     # churn model, 2 from each model once.
     rows = [(f"C{i:02}", f"2025-0{1 + i % 6}-{10 + i % 15}", float(5 + 7 * i)) for i in range(60)]
@@ -161,7 +161,7 @@ def test_reason_lists_of_a_batch_equal_each_customer_alone():
 
 
 def test_reason_lists_merge_every_pattern_of_repeats_in_a_batch_as_alone():
-    # Each pattern alone (the plain loop) and ten times over in one batch (array operations) give the same lists.
+    # Each pattern alone and ten times over in one batch give the same lists.
     cases = {("a", "b", "a", "b", "raises value", "lowers value", "raises churn risk", "lowers churn risk"):
              ["a (raises value, raises churn risk)", "b (lowers value, lowers churn risk)"],
              ("a", "a", "a", None, "raises value", "lowers value", "lowers value", None):
@@ -183,7 +183,7 @@ def test_reason_lists_merge_every_pattern_of_repeats_in_a_batch_as_alone():
 
 
 def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
-    # Each distinct value is phrased once per feature; -0.0 equals 0.0 but may read differently ("-0").
+    # Equal values read the same in a batch as alone; -0.0 equals 0.0 but may read differently ("-0").
     frame = pd.DataFrame({"monetary_total": [0.0, -0.0, 12.5, 12.5, np.nan, np.nan],
                           "trend_spend_90d": [0.0, -0.0, 0.25, 0.25, np.nan, np.nan]})
     for feature in frame.columns:
@@ -191,31 +191,15 @@ def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():
         assert phrase(feature, frame).tolist() == alone
 
 
-def test_phrases_said_before_are_reused_but_read_as_phrased_afresh(monkeypatch):
-    # Phrases are kept between calls, per feature and the columns read; the table is emptied when it would
-    # outgrow its limit, and a call with more distinct values than the limit keeps none: never more than that.
-    from tiercast.serving import reasons
-
-    monkeypatch.setattr(reasons, "_SAID", {})
-    monkeypatch.setattr(reasons, "_SAID_LIMIT", 4)
+def test_a_frame_is_phrased_as_each_customer_alone():
+    # The same recency phrased with and without the usual gap, repeated values included: each row reads as
+    # when phrased alone, and the gap of one frame does not leak into the other.
     with_gap = pd.DataFrame({"recency_days": [40.0, 40.0, 10.0, 200.0, 3.0, 77.0, 40.0],
                              "gap_mean_days": [30.0, 60.0, np.nan, 50.0, 3.0, 80.0, 30.0]})
     without_gap = with_gap[["recency_days"]]
     first = [phrase("recency_days", frame).tolist() for frame in (with_gap, without_gap, with_gap, without_gap)]
     assert first[0] == first[2] and first[1] == first[3]
     assert first[0][0] == "no purchase for 40 days, usually every 30"
-    assert first[1][0] == "no purchase for 40 days"  # the gap of the other frame does not leak in
-    table = reasons._SAID["recency_days", ("recency_days", "gap_mean_days")]
-    assert len(table) == 0  # six distinct values: more than the table holds, so none kept
-    other = pd.DataFrame({"recency_days": [1.0, 2.0, 2.0, 40.0], "gap_mean_days": [5.0, 5.0, 5.0, 30.0]})
-    assert phrase("recency_days", other)[3] == first[0][0]
-    assert len(table) == 3
-    more = pd.DataFrame({"recency_days": [7.0, 8.0, 40.0], "gap_mean_days": [5.0, 5.0, 30.0]})
-    assert phrase("recency_days", more)[2] == first[0][0]  # said before, and kept through the emptying
-    assert len(table) == 3  # emptied when it would pass the limit, then refilled with this call's values
+    assert first[1][0] == "no purchase for 40 days"
     for frame, said in ((with_gap, first[0]), (without_gap, first[1])):
-        afresh = []
-        for i in range(len(frame)):
-            reasons._SAID.clear()
-            afresh.append(phrase("recency_days", frame.iloc[[i]])[0])
-        assert said == afresh
+        assert said == [phrase("recency_days", frame.iloc[[i]])[0] for i in range(len(frame))]

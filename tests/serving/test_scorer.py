@@ -4,6 +4,7 @@ membership, and the fallback when the models cannot be used or cannot score one 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,17 @@ from tiercast.features.loading import InputData
 from tiercast.features.schema import DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
-from tiercast.serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS, ModelBundle, read_scores, score, trailing_spend
-from tiercast.training.config import LightGBMParams, SegmentConfig, TrainingConfig, TuningConfig
-from tiercast.training.models import ModelInputs, ValueModel, share_classic
+from tiercast.serving.scorer import (
+    EXTRA_COLUMNS,
+    SCORE_COLUMNS,
+    ModelBundle,
+    ModelsUnavailable,
+    read_scores,
+    score,
+    trailing_spend,
+)
+from tiercast.training.config import LightGBMParams, RegistryConfig, SegmentConfig, TrainingConfig, TuningConfig
+from tiercast.training.boosters import ModelInputs, ValueModel
 from tiercast.training.pipeline import fit_models
 from tiercast.training.policy import TierPolicy
 
@@ -42,8 +51,7 @@ def bundle(cdnow) -> ModelBundle:
     trained = fit_models(InputData(cdnow, None, None, []), CUTOFF, 181, config, FeatureSpec(), [])
     X = trained.features_at_cutoff[trained.builder.feature_names_]
     return ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"},
-                       shared_inputs=share_classic(trained.value, trained.churn))
+                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +153,7 @@ class _ValueModelWithGaps(ValueModel):
 
     @classmethod
     def of(cls, model: ValueModel) -> "_ValueModelWithGaps":
-        gappy = cls(**model.get_params())
+        gappy = cls(**model.get_params(deep=False))
         gappy.__dict__.update(model.__dict__)  # the fitted boosters and classic model
         return gappy
 
@@ -221,3 +229,17 @@ def test_a_customer_with_too_little_history_gets_the_rules_with_that_reason(cdno
     assert scored.loc["NEW1", "source"] == "fallback"
     assert "too little history" in scored.loc["NEW1", "fallback_reason"]
     assert (scored.drop(index="NEW1")["source"] == "model").all()
+
+
+def test_models_pickled_by_an_earlier_tiercast_say_so_and_how_to_fix_it(monkeypatch):
+    # A model pickled when its class lived in a module that has since moved (here the old top-level
+    # 'training' package) no longer unpickles: the reason names the version change and the fix.
+    old_pickle = b"ctraining.models\nValueModel\n."
+    monkeypatch.setattr("tiercast.serving.scorer.load_version", lambda name, alias: pickle.loads(old_pickle))
+    with pytest.raises(ModelsUnavailable, match=r"models 'champion' were trained by an earlier tiercast version "
+                                                r"\(module 'training.models' not found\); retrain with tiercast train"):
+        ModelBundle.load(RegistryConfig())
+    # Any other failure keeps its own words.
+    monkeypatch.setattr("tiercast.serving.scorer.load_version", lambda name, alias: {}["missing"])
+    with pytest.raises(ModelsUnavailable, match="could not be loaded: KeyError"):
+        ModelBundle.load(RegistryConfig())

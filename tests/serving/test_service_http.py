@@ -32,7 +32,7 @@ from tiercast.serving.api import (
 )
 from tiercast.serving.config import ServingSettings
 from tiercast.serving.scorer import ModelBundle, score
-from tiercast.serving.service import ReloadSignal
+from tiercast.serving.model_slot import ReloadSignal
 from tiercast.training.registry import configure_mlflow
 
 AS_OF = "1998-07-01"

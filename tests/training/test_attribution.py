@@ -54,21 +54,6 @@ def test_parts_get_their_own_raw_scores_and_share_the_contributions():
                                           for b, w in ((first, 0.5), (second, 2.0))), atol=1e-10)
 
 
-def test_blocks_keep_each_models_contributions_apart_exactly():
-    # Two models reading the same inputs, walked in one pass: each block holds exactly its own boosters'
-    # contributions (the same sums in the same order as walked alone), and each part its own score.
-    (first, second), X = boosters(4, max_depth=-1)
-    together = PathAttribution([first, second, first], [0.5, 2.0, -1.5], X.shape[1], parts=[0, 1, 2],
-                               blocks=[0, 0, 1])
-    score, contributions = together.explain(X)
-    n = X.shape[1]
-    assert contributions.shape == (len(X), 2 * n) and score.shape == (len(X), 3)
-    hurdle = PathAttribution([first, second], [0.5, 2.0], n, parts=[0, 1]).explain(X)
-    single = PathAttribution([first], [-1.5], n).explain(X)
-    assert np.array_equal(score[:, :2], hurdle[0]) and np.array_equal(contributions[:, :n], hurdle[1])
-    assert np.array_equal(score[:, 2:], single[0]) and np.array_equal(contributions[:, n:], single[1])
-
-
 def test_stumps_give_exactly_treeshap():
     # With one split per tree, a path credits one feature with the whole move: TreeSHAP's answer too.
     fitted, X = boosters(2, max_depth=1)

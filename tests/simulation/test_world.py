@@ -15,7 +15,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
-from tiercast.features.simulate import World, WorldConfig, ground_truth, simulate_world, write_world
+from tiercast.simulation.world import World, WorldConfig, ground_truth, simulate_world, write_world
 
 FALSE_ALARM = 1e-3
 N_CUSTOMERS = 40_000

@@ -1,4 +1,5 @@
-"""Tests for the BG/NBD x Gamma-Gamma baseline: published CDNOW fits, exact math, simulation checks."""
+"""The classic models (BG/NBD, Gamma-Gamma, the RFM summary, the ClassicCLV baseline): published CDNOW fits,
+exact math, simulation checks."""
 
 from pathlib import Path
 
@@ -8,16 +9,10 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import hyp2f1
 
-from tiercast.training.baseline import (
-    BetaGeoFitter,
-    _bgnbd_ll_grad,
-    _gamma_gamma_ll_grad,
-    BetaGeoParams,
-    ClassicCLV,
-    GammaGammaFitter,
-    GammaGammaParams,
-    rfm_summary,
-)
+from tiercast.training.classic.bgnbd import BetaGeoFitter, BetaGeoParams, _bgnbd_ll_grad
+from tiercast.training.classic.clv import ClassicCLV
+from tiercast.training.classic.gamma_gamma import GammaGammaFitter, GammaGammaParams, _gamma_gamma_ll_grad
+from tiercast.training.classic.rfm import rfm_summary
 from tiercast.training.metrics import churn_report, value_report
 
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow"

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
-from tiercast.features.campaign_sim import CampaignEffect, expected_uplift, run_campaign
-from tiercast.features.simulate import World, WorldConfig, ground_truth, simulate_world
+from tiercast.simulation.campaign import CampaignEffect, expected_uplift, run_campaign
+from tiercast.simulation.world import World, WorldConfig, ground_truth, simulate_world
 
 START = pd.Timestamp("2024-10-01")
 HORIZON = 180

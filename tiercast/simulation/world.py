@@ -2,7 +2,7 @@
 
 Used for scale tests and for checking models against the truth. Everything is drawn with one seeded
 ``numpy`` generator, vectorised over customers and rows (``np.repeat`` expansions, no per-customer
-loops), so 1M customers / ~10M transactions take about a minute.
+loops), so that worlds of millions of customers stay practical.
 
 Generative model (time in days since ``start``; the period is ``[start, end)``; every parameter is a
 ``WorldConfig`` field):
@@ -492,7 +492,7 @@ def _pending_refunds(world: World, cutoff: pd.Timestamp, horizon_days: int, rows
     timestamp = tx["timestamp"].to_numpy()
     amount = tx["amount"].to_numpy()
     before = timestamp < cutoff.to_datetime64()
-    # Arrow's hash lookup: pandas' isin on millions of distinct Python strings is ~10x slower.
+    # Arrow's hash lookup: pandas' isin is slow on millions of distinct Python strings.
     order_id = pa.array(tx["order_id"].to_numpy()[before], type=pa.string())
     refunded = pc.is_in(order_id, value_set=pc.unique(order_id.filter(pa.array(amount[before] < 0))))
     open_orders = before.copy()

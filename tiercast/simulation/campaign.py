@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiercast.features.simulate import SeasonClock, World, days_since, draw_activity, ground_truth, padded_ids
+from tiercast.simulation.world import SeasonClock, World, days_since, draw_activity, ground_truth, padded_ids
 
 
 class CampaignEffect(BaseModel):

@@ -1,0 +1,73 @@
+"""String columns to integer codes and timestamps to nanoseconds: the builder's and the labels' shared encoding.
+
+Every aggregate of the feature builder is a numpy group reduction over integer customer codes, so each
+string column (customer ids, order ids, categories, channels) is first turned into codes, and each
+timestamp into int64 nanoseconds since the epoch (naive = UTC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+NS_PER_DAY = 86_400 * 10**9
+NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def instant_ns(as_of: Any) -> int:
+    """as_of (str, date, Timestamp; tz-aware converted to UTC) as int nanoseconds since the epoch."""
+    ts = pd.Timestamp(as_of)
+    if ts is pd.NaT:
+        raise ValueError("as_of must be a date, got NaT")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return int(ts.as_unit("ns").value)
+
+
+def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
+    """Timestamps as int64 ns since the epoch (naive = UTC); NaT becomes int64 min."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return np.asarray(values, dtype="datetime64[ns]").view(np.int64)
+
+
+def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """Integer codes (-1 = missing) and uniques (object array, in order of first appearance) of a string-like
+    column of any dtype."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def group_codes(values: pd.Series | np.ndarray) -> IntArray:
+    """Codes (-1 = missing) that group equal values, such as the lines of one order_id."""
+    return encode(values)[0]
+
+
+def sorted_codes(values: pd.Series, keep: npt.NDArray[np.bool_]) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """Codes 0..k-1 of the kept rows' customer ids in sorted id order, and the sorted ids."""
+    return sort_encoded(*encode(values), keep)
+
+
+def sort_encoded(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.NDArray[np.bool_]
+                 ) -> tuple[IntArray, npt.NDArray[np.object_]]:
+    """:func:`sorted_codes` from the column's :func:`encode` result."""
+    codes = codes[keep]
+    used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
+    ids = uniques[used]
+    order = np.argsort(ids, kind="stable")
+    rank = np.full(len(uniques), -1, dtype=np.int64)
+    rank[used[order]] = np.arange(len(used))
+    return rank[codes], ids[order]
+
+
+def lookup(values: pd.Series | np.ndarray, ids: npt.NDArray[np.object_]) -> IntArray:
+    """Position of each row's customer id among `ids` (-1 when absent), one hash per distinct id."""
+    codes, uniques = encode(values)
+    position = pd.Index(ids).get_indexer(uniques)
+    return np.where(codes >= 0, position[codes] if len(position) else -1, -1)

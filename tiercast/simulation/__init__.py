@@ -1,0 +1,1 @@
+"""The synthetic retail world (`world`) with its analytic ground truth, and its campaign variant (`campaign`)."""

@@ -1,0 +1,275 @@
+"""The cross-fitting base of the value and churn boosters: classic start, period levels, customer folds.
+
+Both models start from the classic forecast (:class:`~tiercast.training.classic.forecast.ClassicFeatures`,
+fitted at the training cutoff and passed in as ``classic``) and learn how to improve on it:
+
+* The boosters take the classic forecast as their starting score (``init_score``, on the link scale)
+  and the classic columns as extra features, so boosting learns a per-customer correction of a model
+  that already handles ageing (recency and tenure beyond what the training windows cover).
+* **Period level.** Each training window gets its own intercept: the constant that makes the classic
+  forecast match that window's actual total (or rate). Boosting therefore learns corrections *relative
+  to the period*, not the period's own level (a season, or a young cohort buying more than it later
+  will), which does not carry over to the future; at scoring time the level is the classic model's.
+* **Customer folds.** Customers are split into ``folds`` groups by a seeded hash of their id. Fold k's
+  booster trains on the earlier windows of the other customers and early-stops on fold k's customers in
+  the latest window: validation is later in time *and* on customers whose overlapping label windows the
+  booster never saw (with the same customers, overlapping windows let trees memorise customers and early
+  stopping never stops). The prediction averages the folds on the raw score scale; ``oof_prediction_``
+  holds each latest-window customer's prediction by the booster that did not train on them.
+
+Each model's ``explain`` gives its prediction and per-feature contributions in one pass: the boosters'
+along each row's decision paths (:class:`~tiercast.training.attribution.PathAttribution`), the classic
+starting score's as exact Shapley values over its RFM inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+from scipy.special import expit, logit
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from tiercast.features.builder import FeatureColumns
+from tiercast.training.attribution import PathAttribution
+from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, Columns, shapley_values
+from tiercast.training.classic.rfm import RFM_INPUTS
+from tiercast.training.config import LightGBMParams
+
+_EPS = 1e-6
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(values, _EPS))
+
+
+def _logit(values: np.ndarray) -> np.ndarray:
+    return logit(np.clip(values, _EPS, 1.0 - _EPS))
+
+
+def _binary_level(offset: np.ndarray, y: np.ndarray) -> float:
+    """The intercept b with mean(sigmoid(offset + b)) == mean(y) (clipped when y is all 0 or all 1)."""
+    rate = float(np.mean(y))
+    bound = 20.0
+    if rate <= 0.0 or rate >= 1.0:
+        return -bound if rate <= 0.0 else bound
+    return float(brentq(lambda b: expit(offset + b).mean() - rate, -bound, bound, xtol=1e-10))
+
+
+def _log_level(offset: np.ndarray, y: np.ndarray) -> float:
+    """The intercept b with sum(exp(offset + b)) == sum(y) (y > 0 here)."""
+    return float(np.log(np.sum(y)) - np.log(np.sum(np.exp(offset))))
+
+
+def customer_folds(customer: pd.Series | np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold 0..folds-1 of each customer id: a seeded hash, so a customer keeps their fold in every window."""
+    key = f"tiercast{seed:08d}"[-16:]
+    return (pd.util.hash_array(np.asarray(customer, dtype=object), hash_key=key) % folds).astype(np.int64)
+
+
+def _lgb_params(params: LightGBMParams, seed: int, threads: int, objective: str) -> dict[str, object]:
+    return {
+        "objective": objective,
+        "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves,
+        "min_data_in_leaf": params.min_child_samples,
+        "feature_fraction": params.feature_fraction,
+        "bagging_fraction": params.bagging_fraction,
+        "bagging_freq": params.bagging_freq,
+        "lambda_l2": params.lambda_l2,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": threads,
+        "verbosity": -1,
+    }
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """A feature table as a model's ``explain`` reads it (:meth:`CrossFitted.prepare`): the input matrix in
+    ``feature_names`` order and the classic columns of every RFM coalition (for the classic starting score's
+    attributions)."""
+
+    feature_names: list[str]
+    matrix: np.ndarray
+    coalitions: np.ndarray
+
+
+def _training_codes(values: pd.Series | pd.Categorical, known: list[str]) -> np.ndarray:
+    """A categorical column as LightGBM reads it: float codes of the training levels ``known``, NaN for others."""
+    codes = pd.Categorical(values, categories=known).codes.astype(np.float64)
+    return np.where(codes == -1.0, np.nan, codes)
+
+
+class CrossFitted(BaseEstimator):
+    """Shared machinery of :class:`~tiercast.training.boosters.value.ValueModel` and
+    :class:`~tiercast.training.boosters.churn.ChurnModel`: classic inputs, period levels, customer-fold
+    boosters, contributions.
+
+    ``classic``: the :class:`ClassicFeatures` fitted at the training cutoff (a pre-fitted sub-model, as
+    scikit-learn's ``prefit``); it gives rows without classic columns theirs. ``fit(X, y, window)`` keeps it
+    as ``classic_``.
+    """
+
+    def __init__(self, params: LightGBMParams | None = None, seed: int = 42, folds: int = 4, threads: int = 1,
+                 classic: ClassicFeatures | None = None):
+        self.params = params
+        self.seed = seed
+        self.folds = folds
+        self.threads = threads
+        self.classic = classic
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def _inputs(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
+        """Model inputs as a float matrix in ``feature_names_`` order: the builder columns, then the classic
+        columns. Rows of past windows arrive with their own window's classic columns; new rows get them
+        from the classic model of the training cutoff."""
+        if all(c in X for c in CLASSIC_COLUMNS):
+            return self._numeric(X, self.feature_names_)
+        names = self.feature_names_[:-len(CLASSIC_COLUMNS)]
+        own = self._numeric(X, names)
+        return np.hstack([own, self.classic_.forecast(own[:, [names.index(c) for c in RFM_INPUTS]])])
+
+    def prepare(self, X: pd.DataFrame | FeatureColumns) -> ModelInputs:
+        """``X`` as :meth:`explain` reads it (see :meth:`_inputs`; other columns of ``X`` are ignored)."""
+        check_is_fitted(self)
+        rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]  # builder columns: the same place in both
+        if all(c in X for c in CLASSIC_COLUMNS):
+            matrix = self._numeric(X, self.feature_names_)
+            coalitions = self.classic_.coalitions(matrix[:, rfm])
+        else:
+            names = self.feature_names_[:-len(CLASSIC_COLUMNS)]
+            own = self._numeric(X, names)
+            coalitions = self.classic_.coalitions(own[:, rfm])
+            matrix = np.hstack([own, coalitions[-1]])  # the last coalition is the rows' own forecast
+        return ModelInputs(self.feature_names_, matrix, coalitions)
+
+    def _numeric(self, frame: pd.DataFrame | FeatureColumns, names: list[str]) -> np.ndarray:
+        """Columns ``names`` of ``frame`` as LightGBM reads a data frame: categorical columns as codes of the
+        levels seen in training (unknown levels as missing), in a float matrix the boosters can take directly.
+        """
+        levels = iter(self._boosters()[0].pandas_categorical or [])  # the training levels, in column order
+        columns = []
+        for name in names:
+            column = frame[name]
+            if isinstance(column.dtype, pd.CategoricalDtype):
+                column = _training_codes(column, next(levels))
+            columns.append(np.asarray(column, dtype=np.float64))
+        return np.column_stack(columns)
+
+    @staticmethod
+    def _classic(inputs: np.ndarray) -> Columns:
+        """The classic columns of an input matrix, by name."""
+        return dict(zip(CLASSIC_COLUMNS, inputs[:, -len(CLASSIC_COLUMNS):].T, strict=True))
+
+    # ---------------------------------------------------------------------------------------- training
+    def _fit_task(self, objective: str, X: pd.DataFrame, y: np.ndarray, offset: np.ndarray,
+                  window: np.ndarray, fold: np.ndarray, rows: np.ndarray
+                  ) -> tuple[list[lgb.Booster], np.ndarray, float]:
+        """Fold boosters of one objective ("binary" or "gamma", both on a link scale) trained on ``rows``.
+
+        Returns the boosters, the out-of-fold raw scores of every latest-window row (NaN elsewhere) and
+        the latest window's period level."""
+        params = self.params or LightGBMParams()
+        find_level = _binary_level if objective == "binary" else _log_level
+        latest = window == window.max()
+        level = np.zeros(len(y))
+        for w in np.unique(window[rows]):
+            here = rows & (window == w)
+            level[here] = find_level(offset[here], y[here])
+        boosters, oof = [], np.full(len(y), np.nan)
+        for k in range(self.folds):
+            train = rows & ~latest & (fold != k)
+            valid = rows & latest & (fold == k)
+            if not train.any() or not valid.any():
+                raise ValueError(f"customer fold {k} has no {'training' if not train.any() else 'validation'} "
+                                 "rows: too few customers for the configured folds")
+            data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train])
+            check = lgb.Dataset(X[valid], y[valid], init_score=offset[valid] + level[valid], reference=data)
+            booster = lgb.train(_lgb_params(params, self.seed + k, self.threads, objective), data,
+                                num_boost_round=params.max_rounds, valid_sets=[check],
+                                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
+            booster.free_dataset()
+            boosters.append(booster)
+            mine = latest & (fold == k)
+            oof[mine] = booster.predict(X[mine], raw_score=True, num_iteration=booster.best_iteration)
+        latest_level = level[rows & latest]
+        return boosters, oof, float(latest_level[0]) if len(latest_level) else 0.0
+
+    def _setup(self, X: pd.DataFrame, window: pd.Series) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Record the inputs and the classic model for new rows; return inputs, windows and folds."""
+        if self.classic is None:
+            raise ValueError(f"{type(self).__name__} needs classic: a ClassicFeatures fitted at the training cutoff")
+        check_is_fitted(self.classic)
+        self.classic_ = self.classic
+        self.feature_names_ = [c for c in X.columns if c not in CLASSIC_COLUMNS] + CLASSIC_COLUMNS
+        return X[self.feature_names_], np.asarray(window), customer_folds(X.index, self.folds, self.seed)
+
+    @staticmethod
+    def _raw(boosters: list[lgb.Booster], inputs: np.ndarray) -> np.ndarray:
+        """Mean over folds of the raw (link-scale) score."""
+        return np.mean([b.predict(inputs, raw_score=True, num_iteration=b.best_iteration) for b in boosters],
+                       axis=0)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("path_attribution", None)  # tables derived from the boosters, rebuilt on first use
+        return state
+
+    def _importance(self, boosters: list[lgb.Booster]) -> pd.Series:
+        gain = np.mean([b.feature_importance(importance_type="gain", iteration=b.best_iteration)
+                        for b in boosters], axis=0)
+        return pd.Series(gain, index=self.feature_names_).sort_values(ascending=False)
+
+    def _add_classic_start(self, inputs: ModelInputs, contributions: np.ndarray,
+                           link: Callable[[Columns], np.ndarray]) -> np.ndarray:
+        """Boosters' contributions plus the classic starting score (``link`` of the classic columns) split
+        over the RFM inputs it is computed from."""
+        rfm = [self.feature_names_.index(c) for c in RFM_INPUTS]
+        contributions[:, rfm] += shapley_values(inputs.coalitions, link)
+        return contributions
+
+    def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        """The boosters this model adds up, their weights and output parts (see :class:`PathAttribution`)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _means(*parts: list[lgb.Booster], scale: float = 1.0) -> tuple[list[lgb.Booster], list[float], list[int]]:
+        """:meth:`_trees` for ``scale`` x the mean raw score of each part's fold boosters."""
+        return ([b for boosters in parts for b in boosters],
+                [scale / len(boosters) for boosters in parts for _ in boosters],
+                [p for p, boosters in enumerate(parts) for _ in boosters])
+
+    @cached_property
+    def path_attribution(self) -> PathAttribution:
+        """The walk of this model's boosters (:meth:`_trees`), built on first use."""
+        boosters, weights, parts = self._trees()
+        return PathAttribution(boosters, weights, len(self.feature_names_), parts)
+
+    def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prediction and contributions from the walk's raw scores per part and contributions (see
+        :meth:`explain`)."""
+        raise NotImplementedError
+
+    def explain(self, X: pd.DataFrame | FeatureColumns) -> tuple[np.ndarray, np.ndarray]:
+        """The prediction for each row of ``X`` and the per-feature contributions behind it, (rows,
+        ``feature_names_``), from one pass: the boosters' along each row's decision paths
+        (:mod:`tiercast.training.attribution`), the classic starting score's as exact Shapley values over its
+        RFM inputs. They add up to the prediction on its link scale, less a constant."""
+        inputs = self.prepare(X)
+        return self._explained(inputs, *self.path_attribution.explain(inputs.matrix))
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``explain``'s contributions as a frame (rows of ``X``, columns ``feature_names_``)."""
+        return pd.DataFrame(self.explain(X)[1], index=X.index, columns=self.feature_names_)
+
+    @property
+    def best_iterations_(self) -> list[int]:
+        return [b.best_iteration for b in self._boosters()]
