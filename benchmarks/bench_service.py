@@ -74,7 +74,7 @@ def _ensure_champion(store: Path, transactions: pd.DataFrame) -> str:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     from tiercast.features.loading import InputData
     from tiercast.features.spec import FeatureSpec
-    from tiercast.serving.policy import TierPolicy
+    from tiercast.training.policy import TierPolicy
     from tiercast.training.config import RegistryConfig, TrainingConfig, TuningConfig
     from tiercast.training.pipeline import train_and_register
     from tiercast.training.registry import configure_mlflow, version_by_alias
@@ -84,7 +84,7 @@ def _ensure_champion(store: Path, transactions: pd.DataFrame) -> str:
     if version_by_alias(registry.value_model, registry.champion_alias) is None:
         print(f"training champion models into {store} ...", flush=True)
         train_and_register(InputData(transactions, None, None, []), CUTOFF, HORIZON_DAYS,
-                           TrainingConfig(tuning=TuningConfig(trials=0)), FeatureSpec(), TierPolicy().fit_thresholds,
+                           TrainingConfig(tuning=TuningConfig(trials=0)), FeatureSpec(), TierPolicy(),
                            [], {})
     return uri
 

@@ -52,7 +52,7 @@ from tiercast.features.schema import (
 )
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 
 NO_HISTORY_REASON = "no transactions before as_of"
 FALLBACK_VERSION = "fallback"

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 from tiercast.training.config import RegistryConfig
 
 

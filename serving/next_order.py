@@ -11,36 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiercast.features.builder import FeatureColumns
+from tiercast.training.policy import ChurnRiskBands
 
 NEXT_ORDER_COLUMNS = ["avg_days_between_orders", "expected_next_order_date", "next_order_probability",
                       "churn_risk_band"]
-
-
-_BANDS = np.array(["low", "medium", "high"], dtype=object)
-
-
-class ChurnRiskBands(BaseModel):
-    """Lowest churn probability of the medium and high bands (below medium: low)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    medium: float = Field(default=0.4, ge=0, le=1)
-    high: float = Field(default=0.7, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "ChurnRiskBands":
-        if self.medium > self.high:
-            raise ValueError(f"churn risk bands: medium ({self.medium}) must not exceed high ({self.high})")
-        return self
-
-    def assign(self, churn_probability: np.ndarray) -> np.ndarray:
-        """The band of each probability (object array of str; NaN is low), by the number of thresholds it
-        reaches: a third of np.select's time with string choices for one customer, a fifth for 500."""
-        p = np.asarray(churn_probability, dtype=float)
-        return _BANDS[(p >= self.medium).view(np.int8) + (p >= self.high).view(np.int8)]
 
 
 def _model_wait_days(probability: np.ndarray, horizon_days: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
 from tiercast.training.registry import load_version

@@ -8,7 +8,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tiercast.features.loading import load_transactions
 from tiercast.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,11 +15,10 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> tuple[str, Path]:
+def store(tmp_path_factory, cdnow_first) -> tuple[str, Path]:
     """A store after `tiercast train` on the first 3,000 CDNOW customers with 2 tuning trials."""
     folder = tmp_path_factory.mktemp("notebooks")
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    tx = tx[tx["customer_id"].astype(int) <= 3000]
+    tx = cdnow_first(3000)
     data = folder / "cdnow_3000.csv"
     tx.assign(timestamp=tx["timestamp"].dt.strftime("%Y-%m-%d")).to_csv(data, index=False)
     uri = f"sqlite:///{folder / 'mlflow.db'}"

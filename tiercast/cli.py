@@ -1,16 +1,14 @@
-"""The ``tiercast`` command line: one sub-command per job, each a thin wrapper around a library call.
+"""The ``tiercast`` command line: parses the arguments, loads the config, runs the command's job
+(:mod:`tiercast.jobs`) and prints its summary.
 
 Bad input files and bad configuration stop a command with exit status 2 and one message naming the file,
-the column or key and sample rows; outputs are written to a temporary file and moved into place only when
-complete, so nothing half-made is left behind.
+the column or key and sample rows.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tiercast.features.schema import DataError
+from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
+from tiercast.features.schema import DataError
 from tiercast.training.quality_card import card_text
 from tiercast.training.sufficiency import InsufficientData
-
-log = logging.getLogger("tiercast")
 
 EXIT_BAD_INPUT = 2
 
@@ -43,197 +40,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    """Write CSV or Parquet (by suffix) atomically: a reader never sees a half-written file."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if out.suffix.lower() in (".parquet", ".pq"):
-        frame.to_parquet(tmp, index=False)
-    elif out.suffix.lower() == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        raise DataError(out, f"unsupported output type '{out.suffix}': use .csv or .parquet")
-    os.replace(tmp, out)
-    return out
-
-
-def _for_file(scores: pd.DataFrame) -> pd.DataFrame:
-    """Scored rows as a flat file: the reasons list becomes one '; '-separated text cell."""
-    flat = scores.copy()
-    flat["reasons"] = flat["reasons"].map(lambda r: "; ".join(r))
-    return flat
-
-
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transactions", type=Path, required=True, help="transactions file (.csv, .parquet, CDNOW .txt)")
     parser.add_argument("--customers", type=Path, help="optional customer profiles file")
     parser.add_argument("--interactions", type=Path, help="optional interactions file (surveys, tickets)")
 
 
-def _load(args: argparse.Namespace, config: AppConfig):
-    from tiercast.features.loading import load_inputs
-
-    return load_inputs(args.transactions, args.customers, args.interactions, config.data)
-
-
-def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.training.pipeline import train_and_register
-    from tiercast.training.registry import tracking_uri
-
-    if args.trials is not None:
-        config.training.tuning.trials = args.trials
-    data = _load(args, config)
-    result = train_and_register(data, args.cutoff, args.horizon_days, config.training, config.features,
-                                config.policy.fit_thresholds, config.data.personal_data_columns,
-                                config.model_dump(mode="json"), progress=log.info)
-    _print_training(result, tracking_uri())
-    return 0
-
-
-def _print_training(result, uri: str) -> None:
-    print(f"MLflow run {result.run_id} in {uri}")
-    print(f"  on the validation window {result.validation_window}:  tiercast  (BG/NBD + Gamma-Gamma)")
-    for name in ("value_gini", "value_spearman", "value_top20_capture", "value_total_ratio", "churn_auc"):
-        if name in result.metrics:
-            print(f"  {name:<22} {result.metrics[name]:.3f}     ({result.baseline.get(name, float('nan')):.3f})")
-    print(f"  registered versions: {result.versions}")
-    print(f"  {result.decision}")
-    print(card_text(result.quality_card))
-
-
-def _champion_bundle(config: AppConfig):
-    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
-    from tiercast.training.registry import configure_mlflow
-
-    configure_mlflow()
-    try:
-        return ModelBundle.load(config.training.registry, config.service.model_alias), ""
-    except ModelsUnavailable as err:
-        log.warning("%s; scoring with the rule-based fallback", err)
-        return None, str(err)
-
-
-def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.serving.scorer import score
-
-    data = _load(args, config)
-    bundle, reason = _champion_bundle(config)
-    scores = score(data.transactions, args.as_of, config.policy, config.features, bundle, config.fallback,
-                   data.customers, data.interactions, config.training.horizon_days, reason or "no champion models")
-    write_table(_for_file(scores), args.out)
-    _print_scores(scores, args.out)
-    return 0
-
-
-def _print_scores(scores: pd.DataFrame, out: Path) -> None:
-    print(f"Scored {len(scores):,} customers -> {out}")
-    print(f"  sources: {scores['source'].value_counts().to_dict()}")
-    summary = scores.groupby("tier").agg(customers=("customer_id", "size"),
-                                         predicted_value=("predicted_value", "sum"))
-    print(summary.sort_values("predicted_value", ascending=False).to_string(float_format=lambda v: f"{v:,.0f}"))
-
-
-def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.serving.scorer import ModelBundle, score
-    from tiercast.training.evaluation import compare_at
-    from tiercast.training.labels import make_labels
-    from tiercast.training.pipeline import fit_models
-
-    data = _load(args, config)
-    trained = fit_models(data, args.cutoff, args.horizon_days, config.training, config.features,
-                         config.data.personal_data_columns, progress=log.info)
-    X = trained.features_at_cutoff[trained.builder.feature_names_]
-    bundle = ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                         config.policy.fit_thresholds(trained.value.predict(X)), args.horizon_days,
-                         {"backtest": "unregistered"})
-    scores = score(data.transactions, args.cutoff, config.policy, config.features, bundle, config.fallback,
-                   data.customers, data.interactions)
-    labels = make_labels(data.transactions, args.cutoff, args.horizon_days)
-    scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
-    write_table(_for_file(scores), args.out)
-    actual = scores.set_index("customer_id").rename(columns={"actual_value": "value"})
-    table = compare_at(data.transactions, args.cutoff, args.horizon_days, actual, trained.features_at_cutoff,
-                       trained.validation)
-    print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(scores):,} customers -> {args.out}")
-    print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.features.loading import load_inputs
-    from tiercast.serving.scorer import score
-    from tiercast.training.pipeline import train_and_register
-    from tiercast.training.registry import tracking_uri
-
-    demo = config.demo
-    started = time.perf_counter()
-    print(f"tiercast demo: CDNOW purchases ({demo.transactions_path().name}), trained at {demo.cutoff}, "
-          f"horizon {demo.horizon_days} days")
-    config.training.tuning.trials = demo.trials
-    data = load_inputs(demo.transactions_path(), config=config.data)
-    cutoff = pd.Timestamp(demo.cutoff)
-    result = train_and_register(data, cutoff, demo.horizon_days, config.training, config.features,
-                                config.policy.fit_thresholds, config.data.personal_data_columns,
-                                config.model_dump(mode="json"), progress=log.info)
-    _print_training(result, tracking_uri())
-    bundle, reason = _champion_bundle(config)
-    scores = score(data.transactions, cutoff, config.policy, config.features, bundle, config.fallback,
-                   horizon_days=demo.horizon_days, unavailable_reason=reason or "no champion models")
-    out = write_table(_for_file(scores), demo.out)
-    _print_scores(scores, out)
-    uri = tracking_uri()
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. Where to look next:")
-    print(f"  scored customers:  {out.resolve()}")
-    print(f"  experiments (UI):  mlflow ui --backend-store-uri {uri}   (or: make mlflow-ui)")
-    print("  prediction API:    tiercast serve   (or: make serve), then POST http://127.0.0.1:3000/predict")
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.serving.config import ServingSettings
-    from tiercast.serving.service import run
-
-    service = config.service.model_copy(update={"workers": args.workers}) if args.workers else config.service
-    settings = ServingSettings(service=service, policy=config.policy, features=config.features,
-                               fallback=config.fallback, registry=config.training.registry,
-                               horizon_days=config.training.horizon_days,
-                               personal_data_columns=config.data.personal_data_columns)
-    run(settings, host=args.host or config.service.host, port=args.port or config.service.port)
-    return 0
-
-
-def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
-
-    world_config = WorldConfig(n_customers=args.customers, seed=args.seed)
-    started = time.perf_counter()
-    world = simulate_world(world_config)
-    cutoff = args.cutoff if args.cutoff is not None else pd.Timestamp(world_config.default_cutoff)
-    paths = write_world(world, args.out, cutoff, args.horizon_days, args.format)
-    truth = ground_truth(world, cutoff, args.horizon_days)
-    print(f"Simulated {len(world.customers):,} customers and {len(world.transactions):,} transactions "
-          f"in {time.perf_counter() - started:.1f} s")
-    print(f"  ground truth at {cutoff.date()}, horizon {args.horizon_days} days: mean expected value "
-          f"{truth['expected_value'].mean():,.2f}, mean churn probability {truth['churn_probability'].mean():.3f}")
-    for kind, path in paths.items():
-        print(f"  {kind:<13} {path}")
-    return 0
-
-
-def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.features.builder import FeatureBuilder
-
-    data = _load(args, config)
-    builder = FeatureBuilder(config.features, config.data.personal_data_columns).fit(
-        data.transactions, args.as_of, data.customers, data.interactions)
-    features = builder.transform(data.transactions, args.as_of, data.customers, data.interactions)
-    out = write_table(features.reset_index(), args.out)
-    quality = {**data.quality_report(), "customers_scored": len(features), "as_of": str(args.as_of.date())}
-    report = out.with_name(out.name + ".quality.json")
-    report.write_text(json.dumps(quality, indent=2, default=str))
-    print(f"Features for {len(features):,} customers at {args.as_of.date()} -> {out}\n  data-quality report -> {report}")
-    return 0
+def _inputs(args: argparse.Namespace) -> jobs.InputFiles:
+    return jobs.InputFiles(args.transactions, args.customers, args.interactions)
 
 
 def _amount(text: str) -> float:
@@ -260,49 +74,6 @@ def _control_share(text: str) -> float:
     return value
 
 
-def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.serving.plan import PLAN_REQUIRED, plan_retention
-    from tiercast.serving.scorer import read_scores
-
-    scores = read_scores(args.scores, PLAN_REQUIRED)
-    save_rate = args.save_rate if args.save_rate is not None else config.plan.save_rate
-    control_share = args.control_share if args.control_share is not None else config.plan.control_share
-    seed = args.seed if args.seed is not None else config.plan.seed
-    plan = plan_retention(scores, args.budget, args.cost_per_contact, save_rate, control_share, seed)
-    out = write_table(plan.contacts, args.out)
-    print(plan.summary())
-    print(f"  plan -> {out}")
-    return 0
-
-
-def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
-    """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
-    from tiercast.training.registry import configure_mlflow, metadata_by_alias
-
-    uri = configure_mlflow()
-    name = config.training.registry.value_model
-    metadata = metadata_by_alias(name, alias)
-    if metadata is None:
-        return None, f"no '{alias}' models in {uri}"
-    card = metadata.get("quality_card")
-    return card, f"{name}@{alias} in {uri}" if card else f"{name}@{alias} was logged without a quality card"
-
-
-def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.serving.report import REPORT_REQUIRED, write_report
-    from tiercast.serving.scorer import read_scores
-
-    scores = read_scores(args.scores, REPORT_REQUIRED)
-    previous = read_scores(args.previous, ("customer_id", "tier")) if args.previous else None
-    alias = args.model_alias or config.service.model_alias
-    card, card_source = _quality_card(config, alias)
-    page = write_report(scores, args.out, config.policy, previous, source=str(args.scores),
-                        previous_source=str(args.previous or ""), quality_card=card, card_source=card_source)
-    print(card_text(card) if card else f"Model quality: no card ({card_source})")
-    print(f"Report on {len(scores):,} customers -> {page}")
-    return 0
-
-
 def _confidence(text: str) -> float:
     value = _amount(text)
     if not 0 < value < 1:
@@ -310,29 +81,104 @@ def _confidence(text: str) -> float:
     return value
 
 
-def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
-    from tiercast.features.loading import load_transactions
-    from tiercast.serving.campaign import evaluate_plan, read_plan
+# ------------------------------------------------------------------------------- commands: job, then summary
+def _print_training(training: jobs.Training) -> None:
+    result = training.result
+    print(f"MLflow run {result.run_id} in {training.store}")
+    print(f"  on the validation window {result.validation_window}:  tiercast  (BG/NBD + Gamma-Gamma)")
+    for name in ("value_gini", "value_spearman", "value_top20_capture", "value_total_ratio", "churn_auc"):
+        if name in result.metrics:
+            print(f"  {name:<22} {result.metrics[name]:.3f}     ({result.baseline.get(name, float('nan')):.3f})")
+    print(f"  registered versions: {result.versions}")
+    print(f"  {result.decision}")
+    print(card_text(result.quality_card))
 
-    plan, start = read_plan(args.plan, args.start, config.data.error_sample_rows)
-    transactions, _ = load_transactions(args.transactions, config.data)
-    horizon_days = args.horizon_days or config.training.horizon_days
-    window_end = start + pd.Timedelta(days=horizon_days)
-    if transactions["timestamp"].max() < window_end - pd.Timedelta(days=1):
-        log.warning("the transactions end at %s, before the window closes at %s: later purchases are missing, "
-                    "so the read-out is an interim one", transactions["timestamp"].max(), window_end)
-    try:
-        result = evaluate_plan(plan, transactions, start, horizon_days, args.confidence)
-    except ValueError as err:  # too few treated or control customers
-        raise DataError(args.plan, str(err), "group") from err
-    print("\n".join(result.lines()))
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result.to_dict(), indent=2))
-        os.replace(tmp, out)
-        print(f"  result -> {out}")
+
+def _print_scores(scoring: jobs.Scoring) -> None:
+    scores = scoring.scores
+    print(f"Scored {len(scores):,} customers -> {scoring.out}")
+    print(f"  sources: {scores['source'].value_counts().to_dict()}")
+    summary = scores.groupby("tier").agg(customers=("customer_id", "size"),
+                                         predicted_value=("predicted_value", "sum"))
+    print(summary.sort_values("predicted_value", ascending=False).to_string(float_format=lambda v: f"{v:,.0f}"))
+
+
+def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
+    _print_training(jobs.train(config, _inputs(args), args.cutoff, args.horizon_days, args.trials))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
+    _print_scores(jobs.score(config, _inputs(args), args.as_of, args.out))
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
+    backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, args.out)
+    print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(backtest.scores):,} customers "
+          f"-> {args.out}")
+    print(backtest.comparison.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
+    settings = config.demo
+    started = time.perf_counter()
+    print(f"tiercast demo: CDNOW purchases ({settings.transactions_path().name}), trained at {settings.cutoff}, "
+          f"horizon {settings.horizon_days} days")
+    demo = jobs.demo(config, trained=_print_training)
+    _print_scores(demo.scoring)
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Where to look next:")
+    print(f"  scored customers:  {demo.scoring.out.resolve()}")
+    print(f"  experiments (UI):  mlflow ui --backend-store-uri {demo.training.store}   (or: make mlflow-ui)")
+    print("  prediction API:    tiercast serve   (or: make serve), then POST http://127.0.0.1:3000/predict")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
+    jobs.serve(config, args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
+    sim = jobs.simulate(args.customers, args.out, args.seed, args.cutoff, args.horizon_days, args.format)
+    print(f"Simulated {len(sim.world.customers):,} customers and {len(sim.world.transactions):,} transactions "
+          f"in {sim.seconds:.1f} s")
+    print(f"  ground truth at {sim.cutoff.date()}, horizon {sim.horizon_days} days: mean expected value "
+          f"{sim.truth['expected_value'].mean():,.2f}, mean churn probability {sim.truth['churn_probability'].mean():.3f}")
+    for kind, path in sim.paths.items():
+        print(f"  {kind:<13} {path}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.features(config, _inputs(args), args.as_of, args.out)
+    print(f"Features for {len(done.features):,} customers at {args.as_of.date()} -> {done.out}\n"
+          f"  data-quality report -> {done.quality_report}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.plan(config, args.scores, args.budget, args.cost_per_contact, args.out, args.save_rate,
+                     args.control_share, args.seed)
+    print(done.plan.summary())
+    print(f"  plan -> {done.out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias)
+    print(card_text(done.quality_card) if done.quality_card else f"Model quality: no card ({done.card_source})")
+    print(f"Report on {done.customers:,} customers -> {done.page}")
+    return 0
+
+
+def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.evaluate_plan(config, args.plan, args.transactions, args.start, args.horizon_days, args.confidence,
+                              args.out)
+    print("\n".join(done.result.lines()))
+    if done.out:
+        print(f"  result -> {done.out}")
     return 0
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tiercast.analysis.plan import PlanConfig
 from tiercast.features.schema import DataConfig
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
-from tiercast.serving.plan import PlanConfig
-from tiercast.serving.policy import TierPolicy
 from tiercast.training.config import TrainingConfig
+from tiercast.training.policy import TierPolicy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "default.yaml"

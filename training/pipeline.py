@@ -30,6 +30,7 @@ from tiercast.training.labels import rolling_cutoffs, training_examples
 from tiercast.training.boosters import ChurnModel, ValueModel
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
 from tiercast.training.classic.seasonality import seasonal_clock
+from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
 from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
 from tiercast.training.segments import SegmentModel, rfm_profiles
@@ -263,10 +264,13 @@ def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int,
 
 
 def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
-                       spec: FeatureSpec, thresholds_fn: Callable[[np.ndarray], list[float]],
-                       personal_data_columns: list[str], config_dump: dict[str, Any],
-                       progress: Callable[[str], None] = log.info) -> TrainResult:
-    """Train, log everything to one MLflow run, register the models and apply the champion gate."""
+                       spec: FeatureSpec, policy: TierPolicy, personal_data_columns: list[str],
+                       config_dump: dict[str, Any], progress: Callable[[str], None] = log.info) -> TrainResult:
+    """Train, log everything to one MLflow run, register the models and apply the champion gate.
+
+    The tier thresholds of ``policy`` are fitted on the training population's predicted values and frozen
+    with the models.
+    """
     cutoff = pd.Timestamp(cutoff)
     # Checked here as well as in fit_models so that too little data leaves no failed run behind in MLflow.
     require_enough_data(data, cutoff, horizon_days, config)
@@ -282,7 +286,7 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
                             if name != evaluation.MODEL for metric, value in row.items() if np.isfinite(value)})
 
         X = trained.features_at_cutoff[trained.builder.feature_names_]
-        thresholds = thresholds_fn(trained.value.predict(X))
+        thresholds = policy.fit_thresholds(trained.value.predict(X))
         start = pd.Timestamp(trained.validation["window_cutoff"].iloc[0])
         window = f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}"
         card = quality_card(trained.validation, trained.predictions[evaluation.MODEL],

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from tiercast.analysis.campaign import evaluate_plan
+from tiercast.cli import main
 from tiercast.simulation.campaign import Campaign, CampaignEffect, run_campaign
 from tiercast.simulation.world import World, WorldConfig, simulate_world
-from tiercast.serving.campaign import evaluate_plan
-from tiercast.cli import main
 
 START = pd.Timestamp("2024-10-01")
 HORIZON = 180

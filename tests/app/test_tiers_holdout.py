@@ -11,17 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from tiercast.features.loading import InputData, load_transactions
-from tiercast.simulation.world import WorldConfig, simulate_world
-from tiercast.serving.policy import TierPolicy
-from tiercast.serving.scorer import ModelBundle, score
 from tiercast.cli import main
 from tiercast.config import load_config
+from tiercast.features.loading import InputData, load_transactions
+from tiercast.simulation.world import WorldConfig, simulate_world
+from tiercast.serving.scorer import ModelBundle, score
 from tiercast.training.config import TrainingConfig
 from tiercast.training.labels import make_labels
 from tiercast.training.pipeline import fit_models
+from tiercast.training.policy import TierPolicy
 
-ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = "1998-01-01"
 HORIZON = 181
 CONTRACT = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment", "lifecycle_stage",
@@ -44,10 +43,9 @@ def assert_falls_tier_by_tier(scores: pd.DataFrame, policy: TierPolicy) -> None:
 
 
 @pytest.fixture(scope="module")
-def cdnow_subset(tmp_path_factory) -> Path:
+def cdnow_subset(tmp_path_factory, cdnow_first) -> Path:
     """The first 2,000 CDNOW customers as a contract CSV (ids keep their leading zeros)."""
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    tx = tx[tx["customer_id"].astype(int) <= 2000]
+    tx = cdnow_first(2000)
     path = tmp_path_factory.mktemp("cdnow") / "cdnow_2000.csv"
     tx.assign(timestamp=tx["timestamp"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
     return path

@@ -49,7 +49,7 @@ import sys
 import pandas as pd
 from tiercast.features.loading import InputData, load_transactions
 from tiercast.features.spec import FeatureSpec
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 from tiercast.training.config import LightGBMParams, TrainingConfig, TuningConfig
 from tiercast.training.pipeline import train_and_register
 
@@ -59,7 +59,7 @@ tx = tx[tx["customer_id"].isin(keep)].reset_index(drop=True)
 small = LightGBMParams(learning_rate=0.1, max_rounds=150)  # small, quick champions
 config = TrainingConfig(tuning=TuningConfig(trials=0), value_model=small, churn_model=small)
 result = train_and_register(InputData(tx, None, None, [report]), pd.Timestamp(sys.argv[3]), int(sys.argv[4]),
-                            config, FeatureSpec(), TierPolicy().fit_thresholds, [], {})
+                            config, FeatureSpec(), TierPolicy(), [], {})
 assert result.promoted, result.decision
 """
 
@@ -159,11 +159,8 @@ class TrainedStore:
 
 
 @pytest.fixture(scope="session")
-def cdnow() -> pd.DataFrame:
-    from tiercast.features.loading import load_transactions
-
-    tx, _ = load_transactions(CDNOW)
-    return tx
+def cdnow(cdnow_transactions: pd.DataFrame) -> pd.DataFrame:
+    return cdnow_transactions
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 from tiercast.serving.scorer import SCORE_COLUMNS, ModelBundle, ModelsUnavailable, score
 from tiercast.training.config import RegistryConfig
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from tiercast.features.spec import FeatureSpec
-from tiercast.serving.next_order import ChurnRiskBands, next_order
-from tiercast.serving.policy import TierPolicy
+from tiercast.serving.next_order import next_order
+from tiercast.training.policy import ChurnRiskBands, TierPolicy
 from tiercast.serving.scorer import score
 
 AS_OF = pd.Timestamp("2025-06-01")

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tiercast.config import load_config
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.loading import InputData
 from tiercast.features.schema import DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
-from tiercast.serving.policy import TierPolicy
 from tiercast.serving.scorer import (
     EXTRA_COLUMNS,
     SCORE_COLUMNS,
@@ -26,10 +26,10 @@ from tiercast.serving.scorer import (
     score,
     trailing_spend,
 )
-from tiercast.config import load_config
 from tiercast.training.config import LightGBMParams, RegistryConfig, SegmentConfig, TrainingConfig, TuningConfig
 from tiercast.training.boosters import ModelInputs, ValueModel
 from tiercast.training.pipeline import fit_models
+from tiercast.training.policy import TierPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-01-01")
@@ -38,9 +38,8 @@ CONTRACT = ["customer_id", "as_of", "predicted_value", "churn_probability", "seg
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    return tx[tx["customer_id"].astype(int) <= 1200].reset_index(drop=True)
+def cdnow(cdnow_first) -> pd.DataFrame:
+    return cdnow_first(1200)
 
 
 @pytest.fixture(scope="module")

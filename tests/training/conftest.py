@@ -3,27 +3,22 @@ training examples with each window's classic columns, and the features at the cu
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.loading import load_transactions
 from tiercast.features.spec import FeatureSpec
 from tiercast.training.classic.forecast import ClassicFeatures, add_classic_columns
 from tiercast.training.labels import training_examples
 
-ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-01-01")
 HORIZON = 181
 
 
 @pytest.fixture(scope="session")
-def cdnow_4000() -> pd.DataFrame:
+def cdnow_4000(cdnow_first) -> pd.DataFrame:
     """The first 4,000 CDNOW customers (real purchase patterns, seconds to train on)."""
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    return tx[tx["customer_id"].astype(int) <= 4000].reset_index(drop=True)
+    return cdnow_first(4000)
 
 
 @pytest.fixture(scope="session")

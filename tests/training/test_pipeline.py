@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tiercast.features.loading import InputData, load_transactions
+from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
-from tiercast.serving.policy import TierPolicy
 from tiercast.training.config import SegmentConfig, TrainingConfig, TuningConfig
 from tiercast.training.evaluation import BASELINES, MODEL
 from tiercast.training.pipeline import fit_models, train_and_register
+from tiercast.training.policy import TierPolicy
 from tiercast.training.registry import load_version
 
-ROOT = Path(__file__).resolve().parents[2]
 CUTOFF = pd.Timestamp("1998-07-01")
 HORIZON = 181
 SEGMENTS = SegmentConfig(k_max=5, sample_size=2000)
@@ -28,10 +27,9 @@ CONFIG = TrainingConfig(tuning=TuningConfig(trials=2), segments=SEGMENTS)
 
 
 @pytest.fixture(scope="module")
-def data() -> InputData:
+def data(cdnow_loaded, cdnow_first) -> InputData:
     """The first 3,000 CDNOW customers."""
-    tx, report = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    return InputData(tx[tx["customer_id"].astype(int) <= 3000].reset_index(drop=True), None, None, [report])
+    return InputData(cdnow_first(3000), None, None, [cdnow_loaded[1]])
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,7 @@ def two_runs(data, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.chdir(tmp_path_factory.mktemp("work"))
-        results = [train_and_register(data, CUTOFF, HORIZON, CONFIG, FeatureSpec(), TierPolicy().fit_thresholds,
+        results = [train_and_register(data, CUTOFF, HORIZON, CONFIG, FeatureSpec(), TierPolicy(),
                                       [], {"training": CONFIG.model_dump(mode="json")}) for _ in range(2)]
         yield MlflowClient(uri), *results
     mlflow.set_tracking_uri(None)

@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.loading import load_transactions
 from tiercast.features.spec import FeatureSpec
 from tiercast.training.config import SegmentConfig
 from tiercast.training.segments import SegmentModel, rfm_profiles, rfm_segments
 
-ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"(active|cooling|lapsing) ((loyal|occasional) (high|mid|low) spenders|one-timers(, high spend)?)"
                   r"( \((more|less) recent( \d)?\)| \((more|fewer) orders( \d)?\)| \((higher|lower) spend( \d)?\))?")
 
 
 @pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    tx, _ = load_transactions(ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz")
-    return tx[tx["customer_id"].astype(int) <= 6000].reset_index(drop=True)
+def cdnow(cdnow_first) -> pd.DataFrame:
+    return cdnow_first(6000)
 
 
 def features_at(cdnow: pd.DataFrame, as_of: str) -> pd.DataFrame:

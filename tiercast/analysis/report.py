@@ -23,7 +23,7 @@ from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tiercast.serving.policy import TierPolicy
+from tiercast.training.policy import TierPolicy
 
 log = logging.getLogger(__name__)
 

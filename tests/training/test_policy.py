@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tiercast.serving.policy import Membership, TierPolicy
 from tiercast.config import load_config
+from tiercast.training.policy import Membership, TierPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.serving.campaign import evaluate_plan
+from tiercast.analysis.campaign import evaluate_plan
 
 START = pd.Timestamp("2025-03-01")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.serving.plan import plan_retention
+from tiercast.analysis.plan import plan_retention
 from tiercast.cli import main
 
 

@@ -1,11 +1,12 @@
-"""The tier policy: one definition, used alike by batch scoring, the service and the rule fallback.
+"""The tier policy: one definition, frozen with the models at training and used alike by batch scoring, the
+service and the rule fallback.
 
 A customer is ranked by a score (predicted value for the models; the RFM score sum for the rule
 fallback), placed in the value tiers by thresholds on that score (``score >= threshold`` enters a tier, so
 ties at a threshold go up), and then two overlays apply in order: customers in a protected value tier with
 a high churn probability get the at-risk tier, whose retention action comes first, and new customers get
 the onboarding tier (thin history is not judged). Membership levels are a separate column, by trailing
-spend against fixed thresholds.
+spend against fixed thresholds, and so are the churn risk bands, by churn probability.
 
 Value tiers are set either by shares of customers (``top_share``: "the top 10%") or by absolute predicted
 values (``min_value``). Shares are turned into value thresholds once, on the training population
@@ -22,7 +23,28 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tiercast.serving.next_order import ChurnRiskBands
+_BANDS = np.array(["low", "medium", "high"], dtype=object)
+
+
+class ChurnRiskBands(BaseModel):
+    """Lowest churn probability of the medium and high bands (below medium: low)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    medium: float = Field(default=0.4, ge=0, le=1)
+    high: float = Field(default=0.7, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ChurnRiskBands":
+        if self.medium > self.high:
+            raise ValueError(f"churn risk bands: medium ({self.medium}) must not exceed high ({self.high})")
+        return self
+
+    def assign(self, churn_probability: np.ndarray) -> np.ndarray:
+        """The band of each probability (object array of str; NaN is low), by the number of thresholds it
+        reaches."""
+        p = np.asarray(churn_probability, dtype=float)
+        return _BANDS[(p >= self.medium).astype(np.intp) + (p >= self.high).astype(np.intp)]
 
 
 class ValueTier(BaseModel):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.serving.policy import TierPolicy
-from tiercast.serving.report import (
+from tiercast.training.policy import TierPolicy
+from tiercast.analysis.report import (
     NOT_BEFORE,
     NOT_NOW,
     holdout_check,

@@ -1,0 +1,41 @@
+"""Fixtures the whole suite shares, made once per session.
+
+The CDNOW purchase log is loaded once as canonical transactions; tests take subsets of it (new frames) and
+never change it in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tiercast.features.loading import CleaningReport, load_transactions
+
+ROOT = Path(__file__).resolve().parents[1]
+CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
+
+
+@pytest.fixture(scope="session")
+def cdnow_loaded() -> tuple[pd.DataFrame, CleaningReport]:
+    """Every CDNOW purchase and the loader's cleaning report."""
+    return load_transactions(CDNOW)
+
+
+@pytest.fixture(scope="session")
+def cdnow_transactions(cdnow_loaded: tuple[pd.DataFrame, CleaningReport]) -> pd.DataFrame:
+    """Every CDNOW purchase (23,570 customers, ids "00001" to "23570")."""
+    return cdnow_loaded[0]
+
+
+@pytest.fixture(scope="session")
+def cdnow_first(cdnow_transactions: pd.DataFrame) -> Callable[[int], pd.DataFrame]:
+    """``cdnow_first(n)``: the purchases of the first ``n`` CDNOW customers, as a new frame."""
+
+    def first(n: int) -> pd.DataFrame:
+        tx = cdnow_transactions
+        return tx[tx["customer_id"].astype(int) <= n].reset_index(drop=True)
+
+    return first

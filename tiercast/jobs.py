@@ -1,0 +1,335 @@
+"""The jobs behind the ``tiercast`` commands: one function per command. Each takes the typed config and the
+command's files and values, does the work and returns what the command line prints.
+
+Outputs are written to a temporary file and moved into place only when complete, so nothing half-made is
+left behind. LightGBM, MLflow and BentoML are imported inside the jobs that use them, so that
+``tiercast --help`` and bad-input errors answer without loading them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tiercast.config import AppConfig
+from tiercast.features.schema import DataError
+
+if TYPE_CHECKING:
+    from tiercast.analysis.campaign import CampaignResult
+    from tiercast.analysis.plan import RetentionPlan
+    from tiercast.features.loading import InputData
+    from tiercast.simulation.world import World
+    from tiercast.serving.scorer import ModelBundle
+    from tiercast.training.pipeline import TrainResult
+
+log = logging.getLogger("tiercast")
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """A command's input files: transactions, and optionally customer profiles and interactions."""
+
+    transactions: Path
+    customers: Path | None = None
+    interactions: Path | None = None
+
+    def load(self, config: AppConfig) -> InputData:
+        from tiercast.features.loading import load_inputs
+
+        return load_inputs(self.transactions, self.customers, self.interactions, config.data)
+
+
+def write_atomically(out: Path, write: Callable[[Path], Any]) -> Path:
+    """``write`` a temporary file beside ``out``, then move it into place: a reader never sees half a file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    write(tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def write_table(frame: pd.DataFrame, out: Path) -> Path:
+    """Write CSV or Parquet, by the suffix of ``out``, atomically."""
+    out = Path(out)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        return write_atomically(out, partial(frame.to_parquet, index=False))
+    if out.suffix.lower() == ".csv":
+        return write_atomically(out, partial(frame.to_csv, index=False))
+    raise DataError(out, f"unsupported output type '{out.suffix}': use .csv or .parquet")
+
+
+def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """Scored rows as a flat file: the reasons list becomes one '; '-separated text cell."""
+    flat = scores.copy()
+    flat["reasons"] = flat["reasons"].map(lambda r: "; ".join(r))
+    return flat
+
+
+# ------------------------------------------------------------------------------------------- train, score
+@dataclass(frozen=True)
+class Training:
+    result: TrainResult
+    store: str  # the MLflow tracking URI the run and the models went to
+
+
+@dataclass(frozen=True)
+class Scoring:
+    scores: pd.DataFrame
+    out: Path
+
+
+def _train(config: AppConfig, data: InputData, cutoff: pd.Timestamp, horizon_days: int, trials: int | None
+           ) -> Training:
+    from tiercast.training.pipeline import train_and_register
+    from tiercast.training.registry import tracking_uri
+
+    if trials is not None:
+        config = config.model_copy(deep=True)
+        config.training.tuning.trials = trials
+    result = train_and_register(data, cutoff, horizon_days, config.training, config.features, config.policy,
+                                config.data.personal_data_columns, config.model_dump(mode="json"),
+                                progress=log.info)
+    return Training(result, tracking_uri())
+
+
+def train(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizon_days: int,
+          trials: int | None = None) -> Training:
+    """Train on data before ``cutoff``, log to MLflow, register the models and maybe promote them."""
+    return _train(config, inputs.load(config), cutoff, horizon_days, trials)
+
+
+def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
+    """The champion models, or (None, why not) when there are none to load."""
+    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
+    from tiercast.training.registry import configure_mlflow
+
+    configure_mlflow()
+    try:
+        return ModelBundle.load(config.training.registry, config.service.model_alias), ""
+    except ModelsUnavailable as err:
+        log.warning("%s; scoring with the rule-based fallback", err)
+        return None, str(err)
+
+
+def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path) -> Scoring:
+    from tiercast.serving.scorer import score as score_customers
+
+    bundle, reason = _champion_bundle(config)
+    scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
+                             data.customers, data.interactions, horizon_days, reason or "no champion models")
+    return Scoring(scores, write_table(flat_scores(scores), out))
+
+
+def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Scoring:
+    """Score every customer with the champion models (or the rules without them) and write the file."""
+    return _score(config, inputs.load(config), as_of, config.training.horizon_days, out)
+
+
+@dataclass(frozen=True)
+class Demo:
+    training: Training
+    scoring: Scoring
+
+
+def demo(config: AppConfig, trained: Callable[[Training], Any] = lambda training: None) -> Demo:
+    """Train, register and score on the bundled CDNOW data (config ``demo``); ``trained`` hears of the
+    training before the scoring starts."""
+    settings = config.demo
+    data = InputFiles(settings.transactions_path()).load(config)
+    cutoff = pd.Timestamp(settings.cutoff)
+    training = _train(config, data, cutoff, settings.horizon_days, settings.trials)
+    trained(training)
+    return Demo(training, _score(config, data, cutoff, settings.horizon_days, settings.out))
+
+
+# ------------------------------------------------------------------------------------------------ backtest
+@dataclass(frozen=True)
+class Backtest:
+    scores: pd.DataFrame  # the scored customers with what they did next (actual_value, churned)
+    comparison: pd.DataFrame  # the models against the baselines on what happened
+    out: Path
+
+
+def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizon_days: int, out: Path
+             ) -> Backtest:
+    """Train before ``cutoff`` (nothing registered), score at it, and compare with what happened next."""
+    from tiercast.serving.scorer import ModelBundle
+    from tiercast.serving.scorer import score as score_customers
+    from tiercast.training.evaluation import compare_at
+    from tiercast.training.labels import make_labels
+    from tiercast.training.pipeline import fit_models
+
+    data = inputs.load(config)
+    trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
+                         config.data.personal_data_columns, progress=log.info)
+    X = trained.features_at_cutoff[trained.builder.feature_names_]
+    bundle = ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
+                         config.policy.fit_thresholds(trained.value.predict(X)), horizon_days,
+                         {"backtest": "unregistered"})
+    scores = score_customers(data.transactions, cutoff, config.policy, config.features, bundle, config.fallback,
+                             data.customers, data.interactions)
+    labels = make_labels(data.transactions, cutoff, horizon_days)
+    scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
+    written = write_table(flat_scores(scores), out)
+    actual = scores.set_index("customer_id").rename(columns={"actual_value": "value"})
+    comparison = compare_at(data.transactions, cutoff, horizon_days, actual, trained.features_at_cutoff,
+                            trained.validation)
+    return Backtest(scores, comparison, written)
+
+
+# ------------------------------------------------------------------------------------------ serve, simulate
+def serve(config: AppConfig, host: str | None = None, port: int | None = None, workers: int | None = None
+          ) -> None:
+    """Run the prediction service until it is stopped; unset arguments come from config ``service``."""
+    from tiercast.serving.config import ServingSettings
+    from tiercast.serving.service import run
+
+    service = config.service.model_copy(update={"workers": workers}) if workers else config.service
+    settings = ServingSettings(service=service, policy=config.policy, features=config.features,
+                               fallback=config.fallback, registry=config.training.registry,
+                               horizon_days=config.training.horizon_days,
+                               personal_data_columns=config.data.personal_data_columns)
+    run(settings, host=host or config.service.host, port=port or config.service.port)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    world: World
+    cutoff: pd.Timestamp
+    horizon_days: int
+    truth: pd.DataFrame  # each customer's expected value and churn probability after the cutoff
+    paths: dict[str, Path]  # the files written, by kind
+    seconds: float
+
+
+def simulate(customers: int, out: Path, seed: int = 0, cutoff: pd.Timestamp | None = None,
+             horizon_days: int = 180, file_format: str = "csv") -> Simulation:
+    """A synthetic retail world written to ``out``, with its ground truth at ``cutoff``."""
+    from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
+
+    world_config = WorldConfig(n_customers=customers, seed=seed)
+    started = time.perf_counter()
+    world = simulate_world(world_config)
+    cutoff = cutoff if cutoff is not None else pd.Timestamp(world_config.default_cutoff)
+    paths = write_world(world, out, cutoff, horizon_days, file_format)
+    truth = ground_truth(world, cutoff, horizon_days)
+    return Simulation(world, cutoff, horizon_days, truth, paths, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------------------------------------ features
+@dataclass(frozen=True)
+class Features:
+    features: pd.DataFrame
+    out: Path
+    quality_report: Path
+
+
+def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Features:
+    """Point-in-time features, one row per customer, and a data-quality report beside them."""
+    from tiercast.features.builder import FeatureBuilder
+
+    data = inputs.load(config)
+    builder = FeatureBuilder(config.features, config.data.personal_data_columns).fit(
+        data.transactions, as_of, data.customers, data.interactions)
+    table = builder.transform(data.transactions, as_of, data.customers, data.interactions)
+    written = write_table(table.reset_index(), out)
+    quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
+    report = written.with_name(written.name + ".quality.json")
+    report.write_text(json.dumps(quality, indent=2, default=str))
+    return Features(table, written, report)
+
+
+# ---------------------------------------------------------------------------- analyses of scored files
+@dataclass(frozen=True)
+class Plan:
+    plan: RetentionPlan
+    out: Path
+
+
+def plan(config: AppConfig, scores_path: Path, budget: float, cost_per_contact: float, out: Path,
+         save_rate: float | None = None, control_share: float | None = None, seed: int | None = None) -> Plan:
+    """Whom to contact for retention within ``budget``; unset values come from config ``plan``."""
+    from tiercast.analysis.plan import PLAN_REQUIRED, plan_retention
+    from tiercast.serving.scorer import read_scores
+
+    scores = read_scores(scores_path, PLAN_REQUIRED)
+    save_rate = save_rate if save_rate is not None else config.plan.save_rate
+    control_share = control_share if control_share is not None else config.plan.control_share
+    seed = seed if seed is not None else config.plan.seed
+    retention = plan_retention(scores, budget, cost_per_contact, save_rate, control_share, seed)
+    return Plan(retention, write_table(retention.contacts, out))
+
+
+def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
+    """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
+    from tiercast.training.registry import configure_mlflow, metadata_by_alias
+
+    uri = configure_mlflow()
+    name = config.training.registry.value_model
+    metadata = metadata_by_alias(name, alias)
+    if metadata is None:
+        return None, f"no '{alias}' models in {uri}"
+    card = metadata.get("quality_card")
+    return card, f"{name}@{alias} in {uri}" if card else f"{name}@{alias} was logged without a quality card"
+
+
+@dataclass(frozen=True)
+class Report:
+    customers: int
+    page: Path
+    quality_card: dict | None  # the models' quality card, None without one
+    card_source: str  # where the card came from, or why there is none
+
+
+def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | None = None,
+           model_alias: str | None = None) -> Report:
+    """The HTML report on a scored file, with the quality card of the models behind ``model_alias``."""
+    from tiercast.analysis.report import REPORT_REQUIRED, write_report
+    from tiercast.serving.scorer import read_scores
+
+    scores = read_scores(scores_path, REPORT_REQUIRED)
+    earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
+    card, card_source = _quality_card(config, model_alias or config.service.model_alias)
+    page = write_report(scores, out, config.policy, earlier, source=str(scores_path),
+                        previous_source=str(previous or ""), quality_card=card, card_source=card_source)
+    return Report(len(scores), page, card, card_source)
+
+
+@dataclass(frozen=True)
+class PlanEvaluation:
+    result: CampaignResult
+    out: Path | None
+
+
+def evaluate_plan(config: AppConfig, plan_path: Path, transactions_path: Path, start: pd.Timestamp | None = None,
+                  horizon_days: int | None = None, confidence: float = 0.95, out: Path | None = None
+                  ) -> PlanEvaluation:
+    """A plan's uplift in value and retention, treated against control customers, written as JSON to
+    ``out`` when given."""
+    from tiercast.analysis.campaign import evaluate_plan as evaluate, read_plan
+    from tiercast.features.loading import load_transactions
+
+    contacts, start = read_plan(plan_path, start, config.data.error_sample_rows)
+    transactions, _ = load_transactions(transactions_path, config.data)
+    horizon_days = horizon_days or config.training.horizon_days
+    window_end = start + pd.Timedelta(days=horizon_days)
+    if transactions["timestamp"].max() < window_end - pd.Timedelta(days=1):
+        log.warning("the transactions end at %s, before the window closes at %s: later purchases are missing, "
+                    "so the read-out is an interim one", transactions["timestamp"].max(), window_end)
+    try:
+        result = evaluate(contacts, transactions, start, horizon_days, confidence)
+    except ValueError as err:  # too few treated or control customers
+        raise DataError(plan_path, str(err), "group") from err
+    if out:
+        out = write_atomically(out, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
+    return PlanEvaluation(result, out)
