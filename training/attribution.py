@@ -28,6 +28,8 @@ import lightgbm as lgb
 import numpy as np
 from numba import njit
 
+from tiercast.training.parallel import by_halves
+
 # How a split reads its feature (``_Nodes.rule``): the missing-value handling of a numerical split, plus
 # DEFAULT_LEFT where missing values go left; or a categorical split.
 MISSING_NONE, MISSING_ZERO, MISSING_NAN, CATEGORICAL = 0, 1, 2, 3
@@ -103,9 +105,9 @@ def _compiled(function):
     cache folder (neither beside the source nor in the user's cache) it refuses caching at import time;
     a read-only install then compiles once per process instead."""
     try:
-        return njit(cache=True)(function)
+        return njit(nogil=True, cache=True)(function)
     except RuntimeError:
-        return njit(function)
+        return njit(nogil=True)(function)
 
 
 @_compiled
@@ -212,6 +214,9 @@ class PathAttribution:
         X = np.ascontiguousarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"expected rows of {self.n_features} features, got an array of shape {X.shape}")
+        return by_halves(self._explain, X)  # each row is explained on its own: the same numbers in any batch
+
+    def _explain(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nodes = self.nodes_
         summed = _walk(X, len(self.bias), nodes.root, nodes.part, nodes.feature, nodes.threshold, nodes.rule,
                        nodes.left, nodes.right, nodes.left_credit, nodes.right_credit, nodes.level_start,
