@@ -48,9 +48,7 @@ def backtest(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: A
     started = time.perf_counter()
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
                          config.data.personal_data_columns, progress=lambda message: print("  ..", message))
-    X = trained.features_at_cutoff[trained.builder.feature_names_]
-    bundle = ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                         config.policy.fit_thresholds(trained.value.predict(X)), horizon_days, {"backtest": "-"})
+    bundle = ModelBundle.from_trained(trained, config.policy, horizon_days, {"backtest": "-"})
     scored = score(data.transactions, cutoff, config.policy, config.features, bundle, config.fallback,
                    data.customers, data.interactions)
     actual = scored.set_index("customer_id").join(make_labels(data.transactions, cutoff, horizon_days))

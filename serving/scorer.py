@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,10 +27,13 @@ from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
-from tiercast.training.policy import TierPolicy
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
+from tiercast.training.policy import TierPolicy
 from tiercast.training.registry import load_version
+
+if TYPE_CHECKING:  # the training job's imports (Optuna among them) stay out of the service
+    from tiercast.training.pipeline import TrainedModels
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,14 @@ class ModelBundle:
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
             raise _unavailable(alias, err) from err
         return bundle
+
+    @classmethod
+    def from_trained(cls, trained: TrainedModels, policy: TierPolicy, horizon_days: int,
+                     versions: dict[str, str]) -> "ModelBundle":
+        """A bundle of models fitted in this process (a backtest), unregistered, with the tier thresholds
+        fitted as training would freeze them."""
+        return cls(trained.value, trained.churn, trained.segments, trained.builder, trained.tier_thresholds(policy),
+                   horizon_days, versions)
 
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """The value and churn models' ``explain`` (prediction, contributions) of a feature table."""

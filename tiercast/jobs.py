@@ -172,10 +172,7 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
     data = inputs.load(config)
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
                          config.data.personal_data_columns, progress=log.info)
-    X = trained.features_at_cutoff[trained.builder.feature_names_]
-    bundle = ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                         config.policy.fit_thresholds(trained.value.predict(X)), horizon_days,
-                         {"backtest": "unregistered"})
+    bundle = ModelBundle.from_trained(trained, config.policy, horizon_days, {"backtest": "unregistered"})
     scores = score_customers(data.transactions, cutoff, config.policy, config.features, bundle, config.fallback,
                              data.customers, data.interactions)
     labels = make_labels(data.transactions, cutoff, horizon_days)

@@ -25,11 +25,11 @@ from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
 from tiercast.training import evaluation, metrics
-from tiercast.training.config import LightGBMParams, TrainingConfig
-from tiercast.training.labels import rolling_cutoffs, training_examples
 from tiercast.training.boosters import ChurnModel, ValueModel
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
 from tiercast.training.classic.seasonality import seasonal_clock
+from tiercast.training.config import LightGBMParams, TrainingConfig
+from tiercast.training.labels import rolling_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
 from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
@@ -59,6 +59,11 @@ class TrainedModels:
     tuning: dict[str, pd.DataFrame]  # one row per tuning trial, per model
     features_at_cutoff: pd.DataFrame
     training_rows: int
+
+    def tier_thresholds(self, policy: TierPolicy) -> list[float]:
+        """The policy's value-tier thresholds fitted on the predicted values of the customers at the cutoff,
+        to be frozen with the models."""
+        return policy.fit_thresholds(self.value.predict(self.features_at_cutoff[self.builder.feature_names_]))
 
 
 @dataclass
@@ -286,7 +291,7 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
                             if name != evaluation.MODEL for metric, value in row.items() if np.isfinite(value)})
 
         X = trained.features_at_cutoff[trained.builder.feature_names_]
-        thresholds = policy.fit_thresholds(trained.value.predict(X))
+        thresholds = trained.tier_thresholds(policy)
         start = pd.Timestamp(trained.validation["window_cutoff"].iloc[0])
         window = f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}"
         card = quality_card(trained.validation, trained.predictions[evaluation.MODEL],

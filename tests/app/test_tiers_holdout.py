@@ -91,9 +91,7 @@ def test_model_and_rule_tiers_fall_on_a_simulated_world():
     training = TrainingConfig.model_validate(QUICK)
     data = InputData(world.transactions, world.customers, world.interactions, [])
     trained = fit_models(data, cutoff, HORIZON, training, config.features, config.data.personal_data_columns)
-    X = trained.features_at_cutoff[trained.builder.feature_names_]
-    bundle = ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                         config.policy.fit_thresholds(trained.value.predict(X)), HORIZON, {"test": "0"})
+    bundle = ModelBundle.from_trained(trained, config.policy, HORIZON, {"test": "0"})
     labels = make_labels(world.transactions, cutoff, HORIZON).rename(columns={"value": "actual_value"})
     for models in (bundle, None):
         scores = score(world.transactions, cutoff, config.policy, config.features, models, config.fallback,

@@ -49,9 +49,7 @@ def bundle(cdnow) -> ModelBundle:
     config = TrainingConfig(value_model=quick, churn_model=quick, tuning=TuningConfig(trials=0), folds=2,
                             segments=SegmentConfig(k_min=3, k_max=3, sample_size=500))
     trained = fit_models(InputData(cdnow, None, None, []), CUTOFF, 181, config, FeatureSpec(), [])
-    X = trained.features_at_cutoff[trained.builder.feature_names_]
-    return ModelBundle(trained.value, trained.churn, trained.segments, trained.builder,
-                       TierPolicy().fit_thresholds(trained.value.predict(X)), 181, {"tiercast-value": "1"})
+    return ModelBundle.from_trained(trained, TierPolicy(), 181, {"tiercast-value": "1"})
 
 
 @pytest.fixture(scope="module")
