@@ -10,7 +10,7 @@ Why plain declarations rather than pandera: the service validates each request a
 (one customer in a few milliseconds), so a frame-level validator would be a second check on top of it
 per request and a new dependency, and its error messages differ from the loader's (file, column, sample
 rows). Declaring the rules once and interpreting them in both places keeps one rule per column, the
-loader's messages and the service's speed; ``tests/features/test_schema.py`` runs one table of cases
+loader's messages and the service's speed; ``tests/serving/test_api.py`` runs one table of cases
 through both and requires the same verdicts.
 
 The rules every column follows by its kind:
