@@ -38,7 +38,7 @@ docs: $(STAMP)  ## Regenerate docs/features.md from the feature registry
 bench: $(STAMP)  ## Run the benchmarks (slow: ten-million-row worlds)
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_features.py
-	PYTHONPATH=. $(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_service.py
 
 lock:  ## Re-resolve the dependency ranges in pyproject.toml into requirements.lock
 	rm -rf /tmp/tiercast-lock && $(PYTHON) -m venv /tmp/tiercast-lock

@@ -1,7 +1,7 @@
 """The floor of the service benchmark: a bare BentoML service with the same request parsing and the same
 response shape as ``tiercast.serving.service``, but no features, models, tiers, token or size checks.
 
-    PYTHONPATH=. python benchmarks/bare_service.py --port 3001
+    python benchmarks/bare_service.py --port 3001
 
 What the real service costs above this floor is what tiercast itself adds to a request.
 """

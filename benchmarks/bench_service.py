@@ -1,6 +1,6 @@
 """Prediction service latency against a bare BentoML floor, both started and measured in this run.
 
-    PYTHONPATH=. python benchmarks/bench_service.py [--store DIR] [--requests 1000] [--rounds 8]
+    python benchmarks/bench_service.py [--store DIR] [--requests 1000] [--rounds 8]
                                                     [--batch-repeats 7] [--workers 1] [--profile]
 
 The service answers from champion models in the MLflow store ``--store`` (SQLite); when it has none,

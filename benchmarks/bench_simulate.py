@@ -1,6 +1,6 @@
 """Time the synthetic world at scale: rows generated, seconds, rows/s and peak RSS.
 
-Run from the repository root: ``PYTHONPATH=. python benchmarks/bench_simulate.py --customers 1000000``.
+Run from the repository root: ``python benchmarks/bench_simulate.py --customers 1000000``.
 With ``--out DIR`` it also times writing the four files (ground truth at the default cutoff).
 """
 

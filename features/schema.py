@@ -7,7 +7,7 @@ with them, the service (:mod:`tiercast.serving.api`) derives its pydantic reques
 them (so its OpenAPI document states the same limits), and ``read_scores`` reads a scored file by them.
 
 Why plain declarations rather than pandera: the service validates each request as JSON with pydantic
-(one customer in a few milliseconds), so a frame-level validator would be a second check on top of it
+already, so a frame-level validator would be a second check on top of it
 per request and a new dependency, and its error messages differ from the loader's (file, column, sample
 rows). Declaring the rules once and interpreting them in both places keeps one rule per column, the
 loader's messages and the service's speed; ``tests/serving/test_api.py`` runs one table of cases
@@ -84,10 +84,6 @@ class Table:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
-
-    @property
-    def optional(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if not c.required)
 
     def of_kind(self, *kinds: Kind) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.kind in kinds)

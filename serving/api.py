@@ -349,7 +349,7 @@ def response_payload(customer_ids: Sequence[str], scored: Mapping[str, Any], as_
 
 def response_json(payload: Mapping[str, Any]) -> bytes:
     """A :func:`response_payload` as the JSON of its :class:`PredictResponse`, byte for byte, written by orjson
-    without building the model (which would take a large share of a many-customer request). Non-finite numbers
+    without building the model (see docs/performance.md for what that saves). Non-finite numbers
     become null, as the model writes them; the tests hold this JSON to the model's. A value of a type orjson does
     not write is answered through the validated model instead, which converts it, rather than failing the request."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.datastructures import Headers
 
 from tiercast.serving.api import FALLBACK_VERSION, error_message
-from tiercast.serving.model_slot import ModelSlot
+from tiercast.serving.model_slot import LOADING_REASON, ModelSlot
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -147,7 +147,7 @@ class ModelCardRoute:
         if scope["type"] != "http" or scope["path"] != "/model" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        bundle, reason = self.slot.current() if self.slot else (None, "models are still loading")
+        bundle, reason = self.slot.current() if self.slot else (None, LOADING_REASON)
         if bundle is None:
             body = {"model_version": FALLBACK_VERSION, "source": "fallback", "detail": reason, "quality_card": None}
         else:

@@ -57,6 +57,9 @@ class ReloadSignal:
         return token
 
 
+LOADING_REASON = "models are still loading"
+
+
 class ModelSlot:
     """The bundle the service answers with (None: the rule fallback, with the reason), swapped whole."""
 
@@ -65,7 +68,7 @@ class ModelSlot:
         self.alias = settings.service.model_alias
         self.loaded = threading.Event()
         self.signal = signal
-        self._state: tuple[ModelBundle | None, str] = (None, "models are still loading")
+        self._state: tuple[ModelBundle | None, str] = (None, LOADING_REASON)
         self._refresh_lock = threading.Lock()
         self._sent = ""  # the last token this worker wrote: its own reload, already done
 

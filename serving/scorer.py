@@ -151,8 +151,8 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
                   bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
                   customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
                   horizon_days: int = 180, unavailable_reason: str = "no champion models") -> dict[str, np.ndarray]:
-    """:func:`score`'s table as its columns (name -> array, in order), for callers that need no frame: the
-    service answers a one-customer request in a few milliseconds, of which a frame would take a tenth."""
+    """:func:`score`'s table as its columns (name -> array, in order), for callers that need no frame (the
+    service writes its answer straight from them)."""
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
     features = builder.transform_columns(transactions, as_of, customers, interactions)

@@ -236,13 +236,12 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
     from tiercast.features.builder import FeatureBuilder
 
     data = inputs.load(config)
-    builder = FeatureBuilder(config.features, config.data.personal_data_columns).fit(
+    table = FeatureBuilder(config.features, config.data.personal_data_columns).fit_transform(
         data.transactions, as_of, data.customers, data.interactions)
-    table = builder.transform(data.transactions, as_of, data.customers, data.interactions)
     written = write_table(table.reset_index(), out)
     quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
     report = written.with_name(written.name + ".quality.json")
-    report.write_text(json.dumps(quality, indent=2, default=str))
+    write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
     return Features(table, written, report)
 
 

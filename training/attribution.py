@@ -101,7 +101,8 @@ class _Nodes:
 
 
 def _compiled(function):
-    """``function`` compiled by numba and cached on disk. Where numba finds no writable
+    """``function`` compiled by numba, without the GIL (so that :func:`~tiercast.training.parallel.by_halves`
+    can walk two halves of a request on two threads), and cached on disk. Where numba finds no writable
     cache folder (neither beside the source nor in the user's cache) it refuses caching at import time;
     a read-only install then compiles once per process instead."""
     try:

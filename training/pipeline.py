@@ -105,7 +105,8 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     cutoff = pd.Timestamp(cutoff)
     require_enough_data(data, cutoff, horizon_days, config)
     tx = data.transactions
-    builder = FeatureBuilder(spec, personal_data_columns).fit(tx, cutoff, data.customers, data.interactions)
+    builder = FeatureBuilder(spec, personal_data_columns)
+    features_at_cutoff = builder.fit_transform(tx, cutoff, data.customers, data.interactions)
     progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}")
     examples = training_examples(tx, cutoff, horizon_days, builder, config.n_windows, config.step_days,
                                  data.customers, data.interactions).set_index("customer_id")
@@ -116,7 +117,6 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
                          f"of {horizon_days} days")
     clocks = {pd.Timestamp(w): seasonal_clock(tx, w) for w in window.unique()}
     examples = add_classic_columns(examples, window, horizon_days, clocks)
-    features_at_cutoff = builder.transform(tx, cutoff, data.customers, data.interactions)
     classic = ClassicFeatures(horizon_days, seasonal_clock(tx, cutoff)).fit(features_at_cutoff)
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]
