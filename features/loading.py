@@ -5,11 +5,13 @@ The rules are the tables of :mod:`tiercast.features.schema`, checked here a whol
 The file suffix decides the format: ``.csv`` / ``.csv.gz`` (UTF-8, header row), ``.parquet`` / ``.pq``,
 and ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Every problem raises
 :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows; nothing is half-loaded.
+:func:`read_scores` reads a scored file (``tiercast score`` / ``backtest`` output) back, for the analyses.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tiercast.features.schema import (
     INTERACTIONS,
     LATEST,
     MISSING_IDS,
+    SCORED,
     TRANSACTIONS,
     Column,
     DataConfig,
@@ -207,7 +210,8 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, config: Data
     _refuse(frame, bad, "values are not finite numbers", column.name, path, config)
     if column.bound is not None:
         bound = f"{column.bound:g}"
-        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path, config)
+        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path,
+                config)
     frame[column.name] = values
 
 
@@ -330,3 +334,40 @@ def load_inputs(transactions: Path | str, customers: Path | str | None = None,
         inter, report = load_interactions(interactions, config)
         reports.append(report)
     return InputData(tx, cust, inter, reports)
+
+
+def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) -> pd.DataFrame:
+    """A scored file (``tiercast score`` / ``backtest`` output, .csv or .parquet) as a frame.
+
+    customer_id stays text; the numeric columns present are parsed as numbers. A missing required
+    column, an unparseable number or a repeated customer raises :class:`DataError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        else:
+            raise DataError(path, f"unsupported scored file type '{suffix}': use .csv or .parquet")
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot read the scored file: {err}") from err
+    if frame.empty:
+        raise DataError(path, "no scored customers in the file")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; is this a file written by tiercast score?")
+    frame["customer_id"] = frame["customer_id"].astype(str)
+    for column in (c for c in SCORED.of_kind("number") if c in frame.columns):
+        values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+        bad = values.isna() & frame[column].notna() & frame[column].ne("")
+        if bad.any():
+            raise DataError(path, "not a number", column, frame.loc[bad, ["customer_id", column]].head(5))
+        frame[column] = values.astype(float)
+    repeated = frame["customer_id"].duplicated(keep=False)
+    if repeated.any():
+        raise DataError(path, "customers appear more than once", "customer_id",
+                        frame.loc[repeated, ["customer_id"]].head(5))
+    return frame

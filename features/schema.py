@@ -4,7 +4,7 @@ Four tables: the three inputs (:data:`TRANSACTIONS`, :data:`CUSTOMERS`, :data:`I
 scorer's output (:data:`SCORED`). Each is a :class:`Table` of :class:`Column` declarations, read by both
 sides that check data: the file loader (:mod:`tiercast.features.loading`) checks whole columns of a frame
 with them, the service (:mod:`tiercast.serving.api`) derives its pydantic request and response models from
-them (so its OpenAPI document states the same limits), and ``read_scores`` reads a scored file by them.
+them (so its OpenAPI document states the same limits), and ``read_scores`` (in the loader) reads a scored file by them.
 
 Why plain declarations rather than pandera: the service validates each request as JSON with pydantic
 already, so a frame-level validator would be a second check on top of it

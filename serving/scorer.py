@@ -5,16 +5,12 @@ applied after either. When the models are missing or fail, or their frozen tier 
 policy, every customer gets the fallback; when the models cannot score one customer (no finite
 prediction), that customer alone does; both carry a ``fallback_reason``. Membership levels come from
 trailing spend, whoever predicts.
-
-:func:`read_scores` reads a scored file back (for ``tiercast plan`` and ``tiercast report``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +19,7 @@ import pandas as pd
 from tiercast.features.aggregates import SUM_DECIMALS
 from tiercast.features.builder import FeatureBuilder, FeatureColumns, Table
 from tiercast.features.encoding import NS_PER_DAY, instants_ns, lookup
-from tiercast.features.schema import SCORED, SCORED_CONTRACT, DataError
+from tiercast.features.schema import SCORED, SCORED_CONTRACT
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
@@ -40,7 +36,6 @@ log = logging.getLogger(__name__)
 # The scored table's columns, as declared in tiercast.features.schema.SCORED.
 SCORE_COLUMNS = list(SCORED_CONTRACT)
 EXTRA_COLUMNS = [c.name for c in SCORED.columns[len(SCORED_CONTRACT):] if c.required]
-NUMERIC_COLUMNS = SCORED.of_kind("number")
 
 
 class ModelsUnavailable(Exception):
@@ -216,40 +211,3 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
         "trailing_spend": spend,
         **{column: timing[column] for column in NEXT_ORDER_COLUMNS},
     }
-
-
-def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) -> pd.DataFrame:
-    """A scored file (``tiercast score`` / ``backtest`` output, .csv or .parquet) as a frame.
-
-    customer_id stays text; the numeric columns present are parsed as numbers. A missing required
-    column, an unparseable number or a repeated customer raises :class:`DataError` naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "file not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-        else:
-            raise DataError(path, f"unsupported scored file type '{suffix}': use .csv or .parquet")
-    except (ValueError, OSError, UnicodeDecodeError) as err:
-        raise DataError(path, f"cannot read the scored file: {err}") from err
-    if frame.empty:
-        raise DataError(path, "no scored customers in the file")
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {missing}; is this a file written by tiercast score?")
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    for column in (c for c in NUMERIC_COLUMNS if c in frame.columns):
-        values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-        bad = values.isna() & frame[column].notna() & frame[column].ne("")
-        if bad.any():
-            raise DataError(path, "not a number", column, frame.loc[bad, ["customer_id", column]].head(5))
-        frame[column] = values.astype(float)
-    repeated = frame["customer_id"].duplicated(keep=False)
-    if repeated.any():
-        raise DataError(path, "customers appear more than once", "customer_id",
-                        frame.loc[repeated, ["customer_id"]].head(5))
-    return frame

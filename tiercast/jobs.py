@@ -256,7 +256,7 @@ def plan(config: AppConfig, scores_path: Path, budget: float, cost_per_contact: 
          save_rate: float | None = None, control_share: float | None = None, seed: int | None = None) -> Plan:
     """Whom to contact for retention within ``budget``; unset values come from config ``plan``."""
     from tiercast.analysis.plan import PLAN_REQUIRED, plan_retention
-    from tiercast.serving.scorer import read_scores
+    from tiercast.features.loading import read_scores
 
     scores = read_scores(scores_path, PLAN_REQUIRED)
     save_rate = save_rate if save_rate is not None else config.plan.save_rate
@@ -291,7 +291,7 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
            model_alias: str | None = None) -> Report:
     """The HTML report on a scored file, with the quality card of the models behind ``model_alias``."""
     from tiercast.analysis.report import REPORT_REQUIRED, write_report
-    from tiercast.serving.scorer import read_scores
+    from tiercast.features.loading import read_scores
 
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None

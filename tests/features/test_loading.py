@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.features.loading import load_customers, load_inputs, load_interactions, load_transactions
+from tiercast.features.loading import load_customers, load_inputs, load_interactions, load_transactions, read_scores
 from tiercast.features.schema import ColumnMapping, DataConfig, DataError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +193,22 @@ def test_the_schemas_bounds_name_the_column(tmp_path, content, column, shown):
     with pytest.raises(DataError) as caught:
         load_transactions(write(tmp_path / "bad.csv", content))
     assert f"column '{column}'" in str(caught.value) and shown in str(caught.value)
+
+
+def test_bad_scored_files_name_the_file_and_the_problem(tmp_path):
+    missing = tmp_path / "missing.csv"
+    missing.write_text("customer_id,tier\nA,VIP\n")
+    with pytest.raises(DataError, match=r"missing.csv.*predicted_value"):
+        read_scores(missing, ("customer_id", "predicted_value"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,predicted_value\nA,12.5\nB,lots\n")
+    with pytest.raises(DataError, match=r"(?s)bad.csv, column 'predicted_value'.*lots"):
+        read_scores(bad)
+    twice = tmp_path / "twice.parquet"
+    pd.DataFrame({"customer_id": ["A", "A"], "predicted_value": [1.0, 2.0]}).to_parquet(twice)
+    with pytest.raises(DataError, match="more than once"):
+        read_scores(twice)
+    text = tmp_path / "scores.txt"
+    text.write_text("customer_id\nA\n")
+    with pytest.raises(DataError, match="unsupported"):
+        read_scores(text)
