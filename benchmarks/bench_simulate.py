@@ -11,7 +11,9 @@ import resource
 import time
 from pathlib import Path
 
-from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
+from tiercast.simulation.files import write_world
+from tiercast.simulation.truth import ground_truth
+from tiercast.simulation.world import WorldConfig, simulate_world
 
 
 def peak_rss_mb() -> float:

@@ -212,7 +212,9 @@ class Simulation:
 def simulate(customers: int, out: Path, seed: int = 0, cutoff: pd.Timestamp | None = None,
              horizon_days: int = 180, file_format: str = "csv") -> Simulation:
     """A synthetic retail world written to ``out``, with its ground truth at ``cutoff``."""
-    from tiercast.simulation.world import WorldConfig, ground_truth, simulate_world, write_world
+    from tiercast.simulation.files import write_world
+    from tiercast.simulation.truth import ground_truth
+    from tiercast.simulation.world import WorldConfig, simulate_world
 
     world_config = WorldConfig(n_customers=customers, seed=seed)
     started = time.perf_counter()

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from scipy.stats import norm
 
 from tiercast.simulation.campaign import CampaignEffect, expected_uplift, run_campaign
-from tiercast.simulation.world import World, WorldConfig, ground_truth, simulate_world
+from tiercast.simulation.truth import ground_truth
+from tiercast.simulation.world import World, WorldConfig, simulate_world
 
 START = pd.Timestamp("2024-10-01")
 HORIZON = 180

@@ -15,7 +15,9 @@ import pytest
 from pydantic import ValidationError
 from scipy.stats import norm
 
-from tiercast.simulation.world import World, WorldConfig, ground_truth, simulate_world, write_world
+from tiercast.simulation.files import write_world
+from tiercast.simulation.truth import ground_truth
+from tiercast.simulation.world import World, WorldConfig, simulate_world
 
 FALSE_ALARM = 1e-3
 N_CUSTOMERS = 40_000

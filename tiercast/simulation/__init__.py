@@ -1,1 +1,2 @@
-"""The synthetic retail world (`world`) with its analytic ground truth, and its campaign variant (`campaign`)."""
+"""The synthetic retail world (`world`), its analytic ground truth (`truth`), its files (`files`), and its
+campaign variant (`campaign`)."""

@@ -29,7 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiercast.simulation.world import SeasonClock, World, days_since, draw_activity, ground_truth, padded_ids
+from tiercast.simulation.truth import ground_truth
+from tiercast.simulation.world import SeasonClock, World, days_since, draw_activity, padded_ids
 
 
 class CampaignEffect(BaseModel):
