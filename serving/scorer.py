@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tiercast.features.aggregates import SUM_DECIMALS
+from tiercast.features.aggregates import group_count
 from tiercast.features.builder import FeatureBuilder, FeatureColumns, Table
-from tiercast.features.encoding import NS_PER_DAY, instants_ns, lookup
+from tiercast.features.encoding import NS_PER_DAY, instant_ns, instants_ns, lookup
 from tiercast.features.schema import SCORED, SCORED_CONTRACT
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
@@ -121,13 +121,12 @@ def _naive_utc(as_of: Any) -> pd.Timestamp:
 def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.Index) -> np.ndarray:
     """Net amount per customer of ``customer_ids`` in ``[as_of - days, as_of)`` (refunds included), 0 without
     lines there."""
-    end = _naive_utc(as_of).as_unit("ns").value
+    end = instant_ns(as_of)
     ns = instants_ns(transactions["timestamp"])
     code = lookup(transactions["customer_id"], customer_ids.to_numpy(dtype=object))
     inside = (ns >= end - days * NS_PER_DAY) & (ns < end) & (code >= 0)
     amount = np.asarray(transactions["amount"], dtype=float)[inside]
-    spend = np.bincount(code[inside], weights=amount, minlength=len(customer_ids)).astype(float)
-    return np.round(spend, SUM_DECIMALS)
+    return group_count(code[inside], len(customer_ids), amount)
 
 
 def score(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
