@@ -51,6 +51,8 @@ class TrainingConfig(_Section):
     horizon_days: int = Field(default=180, ge=1)
     n_windows: int = Field(default=4, ge=2, description="rolling-origin windows; the latest one validates")
     step_days: int = Field(default=30, ge=1)
+    seasonal_windows: bool = Field(default=True, description="add a window a year before the cutoff (last year's "
+                                   "same season) when the history holds it")
     folds: int = Field(default=4, ge=2, description="customer folds: each model is trained on the others and "
                        "early-stopped on its own customers in the latest window")
     threads: int = Field(default=1, ge=1, description="LightGBM threads; results are reproducible per thread count")

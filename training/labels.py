@@ -9,6 +9,7 @@ is absent or missing) and it is a purchase when its net amount inside the window
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,15 @@ def rolling_cutoffs(cutoff: Any, horizon_days: int, n_windows: int, step_days: i
     return [latest - pd.Timedelta(days=step_days * k) for k in range(n_windows)]
 
 
+def seasonal_cutoffs(cutoff: Any, horizon_days: int, first_timestamp: Any, min_history_days: int) -> list[pd.Timestamp]:
+    """The training cutoff a year before ``cutoff``, whose label window is last year's same season, when
+    the history before it holds ``min_history_days`` (and the window ends by the cutoff); else none."""
+    year_ago = pd.Timestamp(cutoff) - pd.DateOffset(years=1)
+    enough = year_ago - pd.Timedelta(days=min_history_days) >= pd.Timestamp(first_timestamp)
+    ends_in_time = year_ago + pd.Timedelta(days=horizon_days) <= pd.Timestamp(cutoff)
+    return [pd.Timestamp(year_ago)] if enough and ends_in_time else []
+
+
 def training_examples(
     transactions: pd.DataFrame,
     cutoff: Any,
@@ -67,14 +77,16 @@ def training_examples(
     step_days: int,
     customers: pd.DataFrame | None = None,
     interactions: pd.DataFrame | None = None,
+    extra_cutoffs: Sequence[pd.Timestamp] = (),
 ) -> pd.DataFrame:
     """Stacked (features at c, labels over [c, c + H)) for each rolling cutoff c, oldest window first.
 
     Columns: window_cutoff, customer_id, the builder's columns, value, churned. Only data before
-    `cutoff` is read. An unfitted builder is fitted in place at the latest window (cutoff - H), so the
+    `cutoff` is read. ``extra_cutoffs`` (earlier than the rolling ones, e.g. :func:`seasonal_cutoffs`) add
+    windows. An unfitted builder is fitted in place at the latest window (cutoff - H), so the
     learned state (RFM edges, levels) comes from training data only; a fitted builder is used as is.
     """
-    cutoffs = sorted(rolling_cutoffs(cutoff, horizon_days, n_windows, step_days))
+    cutoffs = sorted(set(rolling_cutoffs(cutoff, horizon_days, n_windows, step_days)) | set(extra_cutoffs))
     cutoff = pd.Timestamp(cutoff)
     history = transactions.loc[(transactions["timestamp"] < cutoff).to_numpy()]
     if interactions is not None:

@@ -29,7 +29,7 @@ from tiercast.training.boosters import ChurnModel, ValueModel
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
 from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.config import LightGBMParams, TrainingConfig
-from tiercast.training.labels import rolling_cutoffs, training_examples
+from tiercast.training.labels import rolling_cutoffs, seasonal_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
 from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
@@ -107,17 +107,20 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     tx = data.transactions
     builder = FeatureBuilder(spec, personal_data_columns)
     features_at_cutoff = builder.fit_transform(tx, cutoff, data.customers, data.interactions)
-    progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}")
+    seasonal = (seasonal_cutoffs(cutoff, horizon_days, tx["timestamp"].min(), config.sufficiency.min_history_days)
+                if config.seasonal_windows else [])
+    progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}"
+             + (f", and last year's same season from {seasonal[0].date()}" if seasonal else ""))
     examples = training_examples(tx, cutoff, horizon_days, builder, config.n_windows, config.step_days,
-                                 data.customers, data.interactions).set_index("customer_id")
+                                 data.customers, data.interactions, seasonal).set_index("customer_id")
     window = examples["window_cutoff"]
     latest = (window == window.max()).to_numpy()
     if latest.all() or len(examples) == 0:
         raise ValueError(f"not enough history before {cutoff.date()} for {config.n_windows} windows "
                          f"of {horizon_days} days")
-    clocks = {pd.Timestamp(w): seasonal_clock(tx, w) for w in window.unique()}
+    clocks = {pd.Timestamp(w): seasonal_clock(tx, w, horizon_days) for w in window.unique()}
     examples = add_classic_columns(examples, window, horizon_days, clocks)
-    classic = ClassicFeatures(horizon_days, seasonal_clock(tx, cutoff)).fit(features_at_cutoff)
+    classic = ClassicFeatures(horizon_days, seasonal_clock(tx, cutoff, horizon_days)).fit(features_at_cutoff)
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]
     validation = examples[latest]
@@ -183,7 +186,7 @@ def _champion_scores(validation: pd.DataFrame, data: InputData, config: Training
     horizon = int(meta["horizon_days"])
     window = validation["window_cutoff"].iloc[0]
     population = builder.transform(data.transactions, window, data.customers, data.interactions)
-    classic = ClassicFeatures(horizon, seasonal_clock(data.transactions, window)).fit(population)
+    classic = ClassicFeatures(horizon, seasonal_clock(data.transactions, window, horizon)).fit(population)
     population = population.join(classic.transform(population))
     X = population.loc[validation.index, builder.feature_names_ + CLASSIC_COLUMNS]
     return _gate_scores(value, churn, X, validation), horizon

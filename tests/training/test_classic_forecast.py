@@ -16,7 +16,7 @@ from tiercast.features.spec import FeatureSpec
 from tiercast.training.classic.clv import ClassicCLV
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures
 from tiercast.training.classic.rfm import RFM_INPUTS
-from tiercast.training.classic.seasonality import SeasonalClock, seasonal_clock
+from tiercast.training.classic.seasonality import SeasonalClock, months_needed, seasonal_clock
 from tiercast.training.labels import make_labels
 
 CUTOFF = pd.Timestamp("1998-01-01")
@@ -111,7 +111,7 @@ def test_operational_time_counts_each_day_at_its_months_index():
 def test_the_seasonal_clock_fixes_the_classic_forecast_right_after_a_peak():
     world = simulate_world(WorldConfig(n_customers=6000, seed=2))
     cutoff = pd.Timestamp("2025-01-02")  # two years of history, the December peak just behind
-    clock = seasonal_clock(world.transactions, cutoff)
+    clock = seasonal_clock(world.transactions, cutoff, HORIZON)
     truth = np.asarray(world.config.seasonality) / np.mean(world.config.seasonality)
     assert np.abs(clock.index - truth).max() < 0.1
     features = FeatureBuilder(FeatureSpec()).fit(world.transactions, cutoff).transform(world.transactions, cutoff)
@@ -124,10 +124,30 @@ def test_the_seasonal_clock_fixes_the_classic_forecast_right_after_a_peak():
     assert total_ratio(clock) == pytest.approx(1.0, abs=0.07)
 
 
-def test_no_seasonal_clock_without_two_years_or_without_a_season(cdnow_4000):
-    assert seasonal_clock(cdnow_4000, CUTOFF).index is None  # one year of CDNOW history
+def test_a_year_and_the_horizon_of_history_are_enough_to_see_an_autumn_peak_coming():
+    autumn = (0.8, 0.8, 0.9, 0.9, 0.9, 0.85, 0.85, 0.9, 1.4, 1.6, 1.8, 1.1)
+    world = simulate_world(WorldConfig(n_customers=5000, seed=3, start="2023-12-01", end="2025-12-10",
+                                       seasonality=autumn, default_horizon_days=90))
+    cutoff, horizon = pd.Timestamp("2025-09-01"), 90  # 21 months of history, the peak ahead
+    clock = seasonal_clock(world.transactions, cutoff, horizon)
+    truth = np.asarray(autumn) / np.mean(autumn)
+    assert np.abs(clock.index - truth).max() < 0.15
+    assert clock.index[8:11].mean() / clock.index[5:8].mean() > 1.5  # autumn over summer, as drawn: 1.77
+    features = FeatureBuilder(FeatureSpec()).fit(world.transactions, cutoff).transform(world.transactions, cutoff)
+    actual = make_labels(world.transactions, cutoff, horizon).loc[features.index, "value"].sum()
+
+    def total_ratio(clock: SeasonalClock | None) -> float:
+        return ClassicFeatures(horizon, clock).fit(features).transform(features)["bgnbd_expected_value"].sum() / actual
+
+    assert total_ratio(None) < 0.75  # calendar time expects a summer's worth in the autumn
+    assert total_ratio(clock) == pytest.approx(1.0, abs=0.1)
+
+
+def test_no_seasonal_clock_without_a_year_and_the_horizon_or_without_a_season(cdnow_4000):
+    assert months_needed(HORIZON) == 18
+    assert seasonal_clock(cdnow_4000, CUTOFF, HORIZON).index is None  # one year of CDNOW history
     flat = simulate_world(WorldConfig(n_customers=6000, seed=2, seasonality=(1.0,) * 12))
-    assert np.abs(seasonal_clock(flat.transactions, pd.Timestamp("2025-01-02")).index - 1).max() < 0.05
+    assert np.abs(seasonal_clock(flat.transactions, pd.Timestamp("2025-01-02"), HORIZON).index - 1).max() < 0.05
 
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.spec import FeatureSpec
-from tiercast.training.labels import make_labels, rolling_cutoffs, training_examples
+from tiercast.training.labels import make_labels, rolling_cutoffs, seasonal_cutoffs, training_examples
 
 CUTOFF = pd.Timestamp("2024-01-01")
 
@@ -80,3 +80,10 @@ def test_training_examples_stack_windows_and_ignore_data_after_cutoff() -> None:
     future = future[future.timestamp >= cutoff]
     again = training_examples(pd.concat([tx, future]), cutoff, 60, FeatureBuilder(FeatureSpec()), 3, 45)
     pd.testing.assert_frame_equal(again, ex)
+
+
+def test_a_window_a_year_back_covers_last_years_season_when_the_history_holds_it():
+    cutoff = pd.Timestamp("2025-09-01")
+    assert seasonal_cutoffs(cutoff, 90, pd.Timestamp("2023-12-01"), 30) == [pd.Timestamp("2024-09-01")]
+    assert seasonal_cutoffs(cutoff, 90, pd.Timestamp("2024-08-15"), 30) == []  # too little history before it
+    assert seasonal_cutoffs(cutoff, 400, pd.Timestamp("2020-01-01"), 30) == []  # its labels would pass the cutoff
