@@ -141,9 +141,13 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
-    sim = jobs.simulate(args.customers, args.out, args.seed, args.cutoff, args.horizon_days, args.format)
+    sim = jobs.simulate(args.customers, args.out, args.seed, args.cutoff, args.horizon_days, args.format,
+                        args.preset, args.line_items, not args.no_product_id)
     print(f"Simulated {len(sim.world.customers):,} customers and {len(sim.world.transactions):,} transactions "
           f"in {sim.seconds:.1f} s")
+    if sim.lines is not None:
+        cancelled = sim.lines["order_id"].str.startswith("C").sum()
+        print(f"  written as {len(sim.lines):,} invoice lines ({cancelled:,} cancellation lines)")
     print(f"  ground truth at {sim.cutoff.date()}, horizon {sim.horizon_days} days: mean expected value "
           f"{sim.truth['expected_value'].mean():,.2f}, mean churn probability {sim.truth['churn_probability'].mean():.3f}")
     for kind, path in sim.paths.items():
@@ -222,12 +226,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default 1; config service.workers)")
 
     simulate = command("simulate", cmd_simulate, "generate a synthetic retail world with ground truth")
-    simulate.add_argument("--customers", type=_positive_int, required=True, help="number of customers")
+    simulate.add_argument("--preset", choices=["default", "retail"], default="default",
+                          help="world to draw: default (10,000 customers, 2023-01 to 2025-06, December peak) "
+                          "or retail (an online retailer: 5,000 customers, 2023-12-01 to 2025-12-10, "
+                          "autumn peak, 1%% wholesale buyers, cancellations)")
+    simulate.add_argument("--customers", type=_positive_int, help="number of customers (default: the preset's)")
     simulate.add_argument("--out", type=Path, required=True, help="output folder")
     simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    simulate.add_argument("--cutoff", type=_date, help="ground-truth cutoff (default: 180 days before the end)")
-    simulate.add_argument("--horizon-days", type=_positive_int, default=180, help="ground-truth horizon (default 180)")
+    simulate.add_argument("--cutoff", type=_date,
+                          help="ground-truth cutoff (default: the preset's horizon before the end)")
+    simulate.add_argument("--horizon-days", type=_positive_int,
+                          help="ground-truth horizon (default: the preset's, 180 days; retail 90)")
     simulate.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format (default csv)")
+    simulate.add_argument("--line-items", action="store_true",
+                          help="write transactions as invoice lines (product_id, quantity, category per "
+                          "line; cancellations as C-prefixed invoices) instead of one row per order")
+    simulate.add_argument("--no-product-id", action="store_true",
+                          help="with --line-items: leave the product_id column out, as many exports do "
+                          "(lines of one invoice can then be identical)")
 
     features = command("features", cmd_features, "write point-in-time features, one row per customer")
     _add_input_args(features)
@@ -275,6 +291,8 @@ def _setup_logging(verbose: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "no_product_id", False) and not args.line_items:
+        parser.error("simulate: --no-product-id needs --line-items")
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)

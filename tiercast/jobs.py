@@ -207,22 +207,33 @@ class Simulation:
     truth: pd.DataFrame  # each customer's expected value and churn probability after the cutoff
     paths: dict[str, Path]  # the files written, by kind
     seconds: float
+    lines: pd.DataFrame | None = None  # the invoice lines written as transactions, when asked for
 
 
-def simulate(customers: int, out: Path, seed: int = 0, cutoff: pd.Timestamp | None = None,
-             horizon_days: int = 180, file_format: str = "csv") -> Simulation:
-    """A synthetic retail world written to ``out``, with its ground truth at ``cutoff``."""
+def simulate(customers: int | None, out: Path, seed: int = 0, cutoff: pd.Timestamp | None = None,
+             horizon_days: int | None = None, file_format: str = "csv", preset: str = "default",
+             line_items: bool = False, product_id: bool = True) -> Simulation:
+    """A synthetic world (a named preset) written to ``out``, with its ground truth at ``cutoff``.
+
+    Unset ``customers`` and ``horizon_days`` come from the preset; with ``line_items`` the transactions
+    file holds invoice lines (without ``product_id`` when it is False) instead of one row per order.
+    """
     from tiercast.simulation.files import write_world
+    from tiercast.simulation.line_items import line_items as invoice_lines
+    from tiercast.simulation.presets import preset_config
     from tiercast.simulation.truth import ground_truth
-    from tiercast.simulation.world import WorldConfig, simulate_world
+    from tiercast.simulation.world import simulate_world
 
-    world_config = WorldConfig(n_customers=customers, seed=seed)
+    overrides = {"seed": seed} if customers is None else {"seed": seed, "n_customers": customers}
+    world_config = preset_config(preset, **overrides)
+    horizon_days = horizon_days or world_config.default_horizon_days
     started = time.perf_counter()
     world = simulate_world(world_config)
+    lines = invoice_lines(world, product_id=product_id) if line_items else None
     cutoff = cutoff if cutoff is not None else pd.Timestamp(world_config.default_cutoff)
-    paths = write_world(world, out, cutoff, horizon_days, file_format)
+    paths = write_world(world, out, cutoff, horizon_days, file_format, transactions=lines)
     truth = ground_truth(world, cutoff, horizon_days)
-    return Simulation(world, cutoff, horizon_days, truth, paths, time.perf_counter() - started)
+    return Simulation(world, cutoff, horizon_days, truth, paths, time.perf_counter() - started, lines)
 
 
 # ------------------------------------------------------------------------------------------------ features

@@ -161,3 +161,24 @@ def test_serve_takes_its_worker_count_from_the_flag_over_the_config(tmp_path, mo
     assert (first.service.workers, first_port) == (3, 3100)
     assert (second.service.workers, second_port) == (2, 3200)
     assert second.service.reload_interval_seconds == first.service.reload_interval_seconds  # the rest kept
+
+
+def test_simulate_writes_a_retail_line_item_world(tmp_path, capsys):
+    out = tmp_path / "retail"
+    assert main(["simulate", "--preset", "retail", "--customers", "300", "--line-items", "--no-product-id",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "invoice lines" in printed and "ground truth at 2025-09-11, horizon 90 days" in printed
+    lines = pd.read_csv(out / "transactions.csv", dtype={"customer_id": str, "order_id": str})
+    assert list(lines.columns) == ["customer_id", "timestamp", "amount", "order_id", "quantity", "category"]
+    assert lines["order_id"].str.startswith("C").any() and lines["order_id"].nunique() < len(lines) / 5
+    truth = pd.read_csv(out / "ground_truth.csv", dtype={"customer_id": str})
+    assert (truth["horizon_days"] == 90).all()
+
+
+def test_simulate_refuses_no_product_id_without_line_items(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--no-product-id", "--out", str(tmp_path / "x")])
+    assert exited.value.code == 2
+    assert "--no-product-id needs --line-items" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -1,2 +1,2 @@
-"""The synthetic retail world (`world`), its analytic ground truth (`truth`), its files (`files`), and its
-campaign variant (`campaign`)."""
+"""The synthetic retail world (`world`), its analytic ground truth (`truth`), its files (`files`), its
+invoice-line export (`line_items`), named worlds (`presets`), and its campaign variant (`campaign`)."""

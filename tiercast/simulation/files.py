@@ -29,16 +29,18 @@ def _to_arrow(frame: pd.DataFrame, file_format: str) -> pa.Table:
 
 
 def write_world(world: World, out_dir: Path, cutoff: pd.Timestamp, horizon_days: int,
-                file_format: str = "csv") -> dict[str, Path]:
+                file_format: str = "csv", transactions: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write transactions, customers, interactions and ground truth (at the cutoff) as csv or parquet.
 
-    The ground truth is computed before anything is written, so a bad window writes nothing.
-    Returns ``{name: path}``.
+    ``transactions`` replaces the world's own rows in the transactions file: its invoice lines
+    (:func:`tiercast.simulation.line_items.line_items`), which keep every amount and date, so the same
+    ground truth holds. The ground truth is computed before anything is written, so a bad window writes
+    nothing. Returns ``{name: path}``.
     """
     if file_format not in _FILE_FORMATS:
         raise ValueError(f"file_format must be one of {_FILE_FORMATS}, got {file_format!r}")
     frames = {
-        "transactions": world.transactions,
+        "transactions": world.transactions if transactions is None else transactions,
         "customers": world.customers,
         "interactions": world.interactions,
         "ground_truth": ground_truth(world, cutoff, horizon_days),

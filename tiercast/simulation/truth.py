@@ -13,6 +13,10 @@ zero_amount_share)``, ``k = 1 / refund_delay_days`` and ``E[f]`` the mean refund
 - churn probability ``= 1`` if not alive, else ``P(no positive order) = integral_0^H mu e^{-mu u}
   e^{-l S_c(u)} du + e^{-mu H - l S_c(H)}`` with ``S_c(u)`` the seasonal exposure from ``c``; each
   segment's integral has a closed form because ``S_c`` is linear on it.
+
+The invoice-line export (:mod:`tiercast.simulation.line_items`) keeps every amount and date of the world
+and writes its refunds as the cancellation invoices, so this truth is the truth of the lines as well
+(for cutoffs at midnight; its churn counts every positive order, a fully cancelled one included).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ Generative model (time in days since ``start``; the period is ``[start, end)``; 
   process with intensity ``lambda * s(t)`` is a rate-``lambda`` process on the ``S`` axis mapped back by
   ``np.interp`` (exact).
 - **Acquisition.** Signup times have density proportional to ``s(t)`` over the period. A share
-  ``first_order_share`` of customers place their first order at signup.
+  ``first_order_share`` of customers place their first order at signup. A share ``established_share``
+  (0 by default) were customers already: signed up ``Uniform(0, established_days)`` before ``start``,
+  alive at ``start`` (their exponential lifetime runs on from there), nothing drawn before ``start``.
 - **Latent traits** per customer: satisfaction ``z ~ N(0, 1)``; purchase rate
   ``lambda = Gamma(purchase_rate_shape, mean purchase_rate_mean) * region multiplier``; dropout hazard
   ``mu = Gamma(dropout_rate_shape, mean dropout_rate_mean) * exp(-b z - b^2/2) + complaint_exit_share *
@@ -25,7 +27,10 @@ Generative model (time in days since ``start``; the period is ``[start, end)``; 
   used with probability ``channel_loyalty``; refund probability ``rho = refund_share * exp(-c z -
   c^2/2)`` (capped at 1); interaction rates for tickets and complaints rise as satisfaction falls the
   same way; an email-open rate ``~ Gamma``. Demographics (age band, region, gender) and synthetic
-  personal data (name, email, phone: never features) go to the customers frame.
+  personal data (name, email, phone: never features) go to the customers frame. A share
+  ``wholesale_share`` of customers are wholesale buyers (trait ``wholesale``): their ``lambda`` and ``m``
+  are multiplied by ``wholesale_rate_multiplier`` and ``wholesale_spend_multiplier``, so the ground truth
+  (which reads the traits) covers them unchanged.
 - **Orders.** While alive, orders arrive with intensity ``lambda * s(t)``. A share ``zero_amount_share``
   are free (amount 0); the others have amount ``Gamma(p, mean m)`` in cents (at least 0.01), quantity
   ``1 + Poisson(max(amount / item_price - 1, 0))``, a category from the customer's preferences and a
@@ -44,7 +49,8 @@ Generative model (time in days since ``start``; the period is ``[start, end)``; 
   to ``end`` at the customer's rate while alive and ``email_open_after_dropout`` times it afterwards.
 
 Its analytic ground truth is in :mod:`tiercast.simulation.truth`; :mod:`tiercast.simulation.files` writes
-a world out.
+a world out; :mod:`tiercast.simulation.line_items` rewrites its orders as invoice lines;
+:mod:`tiercast.simulation.presets` names worlds (``default``, ``retail``).
 """
 
 from __future__ import annotations
@@ -108,6 +114,17 @@ class WorldConfig(BaseModel):
     spend_shape: float = Field(default=6.0, gt=0)
     spend_heterogeneity: float = Field(default=4.0, gt=1)
     item_price: float = Field(default=25.0, gt=0)
+    # Wholesale buyers among consumers: a share of customers whose purchase rate and mean spend are
+    # multiplied (0 = none, the default world). Drawn after every other trait, so a world without them
+    # draws exactly what it always did.
+    wholesale_share: float = Field(default=0.0, ge=0, lt=1)
+    wholesale_rate_multiplier: float = Field(default=1.0, gt=0)
+    wholesale_spend_multiplier: float = Field(default=1.0, gt=0)
+    # Customers already buying when the period starts (a log that opens on an existing base): signed up
+    # up to ``established_days`` before ``start``, alive at ``start``, first order inside the period drawn
+    # like any repeat order. 0 = everyone signs up inside the period (the default world).
+    established_share: float = Field(default=0.0, ge=0, le=1)
+    established_days: float = Field(default=365.0, gt=0)
 
     # Refunds.
     refund_share: float = Field(default=0.06, ge=0, le=1)
@@ -344,6 +361,19 @@ def _draw_customers(config: WorldConfig, rng: np.random.Generator,
         "email": email.to_numpy(zero_copy_only=False),
         "phone": padded_ids("+1-555-", rng.integers(0, 10**7, n), 7),
     })
+    wholesale = rng.random(n) < config.wholesale_share if config.wholesale_share > 0 else np.zeros(n, bool)
+    traits["wholesale"] = wholesale
+    traits.loc[wholesale, "purchase_rate"] *= config.wholesale_rate_multiplier
+    traits.loc[wholesale, "mean_spend"] *= config.wholesale_spend_multiplier
+    if config.established_share > 0:
+        established = rng.random(n) < config.established_share
+        tenure = rng.random(int(established.sum())) * config.established_days
+        signup_ts = _timestamps(-tenure, start)
+        traits.loc[established, "signup"] = signup_ts
+        # Alive at start: the lifetime drawn above is memoryless, so it runs on from start.
+        traits.loc[established, "lifetime_days"] = tenure + lifetime[established]
+        traits.loc[established, "first_order"] = False
+        customers.loc[established, "signup_date"] = signup_ts.astype("datetime64[D]").astype("datetime64[ns]")
     return customers, traits
 
 
@@ -365,10 +395,13 @@ def draw_activity(config: WorldConfig, rng: np.random.Generator, clock: SeasonCl
     ids = traits["customer_id"].to_numpy()
     signup = days_since(traits["signup"], start)
     alive_until = np.minimum(signup + traits["lifetime_days"].to_numpy(), horizon)
+    # Established customers signed up before start; nothing of theirs is drawn before it.
+    active_from = np.maximum(signup, 0.0)
 
     # Orders: the first one at signup, then seasonal Poisson while alive.
     first_rows = np.flatnonzero(traits["first_order"].to_numpy())
-    repeat_rows, repeat_days = _poisson_events(rng, traits["purchase_rate"].to_numpy(), signup, alive_until, clock)
+    repeat_rows, repeat_days = _poisson_events(rng, traits["purchase_rate"].to_numpy(), active_from, alive_until,
+                                                clock)
     rows = np.concatenate([first_rows, repeat_rows])
     days = np.concatenate([signup[first_rows], repeat_days])
     n_orders = rows.size
@@ -416,7 +449,7 @@ def draw_activity(config: WorldConfig, rng: np.random.Generator, clock: SeasonCl
                                  {name: values[inside] for name, values in columns.items()})
     transactions["order_id"] = padded_ids("O", transactions["order_id"].to_numpy(), max(9, len(str(n_orders))))
 
-    interactions = _draw_interactions(config, rng, traits, rows[amount > 0], days[amount > 0], signup,
+    interactions = _draw_interactions(config, rng, traits, rows[amount > 0], days[amount > 0], active_from,
                                       alive_until, horizon)
     interactions = _sorted_frame(interactions[0], interactions[1], start, ids,
                                  {"kind": interactions[2], "score": interactions[3]})
@@ -424,7 +457,7 @@ def draw_activity(config: WorldConfig, rng: np.random.Generator, clock: SeasonCl
 
 
 def _draw_interactions(config: WorldConfig, rng: np.random.Generator, traits: pd.DataFrame,
-                       order_rows: np.ndarray, order_days: np.ndarray, signup: np.ndarray,
+                       order_rows: np.ndarray, order_days: np.ndarray, active_from: np.ndarray,
                        alive_until: np.ndarray, horizon: float
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Surveys after orders; tickets and complaints while alive, the last complaint; email opens to the end."""
@@ -435,17 +468,18 @@ def _draw_interactions(config: WorldConfig, rng: np.random.Generator, traits: pd
     latent = config.survey_mean + config.survey_sd * z[survey_rows]
     score = np.clip(np.rint(latent + rng.normal(0.0, config.survey_noise_sd, survey_rows.size)), 1, 5)
 
-    tickets = _poisson_events(rng, traits["ticket_rate"].to_numpy(), signup, alive_until)
+    tickets = _poisson_events(rng, traits["ticket_rate"].to_numpy(), active_from, alive_until)
     complaint_rate = traits["complaint_rate"].to_numpy()
-    complaints = _poisson_events(rng, complaint_rate * (1 - config.complaint_exit_share), signup, alive_until)
-    leaves = signup + traits["lifetime_days"].to_numpy()
+    complaints = _poisson_events(rng, complaint_rate * (1 - config.complaint_exit_share), active_from,
+                                  alive_until)
+    leaves = days_since(traits["signup"], pd.Timestamp(config.start)) + traits["lifetime_days"].to_numpy()
     exit_share = config.complaint_exit_share * complaint_rate / traits["dropout_rate"].to_numpy()
-    exit_rows = np.flatnonzero((leaves < horizon) & (rng.random(signup.size) < exit_share))
+    exit_rows = np.flatnonzero((leaves < horizon) & (rng.random(leaves.size) < exit_share))
     exits = (exit_rows, leaves[exit_rows])
     email_rate = traits["email_open_rate"].to_numpy()
-    opens_alive = _poisson_events(rng, email_rate, signup, alive_until)
+    opens_alive = _poisson_events(rng, email_rate, active_from, alive_until)
     opens_after = _poisson_events(rng, email_rate * config.email_open_after_dropout, alive_until,
-                                  np.full_like(signup, horizon))
+                                  np.full_like(leaves, horizon))
 
     parts = [(survey_rows, survey_days), tickets, complaints, exits, opens_alive, opens_after]
     kind_code = np.repeat([0, 1, 2, 2, 3, 3], [p[0].size for p in parts])
