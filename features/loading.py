@@ -122,9 +122,9 @@ def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.exists():
         raise DataError(path, "file not found")
     suffix = _suffix(path)
-    if suffix in _CSV_SUFFIXES + _CDNOW_SUFFIXES:
-        encoding = text_encoding(path, encoding)
     try:
+        if suffix in _CSV_SUFFIXES + _CDNOW_SUFFIXES:
+            encoding = text_encoding(path, encoding)
         if suffix in _CSV_SUFFIXES:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         elif suffix in _PARQUET_SUFFIXES:

@@ -154,6 +154,8 @@ def test_unreadable_files(tmp_path, content, problem):
 def test_unknown_suffix_and_missing_file(tmp_path):
     with pytest.raises(DataError, match="unsupported file type"):
         load_transactions(write(tmp_path / "tx.xlsx", "x"))
+    with pytest.raises(DataError, match="tx.csv.gz: cannot be read: Not a gzipped file"):
+        load_transactions(write(tmp_path / "tx.csv.gz", "customer_id,timestamp,amount\nA,2025-01-01,5\n"))
     with pytest.raises(DataError, match="file not found"):
         load_transactions(tmp_path / "nope.csv")
 
