@@ -2,16 +2,23 @@
 
 The rules are the tables of :mod:`tiercast.features.schema`, checked here a whole column at a time.
 
-The file suffix decides the format: ``.csv`` / ``.csv.gz`` (UTF-8, header row), ``.parquet`` / ``.pq``,
-and ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Every problem raises
-:class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows; nothing is half-loaded.
+The file suffix decides the format: ``.csv`` / ``.csv.gz`` (header row), ``.parquet`` / ``.pq``, and
+``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Text files are decoded as
+``data.encoding`` says (UTF-8 by default; a UTF-8 byte-order mark is honoured); one that does not decode is
+refused with the byte and line where it fails, and a hint when it is GB18030. Number cells that are not plain
+numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`).
+
+Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows;
+nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
+identical to an earlier one (:func:`identical_repeats`, the rule the service follows too) are kept and
+counted unless ``data.drop_identical_rows`` says to drop them.
 :func:`read_scores` reads a scored file (``tiercast score`` / ``backtest`` output) back, for the analyses.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +39,8 @@ from tiercast.features.schema import (
     DataError,
     Table,
 )
+from tiercast.features.number_text import read_formatted
+from tiercast.features.text_decoding import text_encoding, undecodable
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +52,41 @@ _OFFSET_PATTERN = r"(?:[Zz]|[+-]\d{2}:?\d{2})$"
 
 @dataclass
 class CleaningReport:
-    """What was read from one file, and what cleaning dropped or changed, with counts."""
+    """What was read from one file and what cleaning did to it, with counts.
+
+    Every row read is accounted for: ``rows_read == rows_kept + sum(dropped.values())``, each dropped count
+    under the reason it was dropped for. ``changes`` counts values changed in place (rows kept), ``counted``
+    what was noticed but left as it is (such as rows identical to an earlier row, kept by default)."""
 
     path: str
     kind: str
     rows_read: int = 0
     rows_kept: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
+    counted: dict[str, int] = field(default_factory=dict)
     summary: dict[str, object] = field(default_factory=dict)
 
     def note(self, what: str, count: int) -> None:
+        """Values changed in place (the rows stay)."""
         if count:
             self.changes[what] = int(count)
+
+    def note_dropped(self, why: str, count: int) -> None:
+        if count:
+            self.dropped[why] = int(count)
+
+    def note_counted(self, what: str, count: int) -> None:
+        """Something worth knowing about the rows that changed nothing."""
+        if count:
+            self.counted[what] = int(count)
+
+    def finish(self, rows_kept: int) -> None:
+        """Record the rows kept; every row read must be kept or dropped for a named reason."""
+        self.rows_kept = int(rows_kept)
+        unaccounted = self.rows_read - self.rows_kept - sum(self.dropped.values())
+        if unaccounted:
+            raise AssertionError(f"{self.path}: {unaccounted:,} rows neither kept nor dropped for a named reason")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -62,13 +94,16 @@ class CleaningReport:
             "kind": self.kind,
             "rows_read": self.rows_read,
             "rows_kept": self.rows_kept,
+            "dropped": dict(self.dropped),
             "changes": dict(self.changes),
+            "counted": dict(self.counted),
             "summary": dict(self.summary),
         }
 
     def lines(self) -> list[str]:
         head = f"{self.kind}: {self.rows_read:,} rows read from {self.path}, {self.rows_kept:,} kept"
-        return [head] + [f"  {what}: {count:,}" for what, count in self.changes.items()]
+        return ([head] + [f"  dropped, {why}: {count:,}" for why, count in self.dropped.items()]
+                + [f"  {what}: {count:,}" for what, count in {**self.changes, **self.counted}.items()])
 
 
 def _suffix(path: Path) -> str:
@@ -79,25 +114,29 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_raw(path: Path) -> pd.DataFrame:
-    """Read a file as it is (CSV cells as text), with a DataError for unreadable or empty files."""
+def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a file as it is (CSV cells as text), with a DataError for unreadable or empty files.
+
+    CSV and CDNOW text are decoded with ``encoding`` (a UTF-8 byte-order mark wins: it says what the file is)."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
     suffix = _suffix(path)
     try:
+        if suffix in _CSV_SUFFIXES + _CDNOW_SUFFIXES:
+            encoding = text_encoding(path, encoding)
         if suffix in _CSV_SUFFIXES:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         elif suffix in _PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         elif suffix in _CDNOW_SUFFIXES:
-            frame = _read_cdnow(path)
+            frame = _read_cdnow(path, encoding)
         else:
             raise DataError(path, f"unsupported file type '{suffix}': use .csv, .csv.gz, .parquet or CDNOW's .txt")
     except DataError:
         raise
     except UnicodeDecodeError as err:
-        raise DataError(path, f"not UTF-8 text (byte {err.start}: {err.object[err.start:err.start + 8]!r})") from err
+        raise undecodable(path, encoding, delimiter="," if suffix in _CSV_SUFFIXES else None) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(path, "the file is empty") from err
     except Exception as err:  # parser errors of pandas/pyarrow: report them against the file
@@ -107,9 +146,9 @@ def read_raw(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_cdnow(path: Path) -> pd.DataFrame:
+def _read_cdnow(path: Path, encoding: str) -> pd.DataFrame:
     """CDNOW master (id, yyyymmdd, CDs, dollars; one header line) or sample (master id, sample id, ...)."""
-    frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, encoding="utf-8")
+    frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, encoding=encoding)
     if not frame.iloc[0, 0].isdigit():
         frame = frame.iloc[1:].reset_index(drop=True)
     if frame.shape[1] == 5:
@@ -195,7 +234,8 @@ def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: C
     frame[name] = parsed.astype("datetime64[ns]")
 
 
-def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, config: DataConfig) -> None:
+def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport,
+                   config: DataConfig) -> None:
     raw = frame[column.name]
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.astype("float64")
@@ -204,6 +244,10 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, config: Data
         text = _text(raw)
         values = pd.to_numeric(text, errors="coerce").astype("float64")
         empty = text.eq("")
+        # Only the cells that are not plain numbers go through the slower reading of formatted ones.
+        unread = values.isna() & ~empty
+        if unread.any():
+            values = _read_formatted_numbers(frame, text, values, unread, column, path, report, config)
     bad = pd.Series(~np.isfinite(values.to_numpy()), index=raw.index)
     if not column.required:  # blank means missing
         bad &= ~empty
@@ -213,6 +257,45 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, config: Data
         _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path,
                 config)
     frame[column.name] = values
+
+
+_NUMBER_FORMS = ("write numbers with a decimal point, optionally with one currency sign and commas between groups "
+                 "of three digits (1,234.50, ¥12.00, -€5.00), or as plain numbers")
+
+
+def _read_formatted_numbers(frame: pd.DataFrame, text: pd.Series, values: pd.Series, unread: pd.Series,
+                            column: Column, path: Path, report: CleaningReport, config: DataConfig) -> pd.Series:
+    """``values`` with the ``unread`` cells read as formatted numbers (:mod:`tiercast.features.number_text`)
+    where that is unambiguous; forms that could mean two numbers, and a column of several currencies, are
+    refused with a DataError."""
+    formatted = read_formatted(text[unread])
+    name = column.name
+    positions = np.flatnonzero(unread.to_numpy())  # of the unread cells in the column
+
+    def at(marks: np.ndarray) -> pd.Series:
+        """The frame's rows of the unread cells ``marks`` marks."""
+        rows = np.zeros(len(frame), dtype=bool)
+        rows[positions[marks]] = True
+        return pd.Series(rows, index=frame.index)
+
+    _refuse(frame, at(formatted.european), "values are written the European way (dots between thousands, a "
+            f"decimal comma: 1.234,50), which tiercast does not guess; {_NUMBER_FORMS}", name, path, config)
+    _refuse(frame, at(formatted.misplaced_comma), "values have a comma that is not a thousands separator between "
+            "groups of three digits: a decimal comma (12,5) or a misplaced separator (1,23) could mean either of "
+            f"two numbers; {_NUMBER_FORMS}", name, path, config)
+    signs = pd.Series(formatted.currency[formatted.currency != ""])
+    if signs.nunique() > 1:
+        usual = signs.value_counts().index[0]
+        _refuse(frame, at((formatted.currency != "") & (formatted.currency != usual)),
+                f"values have another currency sign than the column's usual '{usual}' "
+                f"(signs found: {' '.join(sorted(signs.unique()))}): amounts in different currencies cannot be "
+                "added up; convert them to one currency first", name, path, config)
+    read = ~np.isnan(formatted.values)
+    report.note(f"{name} values written with a currency sign or thousands separators read as numbers",
+                int(read.sum()))
+    numbers = values.to_numpy(dtype=np.float64, copy=True)
+    numbers[positions[read]] = formatted.values[read]
+    return pd.Series(numbers, index=values.index)
 
 
 def _clean_text(frame: pd.DataFrame, column: Column, path: Path, config: DataConfig) -> None:
@@ -235,9 +318,20 @@ def _check(frame: pd.DataFrame, table: Table, path: Path, report: CleaningReport
         elif column.kind == "instant":
             _parse_timestamps(frame, column, path, report, config)
         elif column.kind == "number":
-            _parse_numbers(frame, column, path, config)
+            _parse_numbers(frame, column, path, report, config)
         else:
             _clean_text(frame, column, path, config)
+
+
+def identical_repeats(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
+    """True for each row identical in every column to an earlier row (the first of a kind is not a repeat).
+
+    The one rule for identical transaction rows, used by the file loader and the service alike: such rows
+    are kept and counted unless ``data.drop_identical_rows`` says to drop them. Two lines of one order are
+    legitimately identical when two products sell at the same quantity and price and the export has no
+    product column, so looking alike is no evidence of a row exported twice."""
+    frame = columns if isinstance(columns, pd.DataFrame) else pd.DataFrame(columns)
+    return frame.duplicated(keep="first").to_numpy()
 
 
 def load_transactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
@@ -245,24 +339,27 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.transactions
-    frame = _apply_mapping(read_raw(path), mapping)
+    frame = _apply_mapping(read_raw(path, config.encoding), mapping)
     report = CleaningReport(str(path), "transactions", rows_read=len(frame))
     _require(frame, path, TRANSACTIONS, mapping)
     frame = frame[[c for c in TRANSACTIONS.names if c in frame.columns]].copy()
     _check(frame, TRANSACTIONS, path, report, config)
-    if "order_id" in frame.columns:
-        # The same order line exported twice is noise; distinct lines of one order are kept.
-        duplicated = frame.duplicated(keep="first")
-        report.note("exact duplicate order lines dropped", int(duplicated.sum()))
-        frame = frame.loc[~duplicated]
+    repeats = identical_repeats(frame)
+    if config.drop_identical_rows:
+        report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)", int(repeats.sum()))
+        frame = frame.loc[~repeats]
+    else:
+        report.note_counted("rows identical to an earlier row, kept (data.drop_identical_rows: false)",
+                            int(repeats.sum()))
     frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
-    report.rows_kept = len(frame)
+    report.finish(len(frame))
     report.summary = {
         "customers": int(frame["customer_id"].nunique()),
         "first_timestamp": str(frame["timestamp"].min()),
         "last_timestamp": str(frame["timestamp"].max()),
         "refund_rows": int((frame["amount"] < 0).sum()),
         "zero_amount_rows": int((frame["amount"] == 0).sum()),
+        "identical_rows": int(repeats.sum()),
         "amount_min": float(frame["amount"].min()),
         "amount_max": float(frame["amount"].max()),
     }
@@ -276,7 +373,7 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.customers
-    frame = _apply_mapping(read_raw(path), mapping).copy()
+    frame = _apply_mapping(read_raw(path, config.encoding), mapping).copy()
     report = CleaningReport(str(path), "customers", rows_read=len(frame))
     _require(frame, path, CUSTOMERS, mapping)
     _check(frame, CUSTOMERS, path, report, config)
@@ -284,7 +381,7 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     if repeated.any():
         raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
                         _bad_rows(frame, repeated, ["customer_id"], config))
-    report.rows_kept = len(frame)
+    report.finish(len(frame))
     report.summary = {"customers": len(frame), "attributes": [c for c in frame.columns if c != "customer_id"]}
     return frame.reset_index(drop=True), report
 
@@ -294,7 +391,7 @@ def load_interactions(path: Path | str, config: DataConfig | None = None) -> tup
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.interactions
-    frame = _apply_mapping(read_raw(path), mapping)
+    frame = _apply_mapping(read_raw(path, config.encoding), mapping)
     report = CleaningReport(str(path), "interactions", rows_read=len(frame))
     _require(frame, path, INTERACTIONS, mapping)
     frame = frame[[c for c in INTERACTIONS.names if c in frame.columns]].copy()
@@ -302,7 +399,7 @@ def load_interactions(path: Path | str, config: DataConfig | None = None) -> tup
     if "score" not in frame.columns:
         frame["score"] = np.nan
     frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
-    report.rows_kept = len(frame)
+    report.finish(len(frame))
     report.summary = {"customers": int(frame["customer_id"].nunique()),
                       "kinds": frame["kind"].value_counts().to_dict()}
     return frame, report

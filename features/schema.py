@@ -34,13 +34,14 @@ read; the service takes text, numbers, booleans or null within :attr:`Table.attr
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Kind = Literal["id", "text", "label", "instant", "number", "date", "list", "choice"]
 
@@ -96,7 +97,9 @@ TRANSACTIONS = Table("transactions", (
     Column("timestamp", "instant"),
     Column("amount", "number", bound=1e12, description="money; negative = refund or return; zero is allowed"),
     Column("order_id", "text", required=False, max_length=500,
-           description="lines of one order share it; blank = no order (each line is its own)"),
+           description="lines of one order share it; blank = not given"),
+    Column("product_id", "text", required=False, max_length=500,
+           description="the item of a line (SKU, stock code); blank = not given"),
     Column("quantity", "number", required=False, bound=1e9),
     Column("category", "text", required=False, max_length=500),
     Column("channel", "text", required=False, max_length=500),
@@ -154,7 +157,8 @@ class ColumnMapping(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """How input files are read: column names, and which columns are personal data."""
+    """How input files are read: column names, text encoding, which columns are personal data, and whether
+    rows identical to an earlier one are dropped."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -163,6 +167,20 @@ class DataConfig(BaseModel):
     personal_data_columns: list[str] = Field(default_factory=lambda: ["name", "email", "phone", "address"])
     # Rows shown in an error message to illustrate what is wrong.
     error_sample_rows: int = Field(default=5, ge=1, le=50)
+    # The text encoding of CSV and CDNOW .txt inputs (Python's codec names, e.g. gb18030 for what Excel writes
+    # in China). A UTF-8 byte-order mark is honoured whatever this says.
+    encoding: str = "utf-8"
+    # Two lines of one order can be identical (two products at the same quantity and price, exported without a
+    # product column), so identical rows are kept and counted; true drops every repeat of an earlier row.
+    drop_identical_rows: bool = False
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, name: str) -> str:
+        try:
+            return codecs.lookup(name).name
+        except LookupError:
+            raise ValueError(f"unknown text encoding '{name}' (e.g. utf-8, gb18030, gbk, latin-1)") from None
 
 
 @dataclass

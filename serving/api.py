@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from tiercast.features.loading import identical_repeats
 from tiercast.features.schema import (
     CUSTOMERS,
     EARLIEST,
@@ -265,19 +266,21 @@ def _timestamps(values: Sequence[datetime | None]) -> np.ndarray:
     return pd.DatetimeIndex(np.array(values, dtype=object)).as_unit("ns").to_numpy()
 
 
-def to_frames(customers: Sequence[CustomerIn], personal_data_columns: Sequence[str] = ()
-              ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+def to_frames(customers: Sequence[CustomerIn], personal_data_columns: Sequence[str] = (),
+              drop_identical_rows: bool = False) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """Canonical transactions, customers (None without profiles) and interactions (None without any).
 
     Optional transaction columns appear when any line has them; personal-data profile attributes are
-    dropped here, before anything else sees them; exact duplicate lines of one order are dropped as the
-    file loader does.
+    dropped here, before anything else sees them. Lines identical to an earlier line of the customer are
+    kept, as the file loader keeps them, unless ``drop_identical_rows`` (``data.drop_identical_rows``, which
+    ``tiercast serve`` hands over) says to drop them: the loader's rule, :func:`identical_repeats`.
     """
-    tx, people, interactions = to_columns(customers, personal_data_columns)
+    tx, people, interactions = to_columns(customers, personal_data_columns, drop_identical_rows)
     return pd.DataFrame(tx), people, interactions
 
 
-def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[str] = ()
+def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[str] = (),
+               drop_identical_rows: bool = False
                ) -> tuple[dict[str, np.ndarray], pd.DataFrame | None, pd.DataFrame | None]:
     """:func:`to_frames` with the transactions as columns (name -> array): the scorer reads them without a
     frame."""
@@ -289,10 +292,10 @@ def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[
         if column.required or values.count(None) < len(values):  # some line has it; a missing number is NaN
             tx[column.name] = (_timestamps(values) if column.kind == "instant" else
                                np.array(values, dtype=np.float64 if column.kind == "number" else object))
-    if "order_id" in tx:
-        repeated = pd.DataFrame(tx).duplicated(keep="first").to_numpy()
-        if repeated.any():
-            tx = {column: values[~repeated] for column, values in tx.items()}
+    if drop_identical_rows and lines:
+        repeats = identical_repeats(tx)
+        if repeats.any():
+            tx = {column: values[~repeats] for column, values in tx.items()}
 
     personal = {c.lower() for c in personal_data_columns}
     profiles = [(c.customer_id, p) for c in customers

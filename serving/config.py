@@ -44,6 +44,7 @@ class ServingSettings(BaseModel):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     horizon_days: int = Field(default=180, ge=1, description="fallback horizon when no model says its own")
     personal_data_columns: list[str] = Field(default_factory=list)
+    drop_identical_rows: bool = Field(default=False, description="config data.drop_identical_rows, as the loader")
 
 
 SETTINGS_ENV_VAR = "TIERCAST_SERVING_SETTINGS"

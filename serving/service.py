@@ -97,7 +97,7 @@ class Tiercast:
     def _score(self, customers: list[CustomerIn], as_of: datetime, bundle: ModelBundle | None,
                reason: str) -> Response:
         """The :class:`PredictResponse` JSON, written from plain values (see :func:`response_json`)."""
-        tx, people, interactions = to_columns(customers, SETTINGS.personal_data_columns)
+        tx, people, interactions = to_columns(customers, SETTINGS.personal_data_columns, SETTINGS.drop_identical_rows)
         scored = score_columns(tx, pd.Timestamp(as_of), SETTINGS.policy, SETTINGS.features, bundle, SETTINGS.fallback,
                                people, interactions, SETTINGS.horizon_days, unavailable_reason=reason)
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION

@@ -195,7 +195,8 @@ def serve(config: AppConfig, host: str | None = None, port: int | None = None, w
     settings = ServingSettings(service=service, policy=config.policy, features=config.features,
                                fallback=config.fallback, registry=config.training.registry,
                                horizon_days=config.training.horizon_days,
-                               personal_data_columns=config.data.personal_data_columns)
+                               personal_data_columns=config.data.personal_data_columns,
+                               drop_identical_rows=config.data.drop_identical_rows)
     run(settings, host=host or config.service.host, port=port or config.service.port)
 
 

@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from tiercast.features.loading import load_customers, load_interactions, load_transactions
-from tiercast.features.schema import CUSTOMERS, INTERACTIONS, SCORED, TRANSACTIONS, DataError
+from tiercast.features.schema import CUSTOMERS, INTERACTIONS, SCORED, TRANSACTIONS, DataConfig, DataError
 from tiercast.serving.api import PREDICTION_FIELDS, CustomerIn, PredictResponse, request_model, to_frames
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.scorer import EXTRA_COLUMNS, SCORE_COLUMNS
@@ -64,14 +64,31 @@ CASES: list[tuple[str, str, str, Any, Any]] = [
     ("transactions", "amount", "inf", math.inf, REFUSED),
     ("transactions", "amount", "nan", math.nan, REFUSED),
     ("transactions", "amount", "", None, REFUSED),
+    # A spreadsheet's formatted amounts in a file are JSON numbers in a request; the forms that could mean two
+    # numbers are refused in the file, and text is never an amount in a request.
+    ("transactions", "amount", "1,234.50", 1234.5, 1234.5),
+    ("transactions", "amount", "1,234", 1234.0, 1234.0),
+    ("transactions", "amount", "¥12.00", 12.0, 12.0),
+    ("transactions", "amount", "-€5.00", -5.0, -5.0),
+    ("transactions", "amount", "1.234,50", "1.234,50", REFUSED),
+    ("transactions", "amount", "12,5", "12,5", REFUSED),
+    ("transactions", "amount", "1,23", "1,23", REFUSED),
+    ("transactions", "amount", "$1,000,000,000,000.01", "$1,000,000,000,000.01", REFUSED),
     ("transactions", "quantity", "2", 2.0, 2.0),
     ("transactions", "quantity", "", None, MISSING),
     ("transactions", "quantity", "2e9", 2e9, REFUSED),
     ("transactions", "quantity", "-inf", -math.inf, REFUSED),
+    ("transactions", "quantity", "1,200", 1200.0, 1200.0),
     ("transactions", "order_id", " o1 ", " o1 ", "o1"),
     ("transactions", "order_id", "", "", MISSING),
     ("transactions", "order_id", "  ", "  ", MISSING),
     ("transactions", "order_id", "x" * 501, "x" * 501, REFUSED),
+    ("transactions", "product_id", " 85123A ", " 85123A ", "85123A"),
+    ("transactions", "product_id", "00042", "00042", "00042"),
+    ("transactions", "product_id", "", "", MISSING),
+    ("transactions", "product_id", "", None, MISSING),
+    ("transactions", "product_id", "x" * 500, "x" * 500, "x" * 500),
+    ("transactions", "product_id", "x" * 501, "x" * 501, REFUSED),
     ("transactions", "category", "Books", "Books", "Books"),
     ("transactions", "channel", " web ", " web ", "web"),
     ("transactions", "channel", "", None, MISSING),
@@ -154,6 +171,8 @@ def test_openapi_states_the_schemas_limits():
     assert transaction["amount"]["description"] == TRANSACTIONS["amount"].description
     assert transaction["quantity"]["anyOf"][0]["maximum"] == TRANSACTIONS["quantity"].bound
     assert transaction["order_id"]["anyOf"][0]["maxLength"] == TRANSACTIONS["order_id"].max_length
+    assert transaction["product_id"]["anyOf"][0]["maxLength"] == TRANSACTIONS["product_id"].max_length
+    assert "product_id" not in schema["TransactionIn"].get("required", [])
     assert schema["Customer"]["properties"]["customer_id"]["maxLength"] == TRANSACTIONS["customer_id"].max_length
     assert schema["InteractionIn"]["properties"]["kind"]["maxLength"] == INTERACTIONS["kind"].max_length
     assert schema["InteractionIn"]["required"] == ["timestamp", "kind"]
@@ -177,3 +196,45 @@ def test_the_request_model_bentoml_derives_validates_as_ours():
     for bad in ('"1998-07-01T02"', '"1850-01-01"', "883612800"):
         with pytest.raises(ValidationError):
             served.model_validate_json(f'{{"as_of": {bad}, "customers": [{{"customer_id": "A"}}]}}')
+
+
+LINES = [  # two products at the same quantity and price, exported without the product column: alike
+    {"timestamp": "2025-03-09T10:00:00", "amount": 2.5, "order_id": "o1", "quantity": 1.0},
+    {"timestamp": "2025-03-09T10:00:00", "amount": 2.5, "order_id": "o1", "quantity": 1.0},
+    {"timestamp": "2025-03-09T10:00:00", "amount": 4.0, "order_id": "o1", "quantity": 2.0},
+    {"timestamp": "2025-04-01", "amount": 7.0},
+    {"timestamp": "2025-04-01", "amount": 7.0},
+]
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_identical_lines_follow_one_rule_in_the_loader_and_the_service(tmp_path, drop):
+    path = tmp_path / "tx.csv"
+    pd.DataFrame([{"customer_id": "A", **line} for line in LINES]).to_csv(path, index=False)
+    from_file, report = load_transactions(path, DataConfig(drop_identical_rows=drop))
+    from_service, _, _ = to_frames([CustomerIn.model_validate({"customer_id": "A", "transactions": LINES})],
+                                   drop_identical_rows=drop)
+    assert len(from_file) == len(from_service) == (3 if drop else 5)
+    assert report.rows_read == 5 and report.rows_kept + sum(report.dropped.values()) == 5
+    pd.testing.assert_frame_equal(from_file.reset_index(drop=True), from_service[from_file.columns],
+                                  check_dtype=False)
+
+
+def test_predict_takes_product_ids_and_keeps_identical_lines(model_server):
+    """The real service, with models: lines with product ids, and identical lines without them, are scored."""
+    with_products = [{**line, "product_id": f"P{i}"} for i, line in enumerate(LINES)]
+    history = [{"timestamp": f"1997-0{m}-15", "amount": 20.0 + m, "order_id": f"h{m}"} for m in range(1, 7)]
+    body = {"as_of": "1998-07-01", "customers": [
+        {"customer_id": "with-products", "transactions": history + [
+            {**line, "timestamp": "1998-03-09", "product_id": f"P{i}"} for i, line in enumerate(LINES[:3])]},
+        {"customer_id": "alike-lines", "transactions": history + [
+            {**line, "timestamp": "1998-03-09"} for line in LINES[:3]]},
+    ]}
+    answer = model_server.post("/predict", body)
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [p["customer_id"] for p in predictions] == ["with-products", "alike-lines"]
+    assert [p["source"] for p in predictions] == ["model", "model"], predictions
+    too_long = {"customers": [{"customer_id": "A", "transactions": [{**with_products[0], "product_id": "x" * 501}]}]}
+    refused = model_server.post("/predict", too_long)
+    assert refused.status_code == 400 and "transactions[0].product_id" in refused.text

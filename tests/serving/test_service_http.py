@@ -244,7 +244,7 @@ def test_frames_have_the_optional_columns_sent_and_no_personal_data():
     request = PredictRequest.model_validate({"customers": [
         {"customer_id": "A", "transactions": [
             {"timestamp": "1998-01-02T10:00:00+02:00", "amount": 10.0, "order_id": "o1", "quantity": 2},
-            {"timestamp": "1998-01-02T10:00:00+02:00", "amount": 10.0, "order_id": "o1", "quantity": 2},  # repeat
+            {"timestamp": "1998-01-02T10:00:00+02:00", "amount": 10.0, "order_id": "o1", "quantity": 2},  # alike
             {"timestamp": "1998-02-03", "amount": -4.0, "category": "jazz"}],
          "profile": {"signup_date": "1997-12-01", "Email": EMAIL, "plan": "gold"},
          "interactions": [{"timestamp": "1998-01-05", "kind": "Visit", "score": 0.5},
@@ -255,11 +255,13 @@ def test_frames_have_the_optional_columns_sent_and_no_personal_data():
     assert tx.dtypes.astype(str).to_dict() == {
         "customer_id": "object", "timestamp": "datetime64[ns]", "amount": "float64", "order_id": "object",
         "category": "object", "quantity": "float64"}  # no line has a channel
-    assert tx["customer_id"].tolist() == ["A", "A", "B"]
-    assert tx["timestamp"].tolist() == [pd.Timestamp("1998-01-02 08:00"), pd.Timestamp("1998-02-03"),
-                                        pd.Timestamp("1998-03-04")]
-    assert tx["order_id"].tolist() == ["o1", None, None]
-    assert tx["quantity"].isna().tolist() == [False, True, True]
+    assert tx["customer_id"].tolist() == ["A", "A", "A", "B"]  # the line alike an earlier one is kept
+    assert tx["timestamp"].tolist() == [pd.Timestamp("1998-01-02 08:00"), pd.Timestamp("1998-01-02 08:00"),
+                                        pd.Timestamp("1998-02-03"), pd.Timestamp("1998-03-04")]
+    assert tx["order_id"].tolist() == ["o1", "o1", None, None]
+    assert tx["quantity"].isna().tolist() == [False, False, True, True]
+    assert to_frames(request.customers, ["email"], drop_identical_rows=True)[0]["order_id"].tolist() == [
+        "o1", None, None]
     assert people.to_dict("records") == [{"customer_id": "A", "plan": "gold",
                                           "signup_date": pd.Timestamp("1997-12-01")}]
     assert interactions["kind"].tolist() == ["visit", "email_open"]
