@@ -70,11 +70,13 @@ def order_index(order_codes: IntArray | None, customer_codes: IntArray, ts: IntA
     or no order_id column at all: None) are grouped by customer and timestamp instead, so the lines of one
     basket exported without an id (several CDNOW rows of one customer and day) are one order. Order ids
     shared between customers give one order per customer."""
-    stamp, _ = pd.factorize(ts)  # equal timestamps share a code
     if order_codes is None:
-        key = stamp.astype(np.int64, copy=False)
+        key = pd.factorize(ts)[0].astype(np.int64, copy=False)  # equal timestamps share a code
     else:  # named orders first, then the timestamps of the unnamed lines above every order code
-        key = np.where(order_codes >= 0, order_codes, order_codes.max(initial=-1) + 1 + stamp)
+        key = order_codes.copy()
+        unnamed = key < 0
+        if unnamed.any():
+            key[unnamed] = key.max() + 1 + pd.factorize(ts[unnamed])[0]
     order, _ = pd.factorize(key * n_customers + customer_codes)
     return order.astype(np.int64, copy=False)
 
