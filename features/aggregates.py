@@ -8,6 +8,7 @@ customers are in the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -63,29 +64,97 @@ def rfm_score(values: FloatArray, edges: Sequence[float], higher_is_better: bool
     return 5 - above if not higher_is_better else 1 + above
 
 
-def order_index(order_codes: IntArray, customer_codes: IntArray, n_customers: int) -> IntArray:
-    """Order number 0..k-1 of each line: one order_id of one customer, or one line when the order_id
-    code is -1 (missing). Order ids shared between customers give one order per customer."""
-    oid = order_codes.copy()
-    missing = oid < 0
-    oid[missing] = oid.max(initial=-1) + 1 + np.arange(int(missing.sum()))
-    order, _ = pd.factorize(oid * n_customers + customer_codes)
+def order_index(order_codes: IntArray | None, customer_codes: IntArray, ts: IntArray, n_customers: int
+                ) -> IntArray:
+    """Order number 0..k-1 of each line: one order_id of one customer; lines without an order_id (code -1,
+    or no order_id column at all: None) are grouped by customer and timestamp instead, so the lines of one
+    basket exported without an id (several CDNOW rows of one customer and day) are one order. Order ids
+    shared between customers give one order per customer."""
+    if order_codes is None:
+        key = pd.factorize(ts)[0].astype(np.int64, copy=False)  # equal timestamps share a code
+    else:  # named orders first, then the timestamps of the unnamed lines above every order code
+        key = order_codes.copy()
+        unnamed = key < 0
+        if unnamed.any():
+            key[unnamed] = key.max() + 1 + pd.factorize(ts[unnamed])[0]
+    order, _ = pd.factorize(key * n_customers + customer_codes)
     return order.astype(np.int64, copy=False)
 
 
-def orders(order_codes: IntArray | None, codes: IntArray, amount: FloatArray, age: FloatArray, n: int
-           ) -> tuple[IntArray, FloatArray, FloatArray]:
-    """(customer code, net value, age of first line) per order (see `order_index`) from the lines' order
-    codes, customer codes, amounts and ages; each line is an order when order_id is absent (None)."""
-    if order_codes is None:
-        return codes, amount, age
-    order = order_index(order_codes, codes, n)
-    n_orders = int(order.max(initial=-1)) + 1
+@dataclass(frozen=True)
+class Orders:
+    """The orders of a set of lines (see `order_index`): which order each line belongs to, and per order its
+    customer code, net value (every line, returns included) and the age of its first line.
+
+    A *purchase order* has net value > 0. A negative line is a return or cancellation: it lowers its
+    order's value and is never an order of its own, and an order whose net value is <= 0 (fully cancelled
+    or refunded) is no purchase."""
+
+    line: IntArray
+    customer: IntArray
+    value: FloatArray
+    age: FloatArray
+
+    @property
+    def purchase(self) -> npt.NDArray[np.bool_]:
+        return self.value > 0
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+def orders(order_codes: IntArray | None, codes: IntArray, ts: IntArray, amount: FloatArray, n: int,
+           age: FloatArray | None = None) -> Orders:
+    """The `Orders` of lines given their order codes (None without an order_id column), customer codes,
+    timestamps (int ns), amounts and, for the orders' ages, ages in days (None: ages NaN)."""
+    line = order_index(order_codes, codes, ts, n)
+    n_orders = int(line.max(initial=-1)) + 1
     cust = np.empty(n_orders, dtype=np.int64)
-    cust[order] = codes
-    value = group_count(order, n_orders, amount)
-    first = group_max(order, age, n_orders)
-    return cust, value, first
+    cust[line] = codes
+    first = np.full(n_orders, np.nan) if age is None else group_max(line, age, n_orders)
+    return Orders(line, cust, group_count(line, n_orders, amount), first)
+
+
+def basket_size(o: Orders, amount: FloatArray, n: int, product: IntArray | None, quantity: FloatArray | None,
+                quantity_cap: float | None) -> dict[str, FloatArray]:
+    """Size and breadth of each customer's purchase orders, from their purchase lines (amount > 0; a cancelled
+    order's lines do not count): lines per order, with product codes (-1 = missing) distinct products and
+    products per order, with quantities the items in all and per order, each line's quantity capped at
+    `quantity_cap` (None: no cap) so that a few absurd quantities (fuel sold by the thousandth of a gallon)
+    do not swamp everything else a customer buys."""
+    bought = o.purchase[o.line] & (amount > 0)
+    line_order = o.line[bought]
+    cust = o.customer[line_order]
+    frequency = group_count(o.customer[o.purchase], n)
+    out = {"lines_per_order": ratio(group_count(cust, n), frequency)}
+    if product is not None:
+        code = product[bought]
+        known = code >= 0
+        span = max(int(code.max(initial=-1)) + 1, 1)
+        _, in_order = pd.factorize(line_order[known] * span + code[known])  # distinct (order, product)
+        _, of_customer = pd.factorize(cust[known] * span + code[known])  # distinct (customer, product)
+        out["n_products"] = group_count((np.asarray(of_customer) // span).astype(np.int64), n)
+        in_order_cust = o.customer[(np.asarray(in_order) // span).astype(np.int64)]
+        out["products_per_order"] = ratio(group_count(in_order_cust, n), frequency)
+    if quantity is not None:
+        q = np.nan_to_num(quantity[bought], nan=0.0)
+        if quantity_cap is not None:
+            q = np.minimum(q, quantity_cap)
+        total = group_count(cust, n, q)
+        out["quantity_total"] = total
+        out["quantity_per_order"] = ratio(total, frequency)
+    return out
+
+
+def returns(o: Orders, codes: IntArray, amount: FloatArray, n: int) -> dict[str, FloatArray]:
+    """Return and cancellation lines' share of all lines, and the orders they cancel: orders with such a
+    line whose net value is <= 0."""
+    back = amount < 0
+    has_return = group_count(o.line[back], len(o)) > 0
+    return {
+        "return_line_share": ratio(group_count(codes[back], n), group_count(codes, n)),
+        "cancelled_orders": group_count(o.customer[has_return & ~o.purchase], n),
+    }
 
 
 def purchase_rhythm(codes: IntArray, ts: IntArray, n: int) -> tuple[FloatArray, FloatArray, FloatArray]:

@@ -5,7 +5,7 @@ Only rows with ``timestamp < as_of`` are used (transactions and interactions); c
 (`tiercast.features.encoding`), and every aggregate is a vectorised numpy group reduction over customer
 codes (`tiercast.features.aggregates`), so a customer's row never depends on
 which other customers are in the batch; the only population-dependent state (RFM quintile
-edges, channels seen, profile levels, optional columns present) is learned in `fit` and frozen, which
+edges, quantity cap, channels seen, profile levels, optional columns present) is learned in `fit` and frozen, which
 is what makes scoring one customer online agree with scoring the whole population in batch.
 
 Output columns and their order come from `tiercast.features.registry.feature_definitions`.
@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tiercast.features.aggregates import (
+    basket_size,
     category_mix,
     channel_shares,
     group_count,
@@ -30,6 +31,7 @@ from tiercast.features.aggregates import (
     orders,
     purchase_rhythm,
     ratio,
+    returns,
     rfm_score,
     window_sums,
 )
@@ -86,6 +88,7 @@ class _History:
     age: FloatArray  # days from the line to as_of (> 0)
     amount: FloatArray
     order: IntArray | None
+    product: IntArray | None
     quantity: FloatArray | None
     category: _Text | None
     channel: _Text | None
@@ -115,6 +118,7 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
         age=_age_days(as_of_ns, ts),
         amount=np.asarray(transactions["amount"], dtype=np.float64)[keep],
         order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions else None,
+        product=group_codes(transactions["product_id"])[keep] if "product_id" in transactions else None,
         quantity=(np.asarray(transactions["quantity"], dtype=np.float64)[keep]
                   if "quantity" in transactions else None),
         category=text("category"),
@@ -151,10 +155,12 @@ class FeatureColumns:
 class FeatureBuilder:
     """Point-in-time feature transformer (fit learns population state, transform applies it).
 
-    Fitted attributes: ``optional_columns_`` (quantity/category/channel present at fit), ``channels_``
-    (channel slugs with a share feature), ``profile_levels_`` (customer attribute -> levels, None for
-    numeric), ``rfm_edges_`` (four edges each for recency_days, frequency, monetary).
-    Unfitted, `transform` still works (the rule fallback): spec RFM edges, no channel or profile features.
+    Fitted attributes: ``optional_columns_`` (product_id/quantity/category/channel present at fit),
+    ``channels_`` (channel slugs with a share feature), ``profile_levels_`` (customer attribute -> levels,
+    None for numeric), ``rfm_edges_`` (four edges each for recency_days, frequency, monetary),
+    ``quantity_cap_`` (the per-line quantity cap of the item features; None without quantities).
+    Unfitted, `transform` still works (the rule fallback): spec RFM edges, no quantity cap, no channel or
+    profile features.
     """
 
     def __init__(self, spec: FeatureSpec | None = None, personal_data_columns: Sequence[str] = ()) -> None:
@@ -185,7 +191,8 @@ class FeatureBuilder:
         customers: pd.DataFrame | None = None,
         interactions: pd.DataFrame | None = None,
     ) -> FeatureBuilder:
-        """Learn optional columns, channels, profile levels and RFM edges from the population at as_of."""
+        """Learn optional columns, quantity cap, channels, profile levels and RFM edges from the population at
+        as_of."""
         self.fit_transform(transactions, as_of, customers, interactions)
         return self
 
@@ -204,7 +211,8 @@ class FeatureBuilder:
         optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
         channels = self._learn_channels(h) if "channel" in optional else []
         profile = self._learn_profile(customers, h.ids, as_of_ns)
-        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile)
+        cap = self._learn_quantity_cap(h)
+        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile, cap)
         edges = self.spec.rfm_edges.model_dump()
         if self.spec.rfm_learn_edges:
             q = [0.2, 0.4, 0.6, 0.8]
@@ -217,6 +225,7 @@ class FeatureBuilder:
         self.channels_ = channels
         self.profile_levels_ = profile
         self.rfm_edges_ = edges
+        self.quantity_cap_ = cap
         return self._finish(frame, edges, self.definitions()).frame()
 
     def transform(
@@ -241,13 +250,13 @@ class FeatureBuilder:
         h = _history(transactions, as_of_ns)
         if self.is_fitted:
             optional, channels, profile = self.optional_columns_, self.channels_, self.profile_levels_
-            edges, defs = self.rfm_edges_, self.definitions()
+            edges, cap, defs = self.rfm_edges_, self.quantity_cap_, self.definitions()
         else:
             optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
-            channels, profile = [], {}
+            channels, profile, cap = [], {}, None
             edges = self.spec.rfm_edges.model_dump()
             defs = feature_definitions(self.spec, optional_columns=optional)
-        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile)
+        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile, cap)
         return self._finish(frame, edges, defs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -263,6 +272,7 @@ class FeatureBuilder:
                 "channels_": list(self.channels_),
                 "profile_levels_": {k: (None if v is None else list(v)) for k, v in self.profile_levels_.items()},
                 "rfm_edges_": {k: [float(x) for x in v] for k, v in self.rfm_edges_.items()},
+                "quantity_cap_": self.quantity_cap_,
             }
         return d
 
@@ -277,6 +287,8 @@ class FeatureBuilder:
             builder.channels_ = list(state["channels_"])
             builder.profile_levels_ = dict(state["profile_levels_"])
             builder.rfm_edges_ = {k: list(v) for k, v in state["rfm_edges_"].items()}
+            # Builders saved before the cap existed counted quantities uncapped: they still do.
+            builder.quantity_cap_ = state.get("quantity_cap_")
         return builder
 
     # ------------------------------------------------------------------------------------ fit helpers
@@ -296,6 +308,13 @@ class FeatureBuilder:
         slugs = pd.Series(counts[seen], index=[slug(u) for u in h.channel.uniques[seen]]).groupby(level=0).sum()
         top = slugs.sort_index().sort_values(ascending=False, kind="stable").head(self.spec.max_channels)
         return sorted(top.index)
+
+    def _learn_quantity_cap(self, h: _History) -> float | None:
+        """The spec's quantile of purchase lines' known quantities (None without any)."""
+        if h.quantity is None:
+            return None
+        q = h.quantity[(h.amount > 0) & ~np.isnan(h.quantity)]
+        return float(np.quantile(q, self.spec.quantity_cap_quantile)) if len(q) else None
 
     def _profile_rows(self, customers: pd.DataFrame | None, ids: npt.NDArray[np.object_],
                       as_of_ns: int) -> tuple[pd.DataFrame | None, IntArray, FloatArray]:
@@ -352,6 +371,7 @@ class FeatureBuilder:
         optional: Sequence[str],
         channels: Sequence[str],
         profile: Mapping[str, list[str] | None],
+        quantity_cap: float | None,
     ) -> dict[str, Any]:
         """All features except the RFM scores, as name -> per-customer array (plus `_ids`).
         Features of an optional column absent from this input are left out (NaN in `_finish`)."""
@@ -365,25 +385,28 @@ class FeatureBuilder:
         last_purchase = group_min(pcodes, h.age[pos], n)
         first_purchase = group_max(pcodes, h.age[pos], n)
         recency = np.where(np.isnan(last_purchase), first_age, last_purchase)
-        o_cust, o_value, o_age = orders(h.order, h.codes, h.amount, h.age, n)
-        o_pos = o_value > 0
-        frequency = group_count(o_cust[o_pos], n)
+        o = orders(h.order, h.codes, h.ts, h.amount, n, h.age)
+        bought = o.purchase
+        frequency = group_count(o.customer[bought], n)
         total = group_count(h.codes, n, h.amount)
         g_mean, g_std, n_days = purchase_rhythm(pcodes, h.ts[pos], n)
         out.update(recency_days=recency, frequency=frequency, purchase_days=n_days, monetary_total=total,
-                   monetary_mean=ratio(total, frequency), monetary_max=group_max(o_cust, o_value, n))
-        out.update(window_sums(spec.windows_days, h.codes, h.age, h.amount, o_cust[o_pos], o_age[o_pos], n))
+                   monetary_mean=ratio(total, frequency), monetary_max=group_max(o.customer, o.value, n),
+                   largest_order_share=ratio(group_max(o.customer[bought], o.value[bought], n),
+                                             group_count(o.customer[bought], n, o.value[bought])))
+        out.update(window_sums(spec.windows_days, h.codes, h.age, h.amount, o.customer[bought], o.age[bought], n))
         out.update(tenure_days=first_age, gap_mean_days=g_mean, gap_std_days=g_std,
-                   recency_over_gap=ratio(recency, g_mean))
+                   recency_over_gap=ratio(recency, g_mean), orders_per_purchase_day=ratio(frequency, n_days))
 
         neg = h.amount < 0
         out["refund_count"] = group_count(h.codes[neg], n)
         out["refund_share"] = ratio(group_count(h.codes[neg], n, -h.amount[neg]), group_count(pcodes, n, h.amount[pos]))
+        out.update(returns(o, h.codes, h.amount, n))
 
-        if "quantity" in optional and h.quantity is not None:
-            q_total = group_count(pcodes, n, np.nan_to_num(h.quantity[pos], nan=0.0))
-            out["quantity_total"] = q_total
-            out["quantity_per_order"] = ratio(q_total, frequency)
+        # Item features of an optional column seen at fit but absent now stay NaN (`_finish`).
+        out.update(basket_size(o, h.amount, n,
+                               h.product if "product_id" in optional else None,
+                               h.quantity if "quantity" in optional else None, quantity_cap))
         if "category" in optional and h.category is not None:
             out.update(category_mix(h.category.codes[pos], pcodes, n))
         if "channel" in optional and h.channel is not None:

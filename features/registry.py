@@ -18,7 +18,7 @@ from tiercast.features.spec import FeatureSpec
 Kind = Literal["numeric", "categorical", "score", "stage"]
 
 #: optional transaction columns that add features when present at fit time
-OPTIONAL_FEATURE_COLUMNS: tuple[str, ...] = ("quantity", "category", "channel")
+OPTIONAL_FEATURE_COLUMNS: tuple[str, ...] = ("product_id", "quantity", "category", "channel")
 
 
 def slug(value: object) -> str:
@@ -94,7 +94,7 @@ def feature_definitions(
 ) -> list[FeatureDef]:
     """All output columns, in order, for `spec` and a fitted state.
 
-    optional_columns: which of quantity/category/channel feed features (those present at fit).
+    optional_columns: which of product_id/quantity/category/channel feed features (those present at fit).
     channels: channel column-name suffixes (one share feature each).
     profile: customer attribute name -> categorical levels, or None for a numeric attribute (the column
     is `profile_` + slug(name)).
@@ -104,13 +104,14 @@ def feature_definitions(
         FeatureDef("recency_days", "rfm",
                    "Days from the last purchase line (amount > 0) to as_of; customers with no purchase yet: "
                    "days since their first transaction."),
-        FeatureDef("frequency", "rfm",
-                   "Purchase orders: distinct order_id (or lines when order_id is absent) whose net amount "
-                   "is > 0."),
+        FeatureDef("frequency", "rfm", "Purchase orders: orders whose net amount is > 0."),
         FeatureDef("purchase_days", "rfm", "Distinct UTC calendar days with a purchase line."),
         FeatureDef("monetary_total", "rfm", "Net amount of all lines, refunds included."),
         FeatureDef("monetary_mean", "rfm", "monetary_total / frequency; NaN when frequency is 0."),
         FeatureDef("monetary_max", "rfm", "Largest net order value."),
+        FeatureDef("largest_order_share", "rfm",
+                   "Net value of the largest purchase order / net value of all purchase orders: how much of "
+                   "the spend one order brings (1 for a single order); NaN with no purchase order."),
         *_windowed(spec),
         FeatureDef("tenure_days", "rhythm", "Days from the first transaction to as_of."),
         FeatureDef("gap_mean_days", "rhythm",
@@ -118,14 +119,35 @@ def feature_definitions(
         FeatureDef("gap_std_days", "rhythm",
                    "Sample std of days between consecutive purchase days; NaN with fewer than 3 purchase days."),
         FeatureDef("recency_over_gap", "rhythm", "recency_days / gap_mean_days; NaN when the gap is NaN or 0."),
-        FeatureDef("refund_count", "refunds", "Lines with amount < 0."),
+        FeatureDef("orders_per_purchase_day", "rhythm",
+                   "frequency / purchase_days: purchase orders per purchase day (several baskets a day); NaN "
+                   "with no purchase day."),
+        FeatureDef("refund_count", "refunds", "Lines with amount < 0 (returns and cancellations)."),
         FeatureDef("refund_share", "refunds",
                    "Refunded amount / gross purchase amount (lines > 0); NaN when there is no purchase."),
+        FeatureDef("return_line_share", "refunds", "refund_count / all lines."),
+        FeatureDef("cancelled_orders", "refunds",
+                   "Orders with a line < 0 whose net amount is <= 0 (cancelled or fully refunded)."),
+        FeatureDef("lines_per_order", "basket",
+                   "Purchase lines of purchase orders / frequency; NaN when frequency is 0."),
     ]
+    if "product_id" in present:
+        defs += [
+            FeatureDef("n_products", "basket", "Distinct product_id among the purchase lines of purchase orders.",
+                       requires="product_id"),
+            FeatureDef("products_per_order", "basket",
+                       "Distinct product_id of each purchase order's purchase lines, summed / frequency; NaN "
+                       "when frequency is 0.", requires="product_id"),
+        ]
     if "quantity" in present:
         defs += [
-            FeatureDef("quantity_total", "basket", "Sum of quantity over purchase lines.", requires="quantity"),
-            FeatureDef("quantity_per_order", "basket", "quantity_total / frequency; NaN when frequency is 0.",
+            FeatureDef("quantity_total", "basket",
+                       "Sum of quantity over the purchase lines of purchase orders, each line's quantity capped at "
+                       "the quantity cap learned at fit (the quantity_cap_quantile of purchase lines' quantities; "
+                       "no cap unfitted), so absurd quantities (fuel in thousandths of a gallon) count as the cap.",
+                       requires="quantity"),
+            FeatureDef("quantity_per_order", "basket",
+                       "quantity_total / frequency: capped items per purchase order; NaN when frequency is 0.",
                        requires="quantity"),
         ]
     if "category" in present:

@@ -81,6 +81,10 @@ class FeatureSpec(BaseModel):
     lifecycle: LifecycleThresholds = LifecycleThresholds()
     rfm_edges: RfmEdges = RfmEdges()
     rfm_learn_edges: bool = True
+    # Per-line quantities above this quantile of the purchase lines' quantities at fit count as that
+    # quantile in the item features. Below 1 - (share of absurd lines): The Complete Journey's fuel lines
+    # (3% of lines, quantities in the thousands) need a cap under the 0.97 quantile.
+    quantity_cap_quantile: float = Field(0.95, gt=0, le=1)
     interaction_kinds: InteractionKinds = InteractionKinds()
     max_channels: int = Field(20, gt=0)
     max_profile_levels: int = Field(50, gt=0)

@@ -93,6 +93,13 @@ _SIMPLE: dict[str, Callable[[float], str]] = {
                            lambda x: f"purchase gaps vary by {_number(x)} days"),
     "refund_count": lambda x: "no refunds" if x == 0 else _count(x, "refund", "refunds"),
     "refund_share": _known("no purchase to refund", lambda x: f"{_percent(x)} of spend refunded"),
+    "return_line_share": lambda x: f"{_percent(x)} of lines returned or cancelled",
+    "cancelled_orders": lambda x: "no cancelled orders" if x == 0 else _count(x, "cancelled order", "cancelled orders"),
+    "largest_order_share": _known("no order value yet", lambda x: f"largest order {_percent(x)} of spend"),
+    "orders_per_purchase_day": _known("no purchase day yet", lambda x: f"{_number(x)} orders per shopping day"),
+    "lines_per_order": _known("no order yet", lambda x: f"{_number(x)} lines per order"),
+    "n_products": _known("no products on record", lambda x: f"bought {_count(x, 'product', 'different products')}"),
+    "products_per_order": _known("no products on record", lambda x: f"{_number(x)} products per order"),
     # Unknown item counts and categories: none bought yet, or none sent (a request without those columns).
     "quantity_total": _known("no item counts on record", lambda x: f"{_count(x, 'item', 'items')} bought"),
     "quantity_per_order": _known("no item counts on record", lambda x: f"{_number(x)} items per order"),

@@ -2,9 +2,11 @@
 
 At a cutoff c with horizon H the outcome window is [c, c + H). A customer is labelled when they have at
 least one transaction before c. value = net sum of amount in the window (refunds included); churned =
-no purchase order in the window, where an order is one order_id of the customer (one line when order_id
-is absent or missing) and it is a purchase when its net amount inside the window is > 0. This matches
-`frequency` in tiercast.features.builder.
+no purchase order in the window: the window's lines are grouped into orders as the feature builder groups
+them (`tiercast.features.aggregates.orders`: one order_id of the customer, or one timestamp of the customer
+for lines without an order_id), and an order is a purchase when its net amount inside the window is > 0,
+so a return or a fully cancelled order is no purchase. This matches `frequency` in
+tiercast.features.builder.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tiercast.features.aggregates import SUM_DECIMALS, order_index
+from tiercast.features.aggregates import SUM_DECIMALS, orders
 from tiercast.features.builder import FeatureBuilder
-from tiercast.features.encoding import group_codes, lookup, sorted_codes
+from tiercast.features.encoding import group_codes, instants_ns, lookup, sorted_codes
 
 
 def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> pd.DataFrame:
@@ -38,14 +40,9 @@ def make_labels(transactions: pd.DataFrame, cutoff: Any, horizon_days: int) -> p
     inside, code = inside.loc[known], code[known]
     amount = inside["amount"].to_numpy(dtype=np.float64)
     value = np.round(np.bincount(code, weights=amount, minlength=n), SUM_DECIMALS)
-    if "order_id" in inside.columns:
-        order = order_index(group_codes(inside["order_id"]), code, n)
-        order_value = np.round(np.bincount(order, weights=amount), SUM_DECIMALS)
-        order_cust = np.empty(len(order_value), dtype=np.int64)
-        order_cust[order] = code
-    else:
-        order_value, order_cust = amount, code
-    purchases = np.bincount(order_cust[order_value > 0], minlength=n)
+    order_codes = group_codes(inside["order_id"]) if "order_id" in inside.columns else None
+    o = orders(order_codes, code, instants_ns(inside["timestamp"]), amount, n)
+    purchases = np.bincount(o.customer[o.purchase], minlength=n)
     return pd.DataFrame({"value": value, "churned": purchases == 0},
                         index=pd.Index(ids, dtype=object, name="customer_id"))
 

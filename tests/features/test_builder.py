@@ -50,6 +50,7 @@ def random_world(seed: int, n_customers: int = 300, n_rows: int = 3000) -> tuple
         "timestamp": start + pd.to_timedelta(rng.integers(0, span, n_rows), unit="s"),
         "amount": np.round(rng.gamma(2.0, 30.0, n_rows) * np.where(rng.random(n_rows) < 0.05, -1, 1), 2),
         "order_id": np.array([f"o{i}" for i in rng.integers(0, n_rows // 2, n_rows)], dtype=object),
+        "product_id": np.array([f"p{i}" for i in rng.integers(0, 40, n_rows)], dtype=object),
         "quantity": rng.integers(1, 4, n_rows).astype(float),
         "category": rng.choice(np.array(["books", "music", "video", None], dtype=object), n_rows),
         "channel": rng.choice(np.array(["web", "store", "App"], dtype=object), n_rows),
@@ -106,9 +107,9 @@ def test_channel_shares_use_channels_seen_in_fit(hand: pd.DataFrame) -> None:
     assert f.loc["A", "channel_share_store"] == pytest.approx(1 / 3)
 
 
-def test_without_order_id_each_line_is_an_order(hand: pd.DataFrame) -> None:
+def test_without_order_id_each_instant_is_an_order(hand: pd.DataFrame) -> None:
     f = FeatureBuilder(FeatureSpec()).transform(hand.drop(columns="order_id"), AS_OF)
-    assert f.loc["A", "frequency"] == 3
+    assert f.loc["A", "frequency"] == 3  # o1's two lines are 12 hours apart
     assert f.loc["A", "monetary_max"] == 100.0
 
 
@@ -262,7 +263,7 @@ def test_string_columns_of_any_dtype_give_identical_features(dtype: str) -> None
     builder = FeatureBuilder(FeatureSpec(), personal_data_columns=["email"]).fit(
         tx, "2024-06-01", customers, interactions)
     expected = builder.transform(tx, "2024-07-01", customers, interactions)
-    text = ["customer_id", "order_id", "category", "channel"]
+    text = ["customer_id", "order_id", "product_id", "category", "channel"]
     if dtype == "arrow_chunked":  # several Arrow chunks, as a large Parquet file gives
         import pyarrow as pa
 

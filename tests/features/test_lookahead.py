@@ -25,11 +25,13 @@ def world(rng: np.random.Generator, n_customers: int, n_rows: int) -> tuple[pd.D
         "timestamp": START + pd.to_timedelta(rng.integers(0, SPAN_S, n_rows), unit="s"),
         "amount": np.round(rng.normal(40, 45, n_rows), 2),
         "order_id": np.array([f"o{i}" for i in rng.integers(0, n_rows // 2, n_rows)], dtype=object),
+        "product_id": rng.choice(np.array(["p1", "p2", "p3", None], dtype=object), n_rows),
         "quantity": rng.integers(0, 5, n_rows).astype(float),
         "category": rng.choice(np.array(["a", "b", "c", None], dtype=object), n_rows),
         "channel": rng.choice(np.array(["web", "store"], dtype=object), n_rows),
     })
     tx.loc[rng.random(n_rows) < 0.1, "timestamp"] = tx["timestamp"].dt.floor("D")  # exact midnights
+    tx.loc[rng.random(n_rows) < 0.1, "order_id"] = None  # grouped into orders by customer and instant
     customers = pd.DataFrame({
         "customer_id": ids,
         "signup_date": START - pd.Timedelta(days=100) + pd.to_timedelta(rng.integers(0, 1000, n_customers), unit="D"),
@@ -55,7 +57,8 @@ def tamper_future(rng: np.random.Generator, tx: pd.DataFrame, interactions: pd.D
     tx.loc[fut, "order_id"] = rng.choice(tx["order_id"].to_numpy(), k)  # collide with past orders
     tx.loc[fut, "category"] = "future_cat"
     tx.loc[fut, "channel"] = "future_channel"
-    tx.loc[fut, "quantity"] = 99.0
+    tx.loc[fut, "quantity"] = 1e6  # would move the fitted quantity cap
+    tx.loc[fut, "product_id"] = rng.choice(np.array(["p1", "p9"], dtype=object), k)
     tx.loc[fut, "timestamp"] = cutoff + pd.to_timedelta(rng.integers(0, 86_400 * 50, k), unit="s")
     newcomers = [f"new{i}" for i in range(5)]
     m = 300
@@ -64,6 +67,7 @@ def tamper_future(rng: np.random.Generator, tx: pd.DataFrame, interactions: pd.D
         "timestamp": cutoff + pd.to_timedelta(rng.integers(0, 86_400 * 400, m), unit="s"),
         "amount": rng.normal(100, 300, m),
         "order_id": rng.choice(tx["order_id"].to_numpy(), m),
+        "product_id": rng.choice(np.array(["p2", "p8"], dtype=object), m),
         "quantity": rng.integers(0, 50, m).astype(float),
         "category": rng.choice(np.array(["a", "zzz"], dtype=object), m),
         "channel": rng.choice(np.array(["web", "phone"], dtype=object), m),

@@ -58,7 +58,8 @@ def test_item_counts_and_categories_missing_from_the_input_are_not_phrased_as_no
     history = pd.DataFrame({"customer_id": ["A", "A", "B"], "amount": [10.0, 20.0, 5.0], "quantity": [1.0, 3.0, 2.0],
                             "category": ["pop", "jazz", "pop"],
                             "timestamp": pd.to_datetime(["2025-03-01", "2025-05-01", "2025-06-01"])})
-    builder = FeatureBuilder(FeatureSpec()).fit(history, AS_OF)
+    # (quantities uncapped: the default cap, a high quantile of three lines, would cap the 3-item line)
+    builder = FeatureBuilder(FeatureSpec(quantity_cap_quantile=1.0)).fit(history, AS_OF)
     features = builder.transform(history.drop(columns=["quantity", "category"]), AS_OF)
     assert phrase("quantity_per_order", features).tolist() == ["no item counts on record"] * 2
     assert phrase("quantity_total", features).tolist() == ["no item counts on record"] * 2

@@ -49,6 +49,15 @@ def test_without_order_id_a_positive_line_is_a_purchase(tx: pd.DataFrame) -> Non
     assert labels.loc["B", "value"] == 0.0
 
 
+def test_without_order_id_the_lines_of_one_instant_are_one_order(tx: pd.DataFrame) -> None:
+    # B's purchase and its cancellation exported at the same instant, without an order id: no purchase
+    same_instant = tx.drop(columns="order_id")
+    same_instant.loc[same_instant["amount"] == -30, "timestamp"] = pd.Timestamp("2024-01-10")
+    labels = make_labels(same_instant, CUTOFF, 30)
+    assert labels.loc["B", "churned"] == np.True_ and labels.loc["B", "value"] == 0.0
+    assert labels.loc["A", "churned"] == np.False_
+
+
 def test_rolling_cutoffs_end_their_label_windows_by_the_cutoff() -> None:
     cuts = rolling_cutoffs("2024-07-01", 90, 3, 30)
     assert cuts == [pd.Timestamp("2024-04-02"), pd.Timestamp("2024-03-03"), pd.Timestamp("2024-02-02")]
