@@ -106,7 +106,7 @@ class ModelBundle:
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """The value and churn models' ``explain`` (prediction over ``horizon_days``, contributions) of a
         feature table. With an extension, the contributions stay those of the models over their label
-        windows: the extension is the classic model's, the same for every customer of equal RFM."""
+        windows: the extension's factor comes from the classic model alone."""
         (value, value_drivers), (churn, churn_drivers) = self.value.explain(features), self.churn.explain(features)
         if self.extension is not None:
             value, churn = self.extension.extend(features, value, churn)

@@ -97,9 +97,9 @@ def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame
 def require_enough_data(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig
                         ) -> LabelWindows:
     """The label windows to train on: ``config.n_windows`` windows of ``horizon_days`` when the log meets
-    ``config.sufficiency`` for the earliest of them, else (``config.extend_short_history``) the longest
-    shorter ones it does. Stops with InsufficientData, naming what is missing and what would work, when
-    none fit."""
+    ``config.sufficiency`` for the earliest of them, else (``config.extend_short_history``) shorter ones
+    that do (:func:`tiercast.training.sufficiency.shorter_windows`). Stops with InsufficientData, naming
+    what is missing and what would work, when none fit."""
     requested = LabelWindows(horizon_days, config.n_windows, config.step_days)
     return choose_windows(data.transactions, pd.Timestamp(cutoff), requested, config.sufficiency,
                           config.extend_short_history, config.min_label_days)
