@@ -25,6 +25,7 @@ from tiercast.serving.fallback import FallbackRules, rule_predictions
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
+from tiercast.training.extension import HorizonExtension
 from tiercast.training.policy import TierPolicy
 from tiercast.training.registry import load_version
 
@@ -56,7 +57,11 @@ def _unavailable(alias: str, err: Exception) -> ModelsUnavailable:
 
 @dataclass
 class ModelBundle:
-    """The value, churn and segment models behind one alias, with the feature builder they were trained with."""
+    """The value, churn and segment models behind one alias, with the feature builder they were trained with.
+
+    ``horizon_days`` is the horizon the bundle predicts. Models trained on shorter label windows (too little
+    history for the horizon) come with the ``extension`` that carries their predictions to it, made from
+    their own classic model (:mod:`tiercast.training.extension`)."""
 
     value: object
     churn: object
@@ -66,6 +71,7 @@ class ModelBundle:
     horizon_days: int
     versions: dict[str, str]
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
+    extension: HorizonExtension | None = None  # from the models' label windows to horizon_days, when shorter
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -77,8 +83,10 @@ class ModelBundle:
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
             versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
                         registry.segment_model: segment_version.version}
-            bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), int(meta["horizon_days"]),
-                         versions, meta.get("quality_card"))
+            horizon = int(meta["horizon_days"])
+            bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), horizon, versions,
+                         meta.get("quality_card"), _extension(value, int(meta.get("label_horizon_days", horizon)),
+                                                              horizon))
             # The walks' tables built now rather than in the first request.
             value.path_attribution, churn.path_attribution  # noqa: B018
         except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
@@ -90,16 +98,35 @@ class ModelBundle:
                      versions: dict[str, str]) -> "ModelBundle":
         """A bundle of models fitted in this process (a backtest), unregistered, with the tier thresholds
         fitted as training would freeze them."""
+        if horizon_days != trained.horizon_days:
+            raise ValueError(f"the models were trained for {trained.horizon_days} days, not {horizon_days}")
         return cls(trained.value, trained.churn, trained.segments, trained.builder, trained.tier_thresholds(policy),
-                   horizon_days, versions)
+                   horizon_days, versions, extension=trained.extension)
 
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """The value and churn models' ``explain`` (prediction, contributions) of a feature table."""
-        return self.value.explain(features), self.churn.explain(features)
+        """The value and churn models' ``explain`` (prediction over ``horizon_days``, contributions) of a
+        feature table. With an extension, the contributions stay those of the models over their label
+        windows: the extension's factor comes from the classic model alone."""
+        (value, value_drivers), (churn, churn_drivers) = self.value.explain(features), self.churn.explain(features)
+        if self.extension is not None:
+            value, churn = self.extension.extend(features, value, churn)
+        return (value, value_drivers), (churn, churn_drivers)
 
     @property
     def version_label(self) -> str:
         return ", ".join(f"{name} v{version}" for name, version in self.versions.items())
+
+
+def _extension(value_model: Any, label_days: int, horizon_days: int) -> HorizonExtension | None:
+    """The extension of logged models trained on ``label_days`` windows to ``horizon_days``, from the classic
+    model they carry; None when the two agree."""
+    if label_days == horizon_days:
+        return None
+    classic = value_model.classic_
+    if classic.horizon_days != label_days:
+        raise ValueError(f"the value model's classic forecast covers {classic.horizon_days} days, its metadata "
+                         f"says label windows of {label_days}")
+    return HorizonExtension.of(classic, horizon_days)
 
 
 def _model_predictions(bundle: ModelBundle, features: FeatureColumns) -> dict[str, np.ndarray]:

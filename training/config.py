@@ -53,6 +53,12 @@ class TrainingConfig(_Section):
     step_days: int = Field(default=30, ge=1)
     seasonal_windows: bool = Field(default=True, description="add a window a year before the cutoff (last year's "
                                    "same season) when the history holds it")
+    extend_short_history: bool = Field(
+        default=True, description="when the history before the cutoff cannot hold label windows of horizon_days, "
+        "train on the longest ones it holds (n_windows or fewer, down to 2) and extend the predictions to "
+        "horizon_days with BG/NBD x Gamma-Gamma; false stops with what would work instead")
+    min_label_days: int = Field(default=30, ge=1,
+                                description="the shortest label window extend_short_history trains on")
     folds: int = Field(default=4, ge=2, description="customer folds: each model is trained on the others and "
                        "early-stopped on its own customers in the latest window")
     threads: int = Field(default=1, ge=1, description="LightGBM threads; results are reproducible per thread count")

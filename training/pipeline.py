@@ -29,12 +29,13 @@ from tiercast.training.boosters import ChurnModel, ValueModel
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
 from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.config import LightGBMParams, TrainingConfig
-from tiercast.training.labels import rolling_cutoffs, seasonal_cutoffs, training_examples
+from tiercast.training.extension import HorizonExtension
+from tiercast.training.labels import seasonal_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
 from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
 from tiercast.training.segments import SegmentModel, rfm_profiles
-from tiercast.training.sufficiency import SufficiencyCheck, require_training_data
+from tiercast.training.sufficiency import LabelWindows, choose_windows
 from tiercast.training.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,19 @@ class TrainedModels:
     tuning: dict[str, pd.DataFrame]  # one row per tuning trial, per model
     features_at_cutoff: pd.DataFrame
     training_rows: int
+    windows: LabelWindows  # the label windows the models were trained (and validated) on
+    horizon_days: int  # the horizon they predict: windows.label_days, or longer through ``extension``
+    extension: HorizonExtension | None  # carries predictions from windows.label_days to horizon_days
+
+    def predicted_value(self, features: pd.DataFrame) -> np.ndarray:
+        """Predicted value over ``horizon_days`` of each row of ``features`` (the builder's columns)."""
+        value = self.value.predict(features[self.builder.feature_names_])
+        return value if self.extension is None else self.extension.extend_value(features, value)
 
     def tier_thresholds(self, policy: TierPolicy) -> list[float]:
         """The policy's value-tier thresholds fitted on the predicted values of the customers at the cutoff,
         to be frozen with the models."""
-        return policy.fit_thresholds(self.value.predict(self.features_at_cutoff[self.builder.feature_names_]))
+        return policy.fit_thresholds(self.predicted_value(self.features_at_cutoff))
 
 
 @dataclass
@@ -86,11 +95,27 @@ def evaluate(value_pred: np.ndarray, churn_pred: np.ndarray, frame: pd.DataFrame
 
 
 def require_enough_data(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig
-                        ) -> list[SufficiencyCheck]:
-    """Stop (InsufficientData, naming what is missing) unless the log meets ``config.sufficiency`` for
-    the earliest of the rolling training windows."""
-    earliest = min(rolling_cutoffs(cutoff, horizon_days, config.n_windows, config.step_days))
-    return require_training_data(data.transactions, pd.Timestamp(cutoff), earliest, config.sufficiency)
+                        ) -> LabelWindows:
+    """The label windows to train on: ``config.n_windows`` windows of ``horizon_days`` when the log meets
+    ``config.sufficiency`` for the earliest of them, else (``config.extend_short_history``) shorter ones
+    that do (:func:`tiercast.training.sufficiency.shorter_windows`). Stops with InsufficientData, naming
+    what is missing and what would work, when none fit."""
+    requested = LabelWindows(horizon_days, config.n_windows, config.step_days)
+    return choose_windows(data.transactions, pd.Timestamp(cutoff), requested, config.sufficiency,
+                          config.extend_short_history, config.min_label_days)
+
+
+def _short_history_note(cutoff: pd.Timestamp, horizon_days: int, windows: LabelWindows, config: TrainingConfig
+                        ) -> str | None:
+    """What training does differently from the configured windows, in words; None when nothing."""
+    if windows.label_days < horizon_days:
+        return (f"history before {cutoff.date()} holds label windows of at most {windows.label_days} days: "
+                f"models trained on {windows.n_windows} windows of {windows.label_days} days, extended to "
+                f"{horizon_days} days with BG/NBD x Gamma-Gamma")
+    if windows.n_windows < config.n_windows:
+        return (f"history before {cutoff.date()} holds {windows.n_windows} label windows of {horizon_days} days, "
+                f"not {config.n_windows}: models trained on {windows.n_windows}")
+    return None
 
 
 def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
@@ -100,27 +125,33 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     """Fit, tune and evaluate every model on data before ``cutoff``; labels of all windows end by it.
 
     The latest window validates (early stopping, calibration, tuning, the gate); the earlier ones train.
+    When the history is too short for label windows of ``horizon_days`` (see :func:`require_enough_data`),
+    the models learn shorter ones and ``extension`` carries their predictions to ``horizon_days``.
     ``previous_segments`` (the champion's) lends its names to the segments that match it.
     """
     cutoff = pd.Timestamp(cutoff)
-    require_enough_data(data, cutoff, horizon_days, config)
+    windows = require_enough_data(data, cutoff, horizon_days, config)
+    note = _short_history_note(cutoff, horizon_days, windows, config)
+    if note:
+        log.warning(note)
+    label_days = windows.label_days
     tx = data.transactions
     builder = FeatureBuilder(spec, personal_data_columns)
     features_at_cutoff = builder.fit_transform(tx, cutoff, data.customers, data.interactions)
-    seasonal = (seasonal_cutoffs(cutoff, horizon_days, tx["timestamp"].min(), config.sufficiency.min_history_days)
+    seasonal = (seasonal_cutoffs(cutoff, label_days, tx["timestamp"].min(), config.sufficiency.min_history_days)
                 if config.seasonal_windows else [])
-    progress(f"building training examples: {config.n_windows} windows of {horizon_days} days before {cutoff.date()}"
+    progress(f"building training examples before {cutoff.date()}: {windows}"
              + (f", and last year's same season from {seasonal[0].date()}" if seasonal else ""))
-    examples = training_examples(tx, cutoff, horizon_days, builder, config.n_windows, config.step_days,
+    examples = training_examples(tx, cutoff, label_days, builder, windows.n_windows, windows.step_days,
                                  data.customers, data.interactions, seasonal).set_index("customer_id")
     window = examples["window_cutoff"]
     latest = (window == window.max()).to_numpy()
     if latest.all() or len(examples) == 0:
-        raise ValueError(f"not enough history before {cutoff.date()} for {config.n_windows} windows "
-                         f"of {horizon_days} days")
-    clocks = {pd.Timestamp(w): seasonal_clock(tx, w, horizon_days) for w in window.unique()}
-    examples = add_classic_columns(examples, window, horizon_days, clocks)
-    classic = ClassicFeatures(horizon_days, seasonal_clock(tx, cutoff, horizon_days)).fit(features_at_cutoff)
+        raise ValueError(f"not enough history before {cutoff.date()} for {windows}")
+    clocks = {pd.Timestamp(w): seasonal_clock(tx, w, label_days) for w in window.unique()}
+    examples = add_classic_columns(examples, window, label_days, clocks)
+    classic = ClassicFeatures(label_days, seasonal_clock(tx, cutoff, horizon_days)).fit(features_at_cutoff)
+    extension = HorizonExtension.of(classic, horizon_days) if label_days < horizon_days else None
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]
     validation = examples[latest]
@@ -146,13 +177,13 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     predictions = {evaluation.MODEL: pd.DataFrame({"predicted_value": value.model.oof_prediction_.to_numpy(),
                                                    "churn_probability": churn.model.oof_prediction_.to_numpy()},
                                                   index=validation.index)}
-    predictions.update(evaluation.baseline_predictions(tx, window.max(), horizon_days, validation,
+    predictions.update(evaluation.baseline_predictions(tx, window.max(), label_days, validation,
                                                        examples[~latest]))
     comparison = evaluation.comparison(validation, predictions)
     scores = comparison.loc[evaluation.MODEL].to_dict()
     return TrainedModels(builder, value.model, churn.model, segments, classic, validation, scores, comparison,
                          predictions, {"value": value.trials, "churn": churn.trials}, features_at_cutoff,
-                         int((~latest).sum()))
+                         int((~latest).sum()), windows, horizon_days, extension)
 
 
 def _champion_segments(config: TrainingConfig) -> SegmentModel | None:
@@ -172,39 +203,55 @@ def _gate_scores(value: Any, churn: Any, X: pd.DataFrame, validation: pd.DataFra
     return evaluate(value.predict(X), churn.predict_proba(X), validation)
 
 
+def _horizons(metadata: dict[str, Any]) -> tuple[int, int]:
+    """(label window days, predicted horizon days) of logged models; models logged before label windows
+    could be shorter than the horizon give the horizon for both."""
+    horizon = int(metadata["horizon_days"])
+    return int(metadata.get("label_horizon_days", horizon)), horizon
+
+
 def _champion_scores(validation: pd.DataFrame, data: InputData, config: TrainingConfig
-                     ) -> tuple[dict[str, float] | None, int | None]:
-    """The current champion's gate metrics on this run's validation window and its horizon; (None, None)
-    without a champion. The champion's features come from its own logged spec, and the classic columns
-    from a BG/NBD refitted at the window on its seasonal clock, as for the challenger."""
+                     ) -> tuple[dict[str, float] | None, tuple[int, int] | None]:
+    """The current champion's gate metrics on this run's validation window and its (label window days,
+    horizon days); (None, None) without a champion. The champion's features come from its own logged
+    spec, and the classic columns from a BG/NBD refitted at the window on its seasonal clock over its own
+    label windows, as for the challenger."""
     names = config.registry
     if version_by_alias(names.value_model, names.champion_alias) is None:
         return None, None
     value, meta, _ = load_version(names.value_model, names.champion_alias)
     churn, _, _ = load_version(names.churn_model, names.champion_alias)
     builder = FeatureBuilder.from_dict(meta["feature_builder"])
-    horizon = int(meta["horizon_days"])
+    label_days, horizon = _horizons(meta)
     window = validation["window_cutoff"].iloc[0]
     population = builder.transform(data.transactions, window, data.customers, data.interactions)
-    classic = ClassicFeatures(horizon, seasonal_clock(data.transactions, window, horizon)).fit(population)
+    classic = ClassicFeatures(label_days, seasonal_clock(data.transactions, window, label_days)).fit(population)
     population = population.join(classic.transform(population))
     X = population.loc[validation.index, builder.feature_names_ + CLASSIC_COLUMNS]
-    return _gate_scores(value, churn, X, validation), horizon
+    return _gate_scores(value, churn, X, validation), (label_days, horizon)
 
 
-def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig, horizon_days: int
+def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig
           ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
-    """(promote?, decision, challenger's gate scores, champion's gate scores)."""
+    """(promote?, decision, challenger's gate scores, champion's gate scores).
+
+    Both are scored on the challenger's validation window, over its label windows: only models trained on
+    label windows of the same length, for the same horizon, are compared there."""
     X = trained.validation[trained.value.feature_names_]
     challenger = _gate_scores(trained.value, trained.churn, X, trained.validation)
     try:
-        champion, horizon = _champion_scores(trained.validation, data, config)
+        champion, horizons = _champion_scores(trained.validation, data, config)
     except Exception as err:  # an unloadable or failing champion cannot defend its title
         return True, f"the champion could not be scored ({type(err).__name__}: {err}): promoted", challenger, {}
     if champion is None:
         return True, "no champion yet: the challenger becomes champion", challenger, {}
-    if horizon != horizon_days:
-        return (True, f"the champion predicts {horizon} days, not {horizon_days}: not comparable, promoted",
+    label_days, horizon = horizons
+    if horizon != trained.horizon_days:
+        return (True, f"the champion predicts {horizon} days, not {trained.horizon_days}: not comparable, "
+                "promoted", challenger, champion)
+    if label_days != trained.windows.label_days:
+        return (True, f"the champion was trained on {label_days}-day label windows, the challenger on "
+                f"{trained.windows.label_days}-day ones (both for {horizon} days): not comparable, promoted",
                 challenger, champion)
     worse = [f"{kind} {metric}: {challenger[f'{kind}_{metric}']:.4f} < champion {champion[f'{kind}_{metric}']:.4f}"
              for kind, metric in GATE_METRICS.items()
@@ -254,8 +301,9 @@ def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int,
                 ) -> dict[str, Any]:
     bgnbd = trained.classic.bgnbd_.params_
     params: dict[str, Any] = {
-        "cutoff": str(cutoff.date()), "horizon_days": horizon_days, "n_windows": config.n_windows,
-        "step_days": config.step_days, "folds": config.folds, "seed": config.seed,
+        "cutoff": str(cutoff.date()), "horizon_days": horizon_days,
+        "label_horizon_days": trained.windows.label_days, "n_windows": trained.windows.n_windows,
+        "step_days": trained.windows.step_days, "folds": config.folds, "seed": config.seed,
         "trials": config.tuning.trials, "training_rows": trained.training_rows,
         "validation_customers": len(trained.validation), "validation_window":
             str(pd.Timestamp(trained.validation["window_cutoff"].iloc[0]).date()),
@@ -296,10 +344,12 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         X = trained.features_at_cutoff[trained.builder.feature_names_]
         thresholds = trained.tier_thresholds(policy)
         start = pd.Timestamp(trained.validation["window_cutoff"].iloc[0])
-        window = f"{start.date()} to {(start + pd.Timedelta(days=horizon_days)).date()}"
+        window = f"{start.date()} to {(start + pd.Timedelta(days=trained.windows.label_days)).date()}"
         card = quality_card(trained.validation, trained.predictions[evaluation.MODEL],
                             trained.predictions.get(evaluation.REFERENCE), config.quality, window)
+        # The models predict label_horizon_days; a ModelBundle extends them to horizon_days when longer.
         metadata = {"feature_builder": trained.builder.to_dict(), "horizon_days": horizon_days,
+                    "label_horizon_days": trained.windows.label_days,
                     "cutoff": str(cutoff.date()), "tier_thresholds": thresholds, "quality_card": card}
         progress("logging and registering the models")
         versions = {
@@ -311,7 +361,7 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         for kind, name in registered.items():
             set_alias(name, names.challenger_alias, versions[kind])
 
-        promoted, decision, challenger, champion = _gate(trained, data, config, horizon_days)
+        promoted, decision, challenger, champion = _gate(trained, data, config)
         if promoted:
             for kind, name in registered.items():
                 set_alias(name, names.champion_alias, versions[kind])

@@ -12,6 +12,7 @@ exact Shapley values.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from functools import cache
 
@@ -56,7 +57,7 @@ class ClassicFeatures(BaseEstimator):
 
     def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
         x, t_x, T, m = self._inputs(X[RFM_INPUTS].to_numpy(dtype=np.float64))
-        self.horizon_ = self.clock.after(self.horizon_days) if self.clock is not None else float(self.horizon_days)
+        self.horizon_ = self._operational(self.horizon_days)
         self.bgnbd_ = BetaGeoFitter().fit(x, t_x, T)
         buyers = m > 0
         self.mean_spend_ = float(m[buyers].mean()) if buyers.any() else 0.0
@@ -69,6 +70,18 @@ class ClassicFeatures(BaseEstimator):
         # The reference customer of the attributions: the population's median RFM.
         self.reference_ = X[RFM_INPUTS].median().to_numpy(dtype=np.float64)
         return self
+
+    def _operational(self, days: float) -> float:
+        """Operational length of ``days`` after the cutoff, on the clock (calendar days without one)."""
+        return self.clock.after(days) if self.clock is not None else float(days)
+
+    def at_horizon(self, horizon_days: int) -> "ClassicFeatures":
+        """This fit's forecasts over another horizon: the fitted parameters do not depend on it."""
+        check_is_fitted(self)
+        other = copy.copy(self)
+        other.horizon_days = horizon_days
+        other.horizon_ = self._operational(horizon_days)
+        return other
 
     def _purchases(self, rfm: np.ndarray, tail: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
