@@ -97,7 +97,6 @@ TRANSACTIONS = Table("transactions", (
     Column("amount", "number", bound=1e12, description="money; negative = refund or return; zero is allowed"),
     Column("order_id", "text", required=False, max_length=500,
            description="lines of one order share it; blank = no order (each line is its own)"),
-    Column("product_id", "text", required=False, max_length=500),
     Column("quantity", "number", required=False, bound=1e9),
     Column("category", "text", required=False, max_length=500),
     Column("channel", "text", required=False, max_length=500),
