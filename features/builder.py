@@ -5,8 +5,8 @@ Only rows with ``timestamp < as_of`` are used (transactions and interactions); c
 (`tiercast.features.encoding`), and every aggregate is a vectorised numpy group reduction over customer
 codes (`tiercast.features.aggregates`), so a customer's row never depends on
 which other customers are in the batch; the only population-dependent state (RFM quintile
-edges, quantity cap, channels seen, profile levels, optional columns present) is learned in `fit` and frozen, which
-is what makes scoring one customer online agree with scoring the whole population in batch.
+edges, quantity cap, channels seen, profile levels, optional columns present) is learned in `fit` and
+frozen, which is what makes scoring one customer online agree with scoring the whole population in batch.
 
 Output columns and their order come from `tiercast.features.registry.feature_definitions`.
 """
