@@ -77,7 +77,7 @@ def test_extended_predictions_are_the_models_times_the_classic_ratio(data, train
     X = features[trained.builder.feature_names_]
     value, churn = trained.value.predict(X), trained.churn.predict_proba(X)
     # The classic model refitted independently at the cutoff, over each horizon.
-    clock = seasonal_clock(data.transactions, CUTOFF)
+    clock = seasonal_clock(data.transactions, CUTOFF, HORIZON)
     short = ClassicFeatures(LABEL_DAYS, clock).fit(features).transform(features)
     long = ClassicFeatures(HORIZON, clock).fit(features).transform(features)
     expected_value = value * long["bgnbd_expected_value"] / short["bgnbd_expected_value"]
