@@ -86,18 +86,20 @@ class Orders:
     """The orders of a set of lines (see `order_index`): which order each line belongs to, and per order its
     customer code, net value (every line, returns included) and the age of its first line.
 
-    A *purchase order* has net value > 0. A negative line is a return or cancellation: it lowers its
-    order's value and is never an order of its own, and an order whose net value is <= 0 (fully cancelled
-    or refunded) is no purchase."""
+    A *purchase order* has net value > 0 and is not cancelled. A negative line is a return or cancellation:
+    it lowers its order's value and is never an order of its own, and an order whose net value is <= 0
+    (fully cancelled or refunded under its own id) is no purchase. ``cancelled`` marks the orders cancelled
+    in full by a separate cancellation invoice (see `cancelled_by_invoice`)."""
 
     line: IntArray
     customer: IntArray
     value: FloatArray
     age: FloatArray
+    cancelled: npt.NDArray[np.bool_]
 
     @property
     def purchase(self) -> npt.NDArray[np.bool_]:
-        return self.value > 0
+        return (self.value > 0) & ~self.cancelled
 
     def __len__(self) -> int:
         return len(self.value)
@@ -112,7 +114,29 @@ def orders(order_codes: IntArray | None, codes: IntArray, ts: IntArray, amount: 
     cust = np.empty(n_orders, dtype=np.int64)
     cust[line] = codes
     first = np.full(n_orders, np.nan) if age is None else group_max(line, age, n_orders)
-    return Orders(line, cust, group_count(line, n_orders, amount), first)
+    value = group_count(line, n_orders, amount)
+    placed = np.full(n_orders, np.iinfo(np.int64).max)
+    np.minimum.at(placed, line, ts)
+    return Orders(line, cust, value, first, cancelled_by_invoice(cust, value, placed))
+
+
+def cancelled_by_invoice(customer: IntArray, value: FloatArray, placed: IntArray) -> npt.NDArray[np.bool_]:
+    """Orders cancelled in full by a later order of their own: a cancellation invoice (net value < 0, as
+    online retailers number them apart, e.g. C536379 for 536379) of the same customer and exactly minus the
+    order's value, to the cent, placed at or after it. Each cancellation takes the latest such order before
+    it, and cancels at most one. Partial cancellations cancel nothing (they only lower value)."""
+    cents = np.round(value * 100).astype(np.int64)
+    orders_ = pd.DataFrame({"customer": customer, "cents": cents, "placed": placed, "order": np.arange(len(value))})
+    cancellations = orders_[cents < 0].assign(cents=lambda f: -f["cents"])
+    purchases = orders_[cents > 0]
+    cancelled = np.zeros(len(value), dtype=bool)
+    if cancellations.empty or purchases.empty:
+        return cancelled
+    matched = pd.merge_asof(cancellations.sort_values("placed"), purchases.sort_values("placed"), on="placed",
+                            by=["customer", "cents"], direction="backward", suffixes=("_cancel", ""))
+    order = matched["order"].dropna().astype(np.int64).drop_duplicates()
+    cancelled[order.to_numpy()] = True
+    return cancelled
 
 
 def basket_size(o: Orders, amount: FloatArray, n: int, product: IntArray | None, quantity: FloatArray | None,

@@ -28,8 +28,8 @@ def _tx(rows: list[tuple]) -> pd.DataFrame:
 def invoices() -> pd.DataFrame:
     """An online retailer's invoice lines: baskets of several products, a cancellation invoice, a return."""
     return _tx([
-        # W: three invoices, then a cancellation invoice of its own number (as online retailers export them:
-        # nothing ties it to the invoice it cancels, so that invoice stays an order)
+        # W: three invoices, then a cancellation invoice of its own number (as online retailers export them),
+        # exactly minus i3: i3 is cancelled in full and no order
         ("W", "2024-01-02 10:00", 20.0, "i1", "p1", 2),
         ("W", "2024-01-02 10:00", 20.0, "i1", "p2", 2),  # same quantity and price, another product
         ("W", "2024-01-02 10:00", 10.0, "i1", "p1", 1),  # p1 again in the same invoice
@@ -50,26 +50,39 @@ def invoices() -> pd.DataFrame:
 def test_an_order_is_an_order_id_and_a_cancelled_order_is_none(invoices: pd.DataFrame) -> None:
     f = FeatureBuilder(FeatureSpec()).transform(invoices, AS_OF)
     w, r, x = f.loc["W"], f.loc["R"], f.loc["X"]
-    assert w["frequency"] == 3  # i1, i2, i3; C-i3 is a cancellation, not an order
-    assert w["monetary_total"] == 350.0 and w["monetary_mean"] == pytest.approx(350 / 3)
-    assert w["monetary_max"] == 300.0 and w["orders_90d"] == 3
+    assert w["frequency"] == 2  # i1, i2; C-i3 cancels i3, and is itself a cancellation, not an order
+    assert w["monetary_total"] == 350.0 and w["monetary_mean"] == pytest.approx(350 / 2)
+    assert w["monetary_max"] == 300.0 and w["orders_90d"] == 2
     assert r["frequency"] == 1 and r["monetary_total"] == 60.0
     assert x["frequency"] == 0 and x["orders_365d"] == 0 and math.isnan(x["monetary_mean"])
 
 
 def test_without_order_id_the_lines_of_one_customer_and_instant_are_one_order(invoices: pd.DataFrame) -> None:
     f = FeatureBuilder(FeatureSpec()).transform(invoices.drop(columns="order_id"), AS_OF)
-    # W: 10:00 (three lines), 15:00, 02-01 and the negative 02-03 line (a return, no order)
-    assert f.loc["W", "frequency"] == 3
-    assert f.loc["W", "lines_per_order"] == pytest.approx(5 / 3)
+    # W: 10:00 (three lines), 15:00, and 02-01, cancelled by the negative 02-03 line of exactly its value
+    assert f.loc["W", "frequency"] == 2
+    assert f.loc["W", "lines_per_order"] == pytest.approx(4 / 2)
     assert f.loc["W", "cancelled_orders"] == 1
-    assert f.loc["R", "frequency"] == 1  # the 02-20 return is no order of its own
-    assert f.loc["X", "frequency"] == 1  # without an id the return cannot be tied to its purchase
+    assert f.loc["R", "frequency"] == 1  # the 02-20 return is no order of its own, and cancels no order in full
+    assert f.loc["X", "frequency"] == 0  # the return is exactly the purchase before it: cancelled
     # blank order ids mixed with named ones: the blank lines are grouped by instant, apart from named orders
     mixed = invoices.assign(order_id=invoices["order_id"].where(invoices["customer_id"] != "W", None))
     g = FeatureBuilder(FeatureSpec()).transform(mixed, AS_OF)
     pd.testing.assert_series_equal(g.loc["W"], f.loc["W"])
     pd.testing.assert_series_equal(g.loc["R"], FeatureBuilder(FeatureSpec()).transform(invoices, AS_OF).loc["R"])
+
+
+def test_a_cancellation_invoice_cancels_the_latest_earlier_order_of_its_value_once() -> None:
+    f = FeatureBuilder(FeatureSpec()).transform(_tx([
+        ("V", "2024-01-05 10:00", 30.0, "v1", "p1", 1),
+        ("V", "2024-01-06 10:00", 30.0, "v2", "p1", 1),
+        ("V", "2024-01-07 10:00", -30.0, "C-v2", "p1", -1),  # cancels v2 (the latest of its value), not v1
+        ("V", "2024-01-08 10:00", 50.0, "v3", "p2", 1),
+        ("V", "2024-01-09 10:00", -20.0, "C-v3", "p2", -1),  # in part: v3 stays an order
+        ("V", "2024-01-10 10:00", -99.0, "C-x", "p3", -1),  # matches nothing: cancels nothing
+        ("V", "2024-03-02 10:00", -30.0, "C-v1", "p1", -1),  # after as_of: v1 stays an order then
+    ]), AS_OF)
+    assert f.loc["V", "frequency"] == 2 and f.loc["V", "cancelled_orders"] == 3
 
 
 def test_line_item_features_by_hand(invoices: pd.DataFrame) -> None:
@@ -78,15 +91,15 @@ def test_line_item_features_by_hand(invoices: pd.DataFrame) -> None:
     # purchase lines' quantities before as_of: 2, 2, 1, 5000, 4, 1, 1, 1 -> median 1.5
     assert builder.quantity_cap_ == 1.5
     w = f.loc["W"]
-    assert w["lines_per_order"] == pytest.approx(5 / 3)  # i1: 3 lines, i2: 1, i3: 1
-    assert w["n_products"] == 4  # p1 twice in i1 counts once
-    assert w["products_per_order"] == pytest.approx(4 / 3)  # i1: p1, p2; i2: p3; i3: p4
-    assert w["quantity_total"] == 1.5 + 1.5 + 1 + 1.5 + 1.5  # each line capped at 1.5: the 5000 counts 1.5
-    assert w["quantity_per_order"] == pytest.approx(7 / 3)
+    assert w["lines_per_order"] == pytest.approx(4 / 2)  # i1: 3 lines, i2: 1; i3 is cancelled by C-i3
+    assert w["n_products"] == 3  # p1 twice in i1 counts once; i3's p4 was cancelled
+    assert w["products_per_order"] == pytest.approx(3 / 2)  # i1: p1, p2; i2: p3
+    assert w["quantity_total"] == 1.5 + 1.5 + 1 + 1.5  # each line capped at 1.5: the 5000 counts 1.5
+    assert w["quantity_per_order"] == pytest.approx(5.5 / 2)
     assert w["refund_count"] == 1 and w["return_line_share"] == pytest.approx(1 / 6)
     assert w["cancelled_orders"] == 1  # C-i3
-    assert w["orders_per_purchase_day"] == 1.5  # i1 and i2 on 01-02, i3 on 02-01
-    assert w["largest_order_share"] == pytest.approx(300 / 390)
+    assert w["orders_per_purchase_day"] == 1.0  # i1 and i2 on 01-02; 02-01's i3 was cancelled
+    assert w["largest_order_share"] == pytest.approx(300 / 350)
     r = f.loc["R"]
     assert r["lines_per_order"] == 2.0 and r["products_per_order"] == 2.0 and r["n_products"] == 2
     assert r["cancelled_orders"] == 0 and r["return_line_share"] == pytest.approx(1 / 3)

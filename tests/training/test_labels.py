@@ -43,10 +43,12 @@ def test_value_and_churn_over_the_window(tx: pd.DataFrame) -> None:
     assert labels["churned"].dtype == bool
 
 
-def test_without_order_id_a_positive_line_is_a_purchase(tx: pd.DataFrame) -> None:
+def test_without_order_id_a_later_line_of_minus_the_purchase_cancels_it(tx: pd.DataFrame) -> None:
     labels = make_labels(tx.drop(columns="order_id"), CUTOFF, 30)
-    assert labels.loc["B", "churned"] == np.False_
+    assert labels.loc["B", "churned"] == np.True_  # 01-12's -30 cancels 01-10's 30: no purchase
     assert labels.loc["B", "value"] == 0.0
+    partly = tx.drop(columns="order_id").assign(amount=lambda f: f["amount"].replace(-30, -10))
+    assert make_labels(partly, CUTOFF, 30).loc["B", "churned"] == np.False_  # a partial return cancels nothing
 
 
 def test_without_order_id_the_lines_of_one_instant_are_one_order(tx: pd.DataFrame) -> None:
