@@ -17,6 +17,7 @@ from tiercast.simulation.world import WorldConfig, simulate_world
 from tiercast.features.spec import FeatureSpec
 from tiercast.training import metrics
 from tiercast.training.boosters import ChurnModel, ValueModel, customer_folds
+from tiercast.training.boosters.value import fit_stretch
 from tiercast.training.boosters.cross_fitted import _binary_level, _log_level
 from tiercast.training.classic.clv import ClassicCLV
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
@@ -240,3 +241,15 @@ def test_categorical_profile_columns_are_read_as_lightgbm_reads_a_data_frame():
         assert np.array_equal(got, expected, equal_nan=True)
     # explain walks the trees itself (tiercast.training.attribution): it must take LightGBM's paths here too.
     assert np.allclose(churn.explain(X)[0], churn.predict_proba(X), rtol=1e-9, atol=0)
+
+
+def test_the_stretch_recovers_how_much_heavier_heavy_buyers_are_and_keeps_the_total():
+    rng = np.random.default_rng(0)
+    predicted = rng.lognormal(3.0, 1.2, 20_000)
+    actual = rng.poisson(0.05 * predicted**1.4) * 10.0  # heavy buyers bring more than the prediction says
+    power, scale = fit_stretch(actual, predicted)
+    assert power == pytest.approx(1.4, abs=0.05)
+    assert (scale * predicted**power).sum() == pytest.approx(predicted.sum())
+    assert fit_stretch(np.maximum(actual, 1) * 0, predicted) == (1.0, 1.0)  # nothing bought: no stretch
+    even = rng.poisson(predicted / 10) * 10.0
+    assert fit_stretch(even, predicted)[0] == pytest.approx(1.0, abs=0.05)  # calibrated: left alone
