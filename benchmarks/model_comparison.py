@@ -183,8 +183,9 @@ customers with the same recency score).
 Higher is better for Gini, Spearman, top-20% capture, AUC and PR-AUC; lower for decile error (mean over
 the ten deciles of prediction of |mean predicted - mean actual| / mean actual, as in the ZILN paper), MAE
 and Brier; total ratio (predicted over actual) is best at 1. MAE is reported but not a target: predicting
-zero for everyone beats every model on it. The decile error is infinite when a whole decile of customers
-brings exactly zero.
+zero for everyone beats every model on it. A decile whose customers bring exactly zero in all (a model that
+finds the lapsed customers puts them together) has no relative error: its gap is measured against the mean
+value of all customers instead.
 
 """
 

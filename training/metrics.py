@@ -107,12 +107,15 @@ def decile_table(y_true: ArrayLike, y_pred: ArrayLike, bins: int = 10) -> pd.Dat
 def decile_calibration_error(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean over prediction deciles of |mean predicted - mean actual| / |mean actual| (ZILN paper).
 
-    Absolute value in the denominator so refunds cannot turn an error negative; a decile whose mean
-    actual is exactly 0 makes the result inf (its relative error is unbounded).
+    Absolute value in the denominator so refunds cannot turn an error negative. A decile whose mean actual
+    is exactly 0 (a model that sorts every lapsed customer together) has no relative error; its gap is
+    measured against the mean |actual| of all customers instead, so that finding the lapsed customers is
+    not scored as an infinite error. Only when every actual is 0 is the result inf.
     """
     table = decile_table(y_true, y_pred)
     gap = (table["mean_predicted"] - table["mean_actual"]).abs().to_numpy()
     scale = table["mean_actual"].abs().to_numpy()
+    scale = np.where(scale == 0, np.abs(np.asarray(y_true, dtype=np.float64)).mean(), scale)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(gap == 0, 0.0, gap / scale)
     return float(ratios.mean())
