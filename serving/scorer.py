@@ -114,7 +114,7 @@ class ModelBundle:
         seasonal clock anchored at ``as_of``'s day rather than at the training cutoff
         (:meth:`~tiercast.training.classic.forecast.ClassicFeatures.at`). Kept per day, as the service scores
         request after request at the same one; the last :data:`AS_OF_DAYS_KEPT` days are kept."""
-        day = _naive_utc(as_of).floor("D")
+        day = _naive_utc(as_of).normalize()  # its midnight: the day the clock is anchored at
         anchored = self._at_day.get(day)
         if anchored is None:
             anchored = replace(self, value=self.value.at(day), churn=self.churn.at(day),
