@@ -38,10 +38,9 @@ class ClassicFeatures(BaseEstimator):
 
     Reads the builder's :data:`~tiercast.training.classic.rfm.RFM_INPUTS` (see
     :mod:`tiercast.training.classic.rfm` for how this convention differs from the baseline's). Times run on
-    ``clock`` (the seasonal clock of the cutoff the rows were built at; calendar days without one); rows built
-    at a later date are forecast by :meth:`at` that date. When
-    Gamma-Gamma cannot be fitted (fewer than two repeat buyers, or an infinite mean), spend is the mean
-    spend per purchase day.
+    ``clock`` (the seasonal clock of the cutoff the rows were built at; calendar days without one); rows
+    built at a later date are forecast by :meth:`at` that date. When Gamma-Gamma cannot be fitted (fewer
+    than two repeat buyers, or an infinite mean), spend is the mean spend per purchase day.
     """
 
     def __init__(self, horizon_days: int = 180, clock: SeasonalClock | None = None):
