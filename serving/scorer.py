@@ -4,13 +4,14 @@ The models (from the registry) and the rule fallback answer with the same column
 applied after either. When the models are missing or fail, or their frozen tier thresholds do not fit the
 policy, every customer gets the fallback; when the models cannot score one customer (no finite
 prediction), that customer alone does; both carry a ``fallback_reason``. Membership levels come from
-trailing spend, whoever predicts.
+trailing spend, whoever predicts. The models' classic forecast of a row built at ``as_of`` runs on the
+seasonal clock anchored at ``as_of`` (:meth:`ModelBundle.at`), whatever the date they were trained at.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # The scored table's columns, as declared in tiercast.features.schema.SCORED.
 SCORE_COLUMNS = list(SCORED_CONTRACT)
 EXTRA_COLUMNS = [c.name for c in SCORED.columns[len(SCORED_CONTRACT):] if c.required]
+# Days whose re-anchored models a bundle keeps (ModelBundle.at): as_of moves on a day at a time, but a
+# client may send any date.
+AS_OF_DAYS_KEPT = 8
 
 
 class ModelsUnavailable(Exception):
@@ -72,6 +76,8 @@ class ModelBundle:
     versions: dict[str, str]
     quality_card: dict[str, Any] | None = None  # plain-words model quality on the last holdout, when logged
     extension: HorizonExtension | None = None  # from the models' label windows to horizon_days, when shorter
+    # This bundle's models for rows built at each as_of day scored so far (see :meth:`at`).
+    _at_day: dict[pd.Timestamp, ModelBundle] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -102,6 +108,21 @@ class ModelBundle:
             raise ValueError(f"the models were trained for {trained.horizon_days} days, not {horizon_days}")
         return cls(trained.value, trained.churn, trained.segments, trained.builder, trained.tier_thresholds(policy),
                    horizon_days, versions, extension=trained.extension)
+
+    def at(self, as_of: Any) -> ModelBundle:
+        """The bundle scoring rows built at ``as_of``: its models' classic forecast (and its extension) on the
+        seasonal clock anchored at ``as_of``'s day rather than at the training cutoff
+        (:meth:`~tiercast.training.classic.forecast.ClassicFeatures.at`). Kept per day, as the service scores
+        request after request at the same one; the last :data:`AS_OF_DAYS_KEPT` days are kept."""
+        day = _naive_utc(as_of).normalize()  # its midnight: the day the clock is anchored at
+        anchored = self._at_day.get(day)
+        if anchored is None:
+            anchored = replace(self, value=self.value.at(day), churn=self.churn.at(day),
+                               extension=self.extension.at(day) if self.extension is not None else None)
+            if len(self._at_day) >= AS_OF_DAYS_KEPT:
+                self._at_day.pop(next(iter(self._at_day)), None)  # the oldest first
+            self._at_day[day] = anchored
+        return anchored
 
     def explain(self, features: FeatureColumns) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """The value and churn models' ``explain`` (prediction over ``horizon_days``, contributions) of a
@@ -188,7 +209,7 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
     if bundle is not None and n:
         try:
             thresholds = policy.model_thresholds(bundle.tier_thresholds)
-            modelled = _model_predictions(bundle, features)
+            modelled = _model_predictions(bundle.at(as_of), features)
         except Exception as err:  # a model that fails at predict time must not take the answer down
             log.warning("models failed, every customer gets the rule fallback: %s", err)
             reason[:] = f"models failed: {type(err).__name__}: {err}"

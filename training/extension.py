@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures
 from tiercast.training.classic.rfm import RFM_INPUTS
@@ -45,6 +46,12 @@ class HorizonExtension:
             raise ValueError(f"an extension goes to a longer horizon: {horizon_days} days is not longer than "
                              f"the {classic.horizon_days}-day label windows")
         return cls(classic, classic.at_horizon(horizon_days))
+
+    def at(self, as_of: pd.Timestamp) -> HorizonExtension:
+        """The extension of predictions for rows built at ``as_of``: both horizons on the clock anchored there
+        (:meth:`ClassicFeatures.at`)."""
+        short, long = self.short.at(as_of), self.long.at(as_of)
+        return self if short is self.short and long is self.long else HorizonExtension(short, long)
 
     @property
     def label_days(self) -> int:

@@ -33,6 +33,9 @@ from tiercast.serving.api import (
 from tiercast.serving.config import ServingSettings
 from tiercast.serving.scorer import ModelBundle, score
 from tiercast.serving.model_slot import ReloadSignal
+from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures
+from tiercast.training.classic.rfm import RFM_INPUTS
+from tiercast.training.classic.seasonality import SeasonalClock
 from tiercast.training.registry import configure_mlflow
 
 AS_OF = "1998-07-01"
@@ -385,6 +388,45 @@ def test_served_predictions_equal_the_batch_scorer(model_server, trained_store, 
     ids = sorted(population["customer_id"].unique())[::75]
     tx = population[population["customer_id"].isin(ids)]
     response = model_server.post("/predict", {"as_of": AS_OF, "customers": customers_json(tx)})
+    assert response.status_code == 200, response.text
+    _assert_same(response.json()["predictions"], batch)
+
+
+def _fit_on_clock(classic: ClassicFeatures, clock: SeasonalClock) -> ClassicFeatures:
+    """The fitted parameters of ``classic`` with its times (recency, tenure, the horizon) on ``clock``."""
+    other = ClassicFeatures(classic.horizon_days, clock)
+    vars(other).update({name: value for name, value in vars(classic).items() if name.endswith("_")})
+    other.horizon_ = clock.after(classic.horizon_days)
+    return other
+
+
+def test_a_champion_scoring_after_its_cutoff_forecasts_on_the_clock_of_the_as_of(
+        model_server, trained_store, champion, customers_json):
+    """The champion (trained at AS_OF, on a seasonal clock) scoring 90 days later: its classic columns are
+    those of the same fit with the clock anchored at the later date, in the batch and in the service alike."""
+    s = model_server.settings
+    trained_at, later = pd.Timestamp(AS_OF), pd.Timestamp(AS_OF) + pd.Timedelta(days=90)
+    classic = champion.value.classic_
+    assert classic.clock.index is not None and classic.clock.anchor == trained_at
+    at_cutoff = champion.at(trained_at)  # scoring at the cutoff: the models as trained
+    assert at_cutoff.value is champion.value and at_cutoff.churn is champion.churn
+    population = trained_store.transactions
+    features = champion.builder.transform_columns(population, later)
+    rfm = np.column_stack([features[name] for name in RFM_INPUTS])
+    on_later_clock = _fit_on_clock(classic, SeasonalClock(later, classic.clock.index)).forecast(rfm)
+    assert not np.allclose(classic.forecast(rfm), on_later_clock, rtol=0.01)  # the cutoff's clock is another
+    anchored = champion.at(later)
+    for model in (anchored.value, anchored.churn):
+        assert np.array_equal(model.prepare(features).matrix[:, -len(CLASSIC_COLUMNS):], on_later_clock)
+    batch = score(population, later, s.policy, s.features, champion, s.fallback, horizon_days=s.horizon_days)
+    modelled = batch["source"].eq("model").to_numpy()
+    assert modelled.mean() > 0.9
+    (value, _), (churn, _) = anchored.explain(features)
+    assert np.array_equal(batch["predicted_value"].to_numpy()[modelled], value[modelled])
+    assert np.array_equal(batch["churn_probability"].to_numpy()[modelled], churn[modelled])
+    ids = sorted(population["customer_id"].unique())[::150]
+    response = model_server.post("/predict", {"as_of": str(later.date()),
+                                              "customers": customers_json(population[population["customer_id"].isin(ids)])})
     assert response.status_code == 200, response.text
     _assert_same(response.json()["predictions"], batch)
 

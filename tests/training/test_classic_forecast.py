@@ -17,6 +17,7 @@ from tiercast.training.classic.clv import ClassicCLV
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures
 from tiercast.training.classic.rfm import RFM_INPUTS
 from tiercast.training.classic.seasonality import SeasonalClock, months_needed, seasonal_clock
+from tiercast.training.extension import HorizonExtension
 from tiercast.training.labels import make_labels
 
 CUTOFF = pd.Timestamp("1998-01-01")
@@ -149,6 +150,44 @@ def test_no_seasonal_clock_without_a_year_and_the_horizon_or_without_a_season(cd
     flat = simulate_world(WorldConfig(n_customers=6000, seed=2, seasonality=(1.0,) * 12))
     assert np.abs(seasonal_clock(flat.transactions, pd.Timestamp("2025-01-02"), HORIZON).index - 1).max() < 0.05
 
+
+
+# An autumn peak, as a seasonal index (mean 1).
+AUTUMN = np.array([0.8, 0.8, 0.9, 0.9, 0.9, 0.85, 0.85, 0.9, 1.4, 1.6, 1.8, 1.1])
+AUTUMN = AUTUMN / AUTUMN.mean()
+
+
+def same_fit_on(classic: ClassicFeatures, clock: SeasonalClock) -> ClassicFeatures:
+    """A ClassicFeatures with the fitted parameters of ``classic`` and its times on ``clock``."""
+    other = ClassicFeatures(classic.horizon_days, clock)
+    vars(other).update({name: value for name, value in vars(classic).items() if name.endswith("_")})
+    other.horizon_ = clock.after(classic.horizon_days)
+    return other
+
+
+def test_a_fit_forecasts_rows_built_later_on_the_clock_of_their_date(cdnow_4000, prepared):
+    # Fitted at the cutoff (January: the horizon is the quiet half of the year), scoring rows built three months
+    # later: their recency and tenure run back from their own date and the horizon covers April to September.
+    builder, _, features, _ = prepared
+    classic = ClassicFeatures(HORIZON, SeasonalClock(CUTOFF, AUTUMN)).fit(features)
+    later = CUTOFF + pd.Timedelta(days=90)
+    rows = builder.transform(cdnow_4000, later)
+    anchored = classic.at(later)
+    assert anchored.clock.anchor == later and np.array_equal(anchored.clock.index, AUTUMN)
+    expected = same_fit_on(classic, SeasonalClock(later, AUTUMN)).transform(rows)
+    assert np.array_equal(anchored.transform(rows).to_numpy(), expected.to_numpy())
+    stale = classic.transform(rows)["bgnbd_expected_purchases"].sum()
+    assert expected["bgnbd_expected_purchases"].sum() > 1.15 * stale  # the autumn comes into the horizon: 1.27
+    # The fit itself is untouched, and an as_of on the cutoff's day is the fit as it is.
+    assert classic.clock.anchor == CUTOFF and classic.at(CUTOFF + pd.Timedelta(hours=10)) is classic
+    # On calendar time the anchor changes nothing.
+    calendar = ClassicFeatures(HORIZON).fit(features)
+    assert calendar.at(later) is calendar
+    # A horizon extension moves both of its horizons to the later date.
+    extension = HorizonExtension.of(classic, 365).at(later)
+    assert np.array_equal(extension.long.transform(rows).to_numpy(),
+                          same_fit_on(classic.at_horizon(365), SeasonalClock(later, AUTUMN)).transform(rows).to_numpy())
+    assert extension.short is not classic and extension.short.clock.anchor == later
 
 
 def test_an_unfitted_classic_model_says_so(prepared):

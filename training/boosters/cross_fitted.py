@@ -24,6 +24,7 @@ starting score's as exact Shapley values over its RFM inputs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -115,7 +116,7 @@ class CrossFitted(BaseEstimator):
 
     ``classic``: the :class:`ClassicFeatures` fitted at the training cutoff (a pre-fitted sub-model, as
     scikit-learn's ``prefit``); it gives rows without classic columns theirs. ``fit(X, y, window)`` keeps it
-    as ``classic_``.
+    as ``classic_``; :meth:`at` gives the model for rows built at a later date.
     """
 
     def __init__(self, params: LightGBMParams | None = None, seed: int = 42, folds: int = 4, threads: int = 1,
@@ -150,6 +151,20 @@ class CrossFitted(BaseEstimator):
             coalitions = self.classic_.coalitions(own[:, rfm])
             matrix = np.hstack([own, coalitions[-1]])  # the last coalition is the rows' own forecast
         return ModelInputs(self.feature_names_, matrix, coalitions)
+
+    def at(self, as_of: pd.Timestamp) -> "CrossFitted":
+        """This model scoring rows built at ``as_of``: the same boosters, and new rows' classic columns from
+        ``classic_.at(as_of)`` (the seasonal clock anchored at ``as_of``, not at the training cutoff). Itself
+        when that changes nothing (calendar time, or ``as_of`` on the training cutoff's day)."""
+        check_is_fitted(self)
+        classic = self.classic_.at(as_of)
+        if classic is self.classic_:
+            return self
+        other = copy.copy(self)
+        other.classic_ = classic
+        if "path_attribution" in self.__dict__:  # the copy drops it (see __getstate__); it reads the boosters only
+            other.path_attribution = self.path_attribution
+        return other
 
     def _numeric(self, frame: pd.DataFrame | FeatureColumns, names: list[str]) -> np.ndarray:
         """Columns ``names`` of ``frame`` as LightGBM reads a data frame: categorical columns as codes of the

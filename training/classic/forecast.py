@@ -38,9 +38,9 @@ class ClassicFeatures(BaseEstimator):
 
     Reads the builder's :data:`~tiercast.training.classic.rfm.RFM_INPUTS` (see
     :mod:`tiercast.training.classic.rfm` for how this convention differs from the baseline's). Times run on
-    ``clock`` (the seasonal clock of the cutoff the rows were built at; calendar days without one). When
-    Gamma-Gamma cannot be fitted (fewer than two repeat buyers, or an infinite mean), spend is the mean
-    spend per purchase day.
+    ``clock`` (the seasonal clock of the cutoff the rows were built at; calendar days without one); rows
+    built at a later date are forecast by :meth:`at` that date. When Gamma-Gamma cannot be fitted (fewer
+    than two repeat buyers, or an infinite mean), spend is the mean spend per purchase day.
     """
 
     def __init__(self, horizon_days: int = 180, clock: SeasonalClock | None = None):
@@ -81,6 +81,22 @@ class ClassicFeatures(BaseEstimator):
         other = copy.copy(self)
         other.horizon_days = horizon_days
         other.horizon_ = self._operational(horizon_days)
+        return other
+
+    def at(self, as_of: pd.Timestamp) -> "ClassicFeatures":
+        """This fit forecasting rows built at ``as_of``, a later scoring date than the cutoff it was fitted at:
+        the same parameters and seasonal index, with the clock anchored at ``as_of``. The rows' recency and
+        tenure are measured back from ``as_of``, and the horizon weighs the months that follow it, not those
+        after the cutoff. Itself on calendar time (where the anchor changes nothing) and at its own anchor."""
+        check_is_fitted(self)
+        if self.clock is None or self.clock.index is None:
+            return self
+        clock = SeasonalClock(as_of, self.clock.index)
+        if clock.anchor == self.clock.anchor:
+            return self
+        other = copy.copy(self)
+        other.clock = clock
+        other.horizon_ = other._operational(self.horizon_days)
         return other
 
     def _purchases(self, rfm: np.ndarray, tail: np.ndarray | None = None
