@@ -189,7 +189,7 @@ value of all customers instead.
 
 """
 
-HOW = (PROJECT_ROOT / "benchmarks" / "model_comparison_how.md")
+HOW = PROJECT_ROOT / "benchmarks" / "model_comparison_how.md"  # the hand-written part of the doc
 
 
 def main() -> None:
