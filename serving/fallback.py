@@ -25,6 +25,9 @@ class FallbackRules(BaseModel):
     min_rate_days: int = Field(default=30, ge=1, description="shortest history over which a spend rate is taken")
     min_history_days: int = Field(default=7, ge=0,
                                   description="customers first seen more recently get the rules, not the models")
+    allow_in_batch: bool = Field(
+        default=False, description="when the champion models cannot be loaded, tiercast score writes the rules' "
+        "tiers for everyone (with a warning) instead of stopping with exit status 3 and writing nothing")
 
     @model_validator(mode="after")
     def _check(self) -> "FallbackRules":

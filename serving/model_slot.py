@@ -31,7 +31,7 @@ SIGNAL_POLL_SECONDS = 0.5
 class ReloadSignal:
     """A file shared by the workers of one service: a worker that reloaded writes a new token into it, and the
     others, reading it every ``SIGNAL_POLL_SECONDS``, reload when it changes. (BentoML hands ``POST /reload`` to
-    one worker; checking the registry alias that often instead would cost each worker three registry queries per
+    one worker; checking the registry alias that often instead would cost each worker a registry query per
     poll.)"""
 
     def __init__(self, path: Path) -> None:
@@ -93,22 +93,19 @@ class ModelSlot:
             self._sent = self.signal.send()
         return answer
 
-    def _alias_versions(self) -> dict[str, str] | None:
+    def _alias_value_version(self) -> str | None:
+        """The value model version the alias names: it decides the whole set (see tiercast.training.registry)."""
         try:
-            found = {name: version_by_alias(name, self.alias) for name in
-                     (self.registry.value_model, self.registry.churn_model, self.registry.segment_model)}
+            found = version_by_alias(self.registry.value_model, self.alias)
         except Exception:  # an unreachable store: the full load below reports it
             return None
-        if any(v is None for v in found.values()):
-            return None
-        return {name: str(v.version) for name, v in found.items()}
-
+        return None if found is None else str(found.version)
     def refresh(self) -> ReloadResponse:
         """Load the models behind the alias unless they are the ones in use; keep working models on failure."""
         with self._refresh_lock:
             bundle, _ = self._state
             try:
-                if bundle is not None and self._alias_versions() == {k: str(v) for k, v in bundle.versions.items()}:
+                if bundle is not None and self._alias_value_version() == str(bundle.versions[self.registry.value_model]):
                     return ReloadResponse(model_version=bundle.version_label, changed=False,
                                           detail=f"'{self.alias}' is unchanged")
                 try:
@@ -129,7 +126,7 @@ class ModelSlot:
                 self.loaded.set()
 
     def _follow_alias(self, interval_seconds: float) -> None:
-        """Pick up a newly promoted champion: the alias is checked (three registry lookups) every interval,
+        """Pick up a newly promoted champion: the alias is checked (one registry lookup) every interval,
         and the models are loaded only when it points elsewhere."""
         while True:
             time.sleep(interval_seconds)

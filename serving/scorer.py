@@ -28,7 +28,7 @@ from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
 from tiercast.training.extension import HorizonExtension
 from tiercast.training.policy import TierPolicy
-from tiercast.training.registry import load_version
+from tiercast.training.registry import alias_set, load_model_version
 
 if TYPE_CHECKING:  # the training job's imports (Optuna among them) stay out of the service
     from tiercast.training.pipeline import TrainedModels
@@ -83,19 +83,23 @@ class ModelBundle:
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
         alias = alias or registry.champion_alias
         try:
-            value, meta, value_version = load_version(registry.value_model, alias)
-            churn, _, churn_version = load_version(registry.churn_model, alias)
-            segments, _, segment_version = load_version(registry.segment_model, alias)
+            found = alias_set(registry, alias)
+            if found is None:
+                raise ModelsUnavailable(f"no '{alias}' models in the registry; train some with tiercast train")
+            value, meta = load_model_version(found["value"])
+            churn, _ = load_model_version(found["churn"])
+            segments, _ = load_model_version(found["segments"])
             builder = FeatureBuilder.from_dict(meta["feature_builder"])
-            versions = {registry.value_model: value_version.version, registry.churn_model: churn_version.version,
-                        registry.segment_model: segment_version.version}
+            versions = {v.name: v.version for v in found.values()}
             horizon = int(meta["horizon_days"])
             bundle = cls(value, churn, segments, builder, list(meta["tier_thresholds"]), horizon, versions,
                          meta.get("quality_card"), _extension(value, int(meta.get("label_horizon_days", horizon)),
                                                               horizon))
             # The walks' tables built now rather than in the first request.
             value.path_attribution, churn.path_attribution  # noqa: B018
-        except Exception as err:  # missing alias, unreachable store, unloadable artifact: all mean "no models"
+        except ModelsUnavailable:
+            raise
+        except Exception as err:  # unreachable store, incomplete set, unloadable artifact: all mean "no models"
             raise _unavailable(alias, err) from err
         return bundle
 

@@ -2,7 +2,8 @@
 (:mod:`tiercast.jobs`) and prints its summary.
 
 Bad input files and bad configuration stop a command with exit status 2 and one message naming the file,
-the column or key and sample rows.
+the column or key and sample rows. ``score`` without usable champion models stops with exit status 3 unless
+the config allows the rule fallback in batch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tiercast.training.quality_card import card_text
 from tiercast.training.sufficiency import InsufficientData
 
 EXIT_BAD_INPUT = 2
+EXIT_NO_MODELS = 3
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -97,6 +99,9 @@ def _print_training(training: jobs.Training) -> None:
 def _print_scores(scoring: jobs.Scoring) -> None:
     scores = scoring.scores
     print(f"Scored {len(scores):,} customers -> {scoring.out}")
+    if scoring.fallback_reason:
+        print(f"tiercast: warning: every customer was scored by the rule-based fallback, not the models: "
+              f"{scoring.fallback_reason}", file=sys.stderr)
     print(f"  sources: {scores['source'].value_counts().to_dict()}")
     summary = scores.groupby("tier").agg(customers=("customer_id", "size"),
                                          predicted_value=("predicted_value", "sum"))
@@ -300,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, ConfigError, InsufficientData) as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except jobs.ModelsUnavailableError as err:
+        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_NO_MODELS
 
 
 if __name__ == "__main__":

@@ -86,6 +86,11 @@ class Training:
 class Scoring:
     scores: pd.DataFrame
     out: Path
+    fallback_reason: str = ""  # why no customer was scored by the models; empty when the models were used
+
+
+class ModelsUnavailableError(Exception):
+    """Batch scoring found no usable champion models and the config does not allow the rules instead."""
 
 
 def _train(config: AppConfig, data: InputData, cutoff: pd.Timestamp, horizon_days: int, trials: int | None
@@ -117,7 +122,11 @@ def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
     try:
         return ModelBundle.load(config.training.registry, config.service.model_alias), ""
     except ModelsUnavailable as err:
-        log.warning("%s; scoring with the rule-based fallback", err)
+        if not config.fallback.allow_in_batch:
+            raise ModelsUnavailableError(
+                f"{err}. Nothing was written. To score with the rule-based tiers instead, set "
+                "fallback.allow_in_batch: true in the config") from err
+        log.warning("%s; scoring every customer with the rule-based fallback (fallback.allow_in_batch)", err)
         return None, str(err)
 
 
@@ -126,8 +135,8 @@ def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days
 
     bundle, reason = _champion_bundle(config)
     scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions, horizon_days, reason or "no champion models")
-    return Scoring(scores, write_table(flat_scores(scores), out))
+                             data.customers, data.interactions, horizon_days, reason)
+    return Scoring(scores, write_table(flat_scores(scores), out), reason)
 
 
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Scoring:

@@ -33,7 +33,8 @@ from tiercast.training.extension import HorizonExtension
 from tiercast.training.labels import seasonal_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
 from tiercast.training.quality_card import quality_card
-from tiercast.training.registry import configure_mlflow, load_version, log_model, set_alias, version_by_alias
+from tiercast.training.registry import (alias_set, configure_mlflow, fail_abandoned_runs, load_model_version, log_model,
+                                        point_alias, process_tags, repair_alias, tag_set)
 from tiercast.training.segments import SegmentModel, rfm_profiles
 from tiercast.training.sufficiency import LabelWindows, choose_windows
 from tiercast.training.tuning import tune
@@ -189,10 +190,11 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
 def _champion_segments(config: TrainingConfig) -> SegmentModel | None:
     """The champion's segment model, whose names a retrain keeps; None without a usable one."""
     names = config.registry
-    if version_by_alias(names.segment_model, names.champion_alias) is None:
-        return None
     try:
-        segments, _, _ = load_version(names.segment_model, names.champion_alias)
+        found = alias_set(names, names.champion_alias)
+        if found is None:
+            return None
+        segments, _ = load_model_version(found["segments"])
     except Exception as err:  # an unloadable champion only costs the names' continuity
         log.warning("champion segments could not be loaded, names start afresh: %s", err)
         return None
@@ -216,11 +218,11 @@ def _champion_scores(validation: pd.DataFrame, data: InputData, config: Training
     horizon days); (None, None) without a champion. The champion's features come from its own logged
     spec, and the classic columns from a BG/NBD refitted at the window on its seasonal clock over its own
     label windows, as for the challenger."""
-    names = config.registry
-    if version_by_alias(names.value_model, names.champion_alias) is None:
+    found = alias_set(config.registry, config.registry.champion_alias)
+    if found is None:
         return None, None
-    value, meta, _ = load_version(names.value_model, names.champion_alias)
-    churn, _, _ = load_version(names.churn_model, names.champion_alias)
+    value, meta = load_model_version(found["value"])
+    churn, _ = load_model_version(found["churn"])
     builder = FeatureBuilder.from_dict(meta["feature_builder"])
     label_days, horizon = _horizons(meta)
     window = validation["window_cutoff"].iloc[0]
@@ -333,7 +335,10 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
     configure_mlflow()
     mlflow.set_experiment(config.registry.experiment)
     names = config.registry
-    with mlflow.start_run(run_name=f"train-{cutoff.date()}-h{horizon_days}") as run:
+    fail_abandoned_runs(names.experiment)
+    repair_alias(names, names.champion_alias)
+    repair_alias(names, names.challenger_alias)
+    with mlflow.start_run(run_name=f"train-{cutoff.date()}-h{horizon_days}", tags=process_tags()) as run:
         trained = fit_models(data, cutoff, horizon_days, config, spec, personal_data_columns, progress,
                              _champion_segments(config))
         mlflow.log_params(_run_params(trained, cutoff, horizon_days, config))
@@ -357,14 +362,11 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
             "churn": log_model(trained.churn, "churn_model", names.churn_model, X, metadata).version,
             "segments": log_model(trained.segments, "segment_model", names.segment_model, X, metadata).version,
         }
-        registered = {"value": names.value_model, "churn": names.churn_model, "segments": names.segment_model}
-        for kind, name in registered.items():
-            set_alias(name, names.challenger_alias, versions[kind])
-
+        tag_set(names, versions)
+        point_alias(names, names.challenger_alias, versions)
         promoted, decision, challenger, champion = _gate(trained, data, config)
         if promoted:
-            for kind, name in registered.items():
-                set_alias(name, names.champion_alias, versions[kind])
+            point_alias(names, names.champion_alias, versions)
         mlflow.log_metrics({f"gate_challenger_{k}": v for k, v in challenger.items() if np.isfinite(v)})
         mlflow.log_metrics({f"gate_champion_{k}": v for k, v in champion.items() if np.isfinite(v)})
         mlflow.set_tags({"promoted": str(promoted), "promotion_decision": decision})

@@ -2,12 +2,20 @@
 
 The embedded default store is SQLite in the working directory; ``MLFLOW_TRACKING_URI`` overrides it.
 Models are promoted with registry aliases (``challenger``, ``champion``), never stages.
+
+A training run registers three models (value, churn, segments) that only work together, but MLflow moves
+one alias at a time. So the value model's alias is the one write that moves a set: the set behind an alias
+is the value version it names and the churn and segment versions its tags name, written when the run
+registered them (:func:`tag_set`, :func:`alias_set`). The churn and segment aliases follow, for people reading the registry; a run killed
+between the writes leaves them behind, and :func:`repair_alias` moves them up.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+import time
 import warnings
 from typing import Any
 
@@ -19,6 +27,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+
+from tiercast.training.config import RegistryConfig
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -72,6 +82,82 @@ def set_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
 
 
+class IncompleteSet(Exception):
+    """The models behind an alias are not one training run's set."""
+
+
+def _kinds(names: RegistryConfig) -> dict[str, str]:
+    return {"value": names.value_model, "churn": names.churn_model, "segments": names.segment_model}
+
+
+# Tags on a value model version naming the churn and segment versions registered with it.
+SET_TAGS = {"churn": "tiercast.churn_version", "segments": "tiercast.segments_version"}
+
+
+def tag_set(names: RegistryConfig, versions: dict[str, str]) -> None:
+    """Name, on the value model version, the churn and segment versions registered with it (before any alias
+    points at them)."""
+    for kind, tag in SET_TAGS.items():
+        MlflowClient().set_model_version_tag(names.value_model, versions["value"], tag, versions[kind])
+
+
+def alias_set(names: RegistryConfig, alias: str) -> dict[str, ModelVersion] | None:
+    """The value, churn and segment model versions behind ``alias``, from one training run: the value version
+    the alias names and the versions its tags name. None when the value model has no such alias.
+
+    Versions registered before sets were tagged fall back to the three aliases, which must then point at
+    one run's models; :class:`IncompleteSet` when they do not."""
+    anchor = version_by_alias(names.value_model, alias)
+    if anchor is None:
+        return None
+    client = MlflowClient()
+    if all(tag in anchor.tags for tag in SET_TAGS.values()):
+        return {"value": anchor, **{kind: client.get_model_version(_kinds(names)[kind], anchor.tags[tag])
+                                    for kind, tag in SET_TAGS.items()}}
+    found = {kind: version_by_alias(name, alias) for kind, name in _kinds(names).items()}
+    runs = {kind: version.run_id if version is not None else None for kind, version in found.items()}
+    if len(set(runs.values())) != 1:
+        raise IncompleteSet(f"the '{alias}' aliases point at models of different training runs ("
+                            + ", ".join(f"{kind} from run {run}" for kind, run in runs.items())
+                            + "); promote a complete set with tiercast train")
+    return found
+
+
+def point_alias(names: RegistryConfig, alias: str, versions: dict[str, str]) -> None:
+    """Point ``alias`` at one run's versions (by kind: value, churn, segments). The value model's alias goes
+    first: from that write on, :func:`alias_set` gives the new set whole."""
+    for kind, name in _kinds(names).items():
+        set_alias(name, alias, versions[kind])
+
+
+def repair_alias(names: RegistryConfig, alias: str) -> list[str]:
+    """Move the churn and segment aliases that lag behind the value model's (a training run killed while
+    promoting) to its set; what was moved, in words."""
+    try:
+        found = alias_set(names, alias)
+    except IncompleteSet as err:
+        log.warning("the '%s' models cannot be repaired: %s", alias, err)
+        return []
+    if found is None:
+        return []
+    moved = []
+    for kind, name in list(_kinds(names).items())[1:]:
+        current = version_by_alias(name, alias)
+        if current is None or current.version != found[kind].version:
+            set_alias(name, alias, found[kind].version)
+            moved.append(f"{name}@{alias} v{current.version if current else '-'} -> v{found[kind].version}")
+    if moved:
+        log.warning("repaired the '%s' aliases of an interrupted promotion (run %s): %s", alias,
+                    found["value"].run_id, "; ".join(moved))
+    return moved
+
+
+def load_model_version(version: ModelVersion) -> tuple[Any, dict[str, Any]]:
+    """Load one registered model version with the metadata logged beside it."""
+    uri = f"models:/{version.name}/{version.version}"
+    return mlflow.sklearn.load_model(uri), mlflow.models.get_model_info(uri).metadata or {}
+
+
 def metadata_by_alias(name: str, alias: str) -> dict[str, Any] | None:
     """The metadata logged with the model behind an alias, without loading the model; None if there is none."""
     if version_by_alias(name, alias) is None:
@@ -82,7 +168,53 @@ def metadata_by_alias(name: str, alias: str) -> dict[str, Any] | None:
 def load_version(name: str, alias: str) -> tuple[Any, dict[str, Any], ModelVersion]:
     """Load the model behind an alias with its metadata; raises MlflowException if there is none."""
     version = MlflowClient().get_model_version_by_alias(name, alias)
-    uri = f"models:/{name}@{alias}"
-    model = mlflow.sklearn.load_model(uri)
-    metadata = mlflow.models.get_model_info(uri).metadata or {}
-    return model, metadata, version
+    return (*load_model_version(version), version)
+
+
+# Tags naming the process of a training run, so that the next one can tell a run whose process was killed
+# (left RUNNING for ever) from one still going.
+PROCESS_TAGS = ("tiercast.host", "tiercast.pid")
+
+
+def process_tags() -> dict[str, str]:
+    return dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid()))))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def fail_abandoned_runs(experiment: str) -> list[str]:
+    """Mark FAILED the runs of ``experiment`` left RUNNING by a training process of this host that no longer
+    exists (and their nested runs); the ids of the runs marked."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    running = client.search_runs([found.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    by_id = {run.info.run_id: run for run in running}
+    here = socket.gethostname()
+
+    def abandoned(run: Any) -> bool:
+        while "mlflow.parentRunId" in run.data.tags:  # a nested run lives and dies with its root
+            parent = by_id.get(run.data.tags["mlflow.parentRunId"])
+            if parent is None:
+                return client.get_run(run.data.tags["mlflow.parentRunId"]).info.status != "RUNNING"
+            run = parent
+        host, pid = (run.data.tags.get(tag) for tag in PROCESS_TAGS)
+        return host == here and pid is not None and not _process_alive(int(pid))
+
+    failed = [run_id for run_id, run in by_id.items() if abandoned(run)]
+    for run_id in failed:
+        client.set_tag(run_id, "tiercast.failure", "its training process ended without finishing it")
+        client.set_terminated(run_id, "FAILED", end_time=int(time.time() * 1000))
+    if failed:
+        log.warning("marked %d run(s) left running by a training process that no longer exists as failed: %s",
+                    len(failed), ", ".join(failed))
+    return failed

@@ -70,9 +70,20 @@ def test_bad_config_key_exits_2_naming_the_key(tmp_path, capsys):
     assert "training.tuning.trails" in capsys.readouterr().err
 
 
-def test_score_with_empty_store_uses_rules_for_everyone(small_cdnow, tmp_path, store):
+def test_score_without_models_stops_with_exit_3_and_writes_nothing(small_cdnow, tmp_path, store, capsys):
     out = tmp_path / "scores.csv"
-    assert main(["score", "--transactions", str(small_cdnow), "--as-of", "1998-01-01", "--out", str(out)]) == 0
+    assert main(["score", "--transactions", str(small_cdnow), "--as-of", "1998-01-01", "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "no 'champion' models" in err and "fallback.allow_in_batch: true" in err and "Nothing was written" in err
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_score_with_empty_store_uses_rules_for_everyone_when_allowed(small_cdnow, tmp_path, store, capsys):
+    out = tmp_path / "scores.csv"
+    config = write_config(tmp_path / "c.yaml", {"fallback": {"allow_in_batch": True}})
+    assert main(["--config", str(config), "score", "--transactions", str(small_cdnow), "--as-of", "1998-01-01",
+                 "--out", str(out)]) == 0
+    assert "every customer was scored by the rule-based fallback" in capsys.readouterr().err
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert set(SCORE_COLUMNS) <= set(scores.columns)
     assert set(scores["source"]) == {"fallback"}

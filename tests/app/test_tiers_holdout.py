@@ -64,7 +64,10 @@ def _with_actuals(scores: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFr
 
 def test_rule_tiers_fall_on_a_cdnow_holdout_scored_with_an_empty_store(cdnow_subset, tmp_path, empty_store):
     out = tmp_path / "scores.csv"
-    assert main(["score", "--transactions", str(cdnow_subset), "--as-of", CUTOFF, "--out", str(out)]) == 0
+    config = tmp_path / "config.yaml"
+    config.write_text("fallback:\n  allow_in_batch: true\n")
+    assert main(["--config", str(config), "score", "--transactions", str(cdnow_subset), "--as-of", CUTOFF,
+                 "--out", str(out)]) == 0
     scores = pd.read_csv(out, dtype={"customer_id": str})
     assert set(CONTRACT) <= set(scores.columns) and set(scores["source"]) == {"fallback"}
     tx, _ = load_transactions(cdnow_subset)

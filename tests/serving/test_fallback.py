@@ -92,7 +92,7 @@ def test_an_empty_model_store_means_no_models(tmp_path, monkeypatch):
     from tiercast.training.registry import configure_mlflow
 
     configure_mlflow()
-    with pytest.raises(ModelsUnavailable, match="models 'champion' could not be loaded"):
+    with pytest.raises(ModelsUnavailable, match="no 'champion' models in the registry; train some with tiercast train"):
         ModelBundle.load(RegistryConfig())
 
 

@@ -212,11 +212,11 @@ def test_models_pickled_by_an_earlier_tiercast_say_so_and_how_to_fix_it(monkeypa
     # A model pickled when its class lived in a module that has since moved (here the old top-level
     # 'training' package) no longer unpickles: the reason names the version change and the fix.
     old_pickle = b"ctraining.models\nValueModel\n."
-    monkeypatch.setattr("tiercast.serving.scorer.load_version", lambda name, alias: pickle.loads(old_pickle))
+    monkeypatch.setattr("tiercast.serving.scorer.alias_set", lambda names, alias: pickle.loads(old_pickle))
     with pytest.raises(ModelsUnavailable, match=r"models 'champion' were trained by an earlier tiercast version "
                                                 r"\(module 'training.models' not found\); retrain with tiercast train"):
         ModelBundle.load(RegistryConfig())
     # Any other failure keeps its own words.
-    monkeypatch.setattr("tiercast.serving.scorer.load_version", lambda name, alias: {}["missing"])
+    monkeypatch.setattr("tiercast.serving.scorer.alias_set", lambda names, alias: {}["missing"])
     with pytest.raises(ModelsUnavailable, match="could not be loaded: KeyError"):
         ModelBundle.load(RegistryConfig())

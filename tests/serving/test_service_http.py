@@ -90,7 +90,7 @@ def test_without_models_every_customer_gets_the_fallback_in_request_order(fallba
     predictions = answer["predictions"]
     assert [p["customer_id"] for p in predictions] == ["B", "A", "C", "D"]
     assert {p["source"] for p in predictions} == {"fallback"}
-    assert all("could not be loaded" in p["fallback_reason"] for p in predictions[:2])
+    assert all("no 'champion' models in the registry" in p["fallback_reason"] for p in predictions[:2])
     assert [p["fallback_reason"] for p in predictions[2:]] == [NO_HISTORY_REASON] * 2
     policy = fallback_server.settings.policy
     assert {p["tier"] for p in predictions[2:]} == {policy.new_customer.name}
