@@ -143,6 +143,25 @@ def test_train_registers_champion_and_gate_keeps_a_better_champion(small_cdnow, 
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"Grade {card['grade']}" in page and "tiercast-value@champion" in page
 
+    # The champion's artifacts unreadable (here its churn model's pickle gone; as root a permission error
+    # cannot be made): a batch job says so and stops, or, when allowed, says loudly that it used the rules.
+    churn = client.get_model_version_by_alias("tiercast-churn", "champion")
+    removed = [p for p in tmp_path.rglob("model.pkl") if churn.source.split("/")[-1] in str(p)]
+    assert removed
+    for path in removed:
+        path.unlink()
+    capsys.readouterr()
+    broken_out = tmp_path / "broken.csv"
+    score_args = ["score", "--transactions", str(small_cdnow), "--as-of", "1998-07-01", "--out", str(broken_out)]
+    assert main(score_args) == 3
+    err = capsys.readouterr().err
+    assert "models 'champion' could not be loaded" in err and "Nothing was written" in err
+    assert not broken_out.exists()
+    allow = write_config(tmp_path / "allow.yaml", {"fallback": {"allow_in_batch": True}})
+    assert main(["--config", str(allow)] + score_args) == 0
+    assert "every customer was scored by the rule-based fallback" in capsys.readouterr().err
+    assert set(pd.read_csv(broken_out)["source"]) == {"fallback"}
+
 
 def test_demo_registers_champions_and_says_where_to_look(small_cdnow, tmp_path, store, capsys):
     out = tmp_path / "demo_scores.csv"
