@@ -297,11 +297,14 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: Clea
     bad = pd.Series(~np.isfinite(values.to_numpy()), index=raw.index)
     if not column.required:  # blank means missing
         bad &= ~empty
-    _refuse(frame, bad, "values are not finite numbers", column.name, path, config)
-    if column.bound is not None:
+    _refuse(frame, bad, "values are not finite numbers: not a number at all (nan, n/a), infinite (inf) or beyond "
+            "what a float holds (1e400)", column.name, path, config)
+    if column.bound is not None:  # the schema's bound, the service's too: one limit for files and requests
         bound = f"{column.bound:g}"
-        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path,
-                config)
+        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}], the size "
+                f"docs/contract.md allows for {column.name}: such a value is usually a placeholder (1e308, "
+                "9.99e307) or a slip of units; correct these rows or leave them out of the file", column.name,
+                path, config)
     frame[column.name] = values
 
 
