@@ -49,8 +49,12 @@ def refusal(path: Path, load=load_transactions) -> DataError:
     (pa.string(), "2500-01-01T10:00:00Z"),
 ])
 def test_parquet_dates_outside_the_range_are_refused_by_name(tmp_path, kind, when):
-    start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc) if getattr(kind, "tz", None) else dt.datetime(2020, 1, 1)
-    first = "2020-01-01" if kind == pa.string() else dt.date(2020, 1, 1) if kind in (pa.date32(), pa.date64()) else start
+    if kind == pa.string():
+        first = "2020-01-01"
+    elif kind in (pa.date32(), pa.date64()):
+        first = dt.date(2020, 1, 1)
+    else:
+        first = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc if getattr(kind, "tz", None) else None)
     error = refusal(transactions_parquet(tmp_path / "tx.parquet", pa.array([first, when], kind)))
     assert error.column == "timestamp" and OUT_OF_RANGE in error.problem and "1 values" in error.problem
     assert error.sample["customer_id"].tolist() == ["B"]
