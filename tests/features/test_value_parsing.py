@@ -207,3 +207,13 @@ def test_the_character_counts_characters_not_bytes_on_a_line_with_utf8_text_befo
     offset = len(b"customer_id,timestamp,amount,category\n") + len("Mü,2020-01-01,1,caf".encode("utf-8"))
     assert error.problem.startswith(f"not UTF-8 text: byte {offset} (line 2, character 20)")
     assert error.column == "category"
+
+
+def test_nullable_float_ids_from_pandas_are_read_the_same_way(tmp_path):
+    """A frame with pandas' nullable Float64 ids round-trips through Parquet as Float64, with <NA> for nulls."""
+    pd.DataFrame({"customer_id": pd.array([42.0, 7.0], dtype="Float64"), "timestamp": ["2020-01-01", "2020-01-02"],
+                  "amount": [1.0, 2.0], "order_id": pd.array([1001.0, None], dtype="Float64")}
+                 ).to_parquet(tmp_path / "tx.parquet")
+    tx, report = load_transactions(tmp_path / "tx.parquet")
+    assert tx["customer_id"].tolist() == ["42", "7"] and tx["order_id"].tolist() == ["1001", None]
+    assert sum(report.changes.values()) == 3
