@@ -514,9 +514,10 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
     frame["customer_id"] = frame["customer_id"].astype(str)
     for column in (c for c in SCORED.of_kind("number") if c in frame.columns):
         values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-        bad = values.isna() & frame[column].notna() & frame[column].ne("")
+        # A blank is a missing value; an infinite one is no prediction tiercast writes (an edited file).
+        bad = (values.isna() & frame[column].notna() & frame[column].ne("")) | values.abs().eq(np.inf)
         if bad.any():
-            raise DataError(path, "not a number", column, frame.loc[bad, ["customer_id", column]].head(5))
+            raise DataError(path, "not a finite number", column, frame.loc[bad, ["customer_id", column]].head(5))
         frame[column] = values.astype(float)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tiercast.features.loading import load_customers, load_inputs, load_transactions
+from tiercast.features.loading import load_customers, load_inputs, load_transactions, read_scores
 from tiercast.features.schema import DataError
 
 OUT_OF_RANGE = "outside the supported range, 1900-01-01 to 2199-12-31"
@@ -217,3 +217,13 @@ def test_nullable_float_ids_from_pandas_are_read_the_same_way(tmp_path):
     tx, report = load_transactions(tmp_path / "tx.parquet")
     assert tx["customer_id"].tolist() == ["42", "7"] and tx["order_id"].tolist() == ["1001", None]
     assert sum(report.changes.values()) == 3
+
+
+def test_a_scored_file_with_an_infinite_number_is_refused_by_name(tmp_path):
+    """Scored files are read back for plans and reports: an edited one holding inf is bad input, not a value."""
+    path = write(tmp_path / "scores.csv", "customer_id,predicted_value,churn_probability\nA,12.5,0.1\nB,inf,0.2\n"
+                 "C,,0.3\n")
+    with pytest.raises(DataError, match=r"(?s)scores.csv, column 'predicted_value': not a finite number.*B +inf"):
+        read_scores(path)
+    assert read_scores(write(tmp_path / "ok.csv", "customer_id,predicted_value\nA,12.5\nC,\n"))[
+        "predicted_value"].isna().tolist() == [False, True]  # a blank stays a missing value
