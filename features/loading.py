@@ -5,10 +5,10 @@ The rules are the tables of :mod:`tiercast.features.schema`, checked here a whol
 The file suffix decides the format: ``.csv`` / ``.csv.gz`` (header row), ``.parquet`` / ``.pq``, and
 ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Text files are decoded as
 ``data.encoding`` says (UTF-8 by default; a UTF-8 byte-order mark is honoured); one that does not decode is
-refused with the byte and line where it fails, and a hint when it is GB18030. Number cells that are not plain
-numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`). Dates outside the
-supported range are refused as such, whatever the form (text, Parquet timestamps of any unit, INT96, dates), and
-ids a tool stored as floats (Parquet 42.0) are read as the whole-number ids they were.
+refused with the byte and line where its undecodable text starts, and a hint when it is GB18030. Number cells
+that are not plain numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`).
+Dates outside the supported range are refused as such, whatever the form (text, Parquet timestamps of any unit,
+INT96, dates), and ids a tool stored as floats (Parquet 42.0) are read as the whole-number ids they were.
 
 Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows;
 nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows

@@ -2,9 +2,10 @@
 
 ``data.encoding`` names the encoding of CSV and CDNOW text inputs (UTF-8 by default). A UTF-8 byte-order mark
 says what the file is and wins. Two mistakes are caught rather than read into garbled ids and names: a file
-that does not decode in the declared encoding (the error names where the undecodable text starts: its byte, line,
-character within the line and column, never the bytes themselves, which may be personal data, and says when the
-file decodes as GB18030, what Excel writes in China), and a UTF-8 file with non-ASCII text declared in another encoding.
+that does not decode in the declared encoding (the error names where the undecodable text starts: its byte,
+line, character within the line and column, never the bytes themselves, which may be personal data, and says
+when the file decodes as GB18030, what Excel writes in China), and a UTF-8 file with non-ASCII text declared in
+another encoding.
 
 pandas decodes in chunks and reports positions within a chunk, so positions are found again here by decoding
 the file from its start; that costs a pass over the file only when something is wrong (or, for a declared
