@@ -262,9 +262,10 @@ def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: C
         text = _text(raw)
         iso = text.str.fullmatch(INSTANT_PATTERN)
         # pandas parses text into nanoseconds, which stop at 1677 and 2262: a year outside the supported range is
-        # found from the text itself, so that 1600-01-01 is called out of range rather than unreadable.
+        # found from the text itself, so that 1600-01-01 is called out of range rather than unreadable. The years
+        # next to the range are parsed: an offset can carry 1899-12-31T23:00-02:00 into 1900 in UTC.
         year = pd.to_numeric(text.str[:4].where(iso, None), errors="coerce")
-        outside = iso & ((year < EARLIEST.year) | (year > LATEST.year))
+        outside = iso & ((year < EARLIEST.year - 1) | (year > LATEST.year + 1))
         parsed = pd.to_datetime(text.where(iso & ~outside, None), utc=True, format="ISO8601", errors="coerce")
         parsed = parsed.dt.tz_localize(None)
         report.note(f"{name} values with a UTC offset converted to UTC",

@@ -95,8 +95,8 @@ def test_a_date_that_is_not_iso_8601_is_still_called_so_and_comes_first(tmp_path
 
 def test_the_range_is_inclusive_and_checked_in_utc(tmp_path):
     inside = write(tmp_path / "in.csv", "customer_id,timestamp,amount\nA,1900-01-01,1\nB,2199-12-31T23:59:59,2\n"
-                   "C,2199-12-31T23:00:00+01:00,3\n")
-    assert len(load_transactions(inside)[0]) == 3
+                   "C,2199-12-31T23:00:00+01:00,3\nD,1899-12-31T23:00:00-02:00,4\nE,2200-01-01T00:30:00+01:00,5\n")
+    assert len(load_transactions(inside)[0]) == 5  # D and E are 1900-01-01 01:00 and 2199-12-31 23:30 in UTC
     # 2199-12-31 23:00 at UTC-05:00 is 2200-01-01 04:00 UTC; 1900-01-01 00:30 at +01:00 is 1899-12-31 UTC.
     across = write(tmp_path / "across.csv", "customer_id,timestamp,amount\nA,2199-12-31T23:00:00-05:00,1\n"
                    "B,1900-01-01T00:30:00+01:00,2\nC,2020-01-01,3\n")
