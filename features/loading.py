@@ -5,8 +5,10 @@ The rules are the tables of :mod:`tiercast.features.schema`, checked here a whol
 The file suffix decides the format: ``.csv`` / ``.csv.gz`` (header row), ``.parquet`` / ``.pq``, and
 ``.txt`` / ``.txt.gz`` for CDNOW's own whitespace-separated format. Text files are decoded as
 ``data.encoding`` says (UTF-8 by default; a UTF-8 byte-order mark is honoured); one that does not decode is
-refused with the byte and line where it fails, and a hint when it is GB18030. Number cells that are not plain
-numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`).
+refused with the byte and line where its undecodable text starts, and a hint when it is GB18030. Number cells
+that are not plain numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`).
+Dates outside the supported range are refused as such, whatever the form (text, Parquet timestamps of any unit,
+INT96, dates), and ids a tool stored as floats (Parquet 42.0) are read as the whole-number ids they were.
 
 Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows;
 nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
@@ -128,7 +130,9 @@ def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
         if suffix in _CSV_SUFFIXES:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
         elif suffix in _PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
+            # INT96 timestamps (what Spark and Hive write) are read in microseconds: in pyarrow's default,
+            # nanoseconds, a year such as 1500 would wrap around silently into another date.
+            frame = pd.read_parquet(path, coerce_int96_timestamp_unit="us")
         elif suffix in _CDNOW_SUFFIXES:
             frame = _read_cdnow(path, encoding)
         else:
@@ -196,9 +200,39 @@ def _check_length(frame: pd.DataFrame, text: pd.Series, column: Column, path: Pa
                 column.name, path, config)
 
 
+# Text columns that identify something: a float there is an id that a tool wrote as a number (42.0).
+_IDENTIFIERS = ("customer_id", "order_id", "product_id")
+# Float64 holds every whole number up to 2**53 exactly; a larger id written as a float may have lost digits.
+_EXACT_FLOAT_LIMIT = 2.0 ** 53
+
+
+def _float_ids_as_text(frame: pd.DataFrame, name: str, path: Path, report: CleaningReport,
+                       config: DataConfig) -> pd.Series:
+    """A float column of ids (Parquet written from a frame whose id column held a missing value, or Excel) as the
+    text the ids were: 42.0 becomes "42", counted in the report; a null stays missing. Fractional ids (42.5)
+    and ids too large for a float to hold exactly are refused: no text could be trusted to be the real id."""
+    raw = frame[name]
+    values = raw.to_numpy(dtype=np.float64)
+    present = ~np.isnan(values)
+    whole = np.isfinite(values) & (np.floor(values) == values)
+    shown = list(dict.fromkeys([name, "customer_id"]))
+    _refuse(frame, pd.Series(present & ~whole, index=raw.index), f"values are not whole numbers (42.5), so not ids: "
+            f"the file stores {name} as floats; write {name} as text or whole numbers", name, path, config, shown)
+    _refuse(frame, pd.Series(present & (np.abs(values) > _EXACT_FLOAT_LIMIT), index=raw.index),
+            f"values are larger than 2**53 stored as floats, which cannot hold every digit of such an id (it may "
+            f"already have been changed when the file was written); write {name} as text or integers", name, path,
+            config, shown)
+    ids = [f"{value:.0f}" if ok else None for value, ok in zip(values, present)]
+    report.note(f"{name} values stored as whole-number floats (42.0) read as ids without the decimals (42)",
+                int(present.sum()))
+    return pd.Series(ids, index=raw.index, dtype=object)
+
+
 def _clean_ids(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport, config: DataConfig) -> None:
     raw = frame[column.name]
-    if not pd.api.types.is_string_dtype(raw) and raw.dtype != object:
+    if pd.api.types.is_float_dtype(raw):
+        raw = _float_ids_as_text(frame, column.name, path, report, config)
+    elif not pd.api.types.is_string_dtype(raw) and raw.dtype != object:
         raw = raw.astype("Int64").astype(str) if pd.api.types.is_integer_dtype(raw) else raw.astype(str)
     raw = raw.astype(object).where(raw.notna(), "")
     ids = raw.astype(str).str.strip()
@@ -211,27 +245,42 @@ def _clean_ids(frame: pd.DataFrame, column: Column, path: Path, report: Cleaning
 
 def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport,
                       config: DataConfig) -> None:
-    """Parse ISO 8601 text (or Parquet datetimes) into naive UTC; offsets are converted, naive taken as UTC."""
+    """Parse ISO 8601 text (or Parquet datetimes and dates) into naive UTC; offsets are converted, naive taken as
+    UTC. Values outside the supported range are refused as such, not as unreadable."""
     name = column.name
     raw = frame[name]
     if pd.api.types.is_datetime64_any_dtype(raw):
+        # Parquet datetimes keep their unit (s, ms, us), which holds years 1500 or 2500 that nanoseconds cannot:
+        # the range is checked in that unit, before the conversion to nanoseconds could overflow.
         parsed = raw
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
             report.note(f"{name} values with a timezone converted to UTC", int(raw.notna().sum()))
             parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = parsed.isna() if column.required else pd.Series(False, index=raw.index)
-    else:
+        outside = pd.Series(False, index=raw.index)
+    else:  # text, or Parquet dates (date32, date64), which pandas reads as Python dates: their text is ISO 8601
         text = _text(raw)
         iso = text.str.fullmatch(INSTANT_PATTERN)
-        parsed = pd.to_datetime(text.where(iso, None), utc=True, format="ISO8601", errors="coerce")
+        # pandas parses text into nanoseconds, which stop at 1677 and 2262: a year outside the supported range is
+        # found from the text itself, so that 1600-01-01 is called out of range rather than unreadable. The years
+        # next to the range are parsed: an offset can carry 1899-12-31T23:00-02:00 into 1900 in UTC.
+        year = pd.to_numeric(text.str[:4].where(iso, None), errors="coerce")
+        outside = iso & ((year < EARLIEST.year - 1) | (year > LATEST.year + 1))
+        parsed = pd.to_datetime(text.where(iso & ~outside, None), utc=True, format="ISO8601", errors="coerce")
         parsed = parsed.dt.tz_localize(None)
         report.note(f"{name} values with a UTC offset converted to UTC",
                     int(text.str.contains(_OFFSET_PATTERN, regex=True).sum()))
-        bad = parsed.isna() if column.required else parsed.isna() & text.ne("")
-    _refuse(frame, bad, "values are not ISO 8601 dates or datetimes", name, path, config)
-    _refuse(frame, (parsed < EARLIEST) | (parsed > LATEST),
-            f"values are not between {EARLIEST.date()} and {LATEST.date()}", name, path, config)
+        bad = (parsed.isna() if column.required else parsed.isna() & text.ne("")) & ~outside
+    _refuse(frame, bad, "values are not ISO 8601 dates or datetimes (YYYY-MM-DD, optionally with a time and a UTC "
+            "offset: 2025-01-31T14:05:00+08:00)", name, path, config)
+    _refuse(frame, outside | (parsed < EARLIEST) | (parsed > LATEST), _OUTSIDE_RANGE, name, path, config)
     frame[name] = parsed.astype("datetime64[ns]")
+
+
+# Dates that are well-formed but outside the range tiercast supports (docs/contract.md).
+_OUTSIDE_RANGE = (f"values are outside the supported range, {EARLIEST.date()} to {LATEST.date()} (in UTC; see "
+                  "docs/contract.md): a date such as 1600-01-01 or 2300-01-01 is usually a placeholder for an "
+                  "unknown date or a typing slip; correct these rows or leave them out of the file")
 
 
 def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport,
@@ -251,11 +300,14 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: Clea
     bad = pd.Series(~np.isfinite(values.to_numpy()), index=raw.index)
     if not column.required:  # blank means missing
         bad &= ~empty
-    _refuse(frame, bad, "values are not finite numbers", column.name, path, config)
-    if column.bound is not None:
+    _refuse(frame, bad, "values are not finite numbers: not a number at all (nan, n/a), infinite (inf) or beyond "
+            "what a float holds (1e400)", column.name, path, config)
+    if column.bound is not None:  # the schema's bound, the service's too: one limit for files and requests
         bound = f"{column.bound:g}"
-        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}]", column.name, path,
-                config)
+        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}], the size "
+                f"docs/contract.md allows for {column.name}: such a value is usually a placeholder (1e308, "
+                "9.99e307) or a slip of units; correct these rows or leave them out of the file", column.name,
+                path, config)
     frame[column.name] = values
 
 
@@ -298,8 +350,12 @@ def _read_formatted_numbers(frame: pd.DataFrame, text: pd.Series, values: pd.Ser
     return pd.Series(numbers, index=values.index)
 
 
-def _clean_text(frame: pd.DataFrame, column: Column, path: Path, config: DataConfig) -> None:
-    text = _text(frame[column.name])
+def _clean_text(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport, config: DataConfig
+                ) -> None:
+    raw = frame[column.name]
+    if column.name in _IDENTIFIERS and pd.api.types.is_float_dtype(raw):
+        raw = _float_ids_as_text(frame, column.name, path, report, config)
+    text = _text(raw)
     _check_length(frame, text, column, path, config)
     if column.kind == "label":
         _refuse(frame, text.eq(""), "values are blank", column.name, path, config)
@@ -320,7 +376,7 @@ def _check(frame: pd.DataFrame, table: Table, path: Path, report: CleaningReport
         elif column.kind == "number":
             _parse_numbers(frame, column, path, report, config)
         else:
-            _clean_text(frame, column, path, config)
+            _clean_text(frame, column, path, report, config)
 
 
 def identical_repeats(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
@@ -459,9 +515,10 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
     frame["customer_id"] = frame["customer_id"].astype(str)
     for column in (c for c in SCORED.of_kind("number") if c in frame.columns):
         values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
-        bad = values.isna() & frame[column].notna() & frame[column].ne("")
+        # A blank is a missing value; an infinite one is no prediction tiercast writes (an edited file).
+        bad = (values.isna() & frame[column].notna() & frame[column].ne("")) | values.abs().eq(np.inf)
         if bad.any():
-            raise DataError(path, "not a number", column, frame.loc[bad, ["customer_id", column]].head(5))
+            raise DataError(path, "not a finite number", column, frame.loc[bad, ["customer_id", column]].head(5))
         frame[column] = values.astype(float)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():

@@ -2,9 +2,10 @@
 
 ``data.encoding`` names the encoding of CSV and CDNOW text inputs (UTF-8 by default). A UTF-8 byte-order mark
 says what the file is and wins. Two mistakes are caught rather than read into garbled ids and names: a file
-that does not decode in the declared encoding (the error names the byte, the line and the column, never the
-bytes themselves, which may be personal data, and says when the file decodes as GB18030, what Excel writes in
-China), and a UTF-8 file with non-ASCII text declared in another encoding.
+that does not decode in the declared encoding (the error names where the undecodable text starts: its byte,
+line, character within the line and column, never the bytes themselves, which may be personal data, and says
+when the file decodes as GB18030, what Excel writes in China), and a UTF-8 file with non-ASCII text declared in
+another encoding.
 
 pandas decodes in chunks and reports positions within a chunk, so positions are found again here by decoding
 the file from its start; that costs a pass over the file only when something is wrong (or, for a declared
@@ -81,6 +82,29 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int] | None:
     return None
 
 
+# How far back from the failing byte the start of its line is looked for.
+_LOOK_BACK = 1 << 16
+
+
+def _where_text_starts(path: Path, encoding: str, failing: int) -> tuple[int, int | None]:
+    """(byte offset, character within its line counting from 1) of where the text holding the ``failing``
+    byte starts: the run of non-ASCII bytes it belongs to. A decoder fails at the first byte that breaks its
+    rules, which can be a character or more into the foreign text: GBK's 图 (CD BC) happens to be a valid UTF-8
+    character, so UTF-8 fails only at the 书 after it. The character is None on a line longer than the look-back."""
+    window_start = max(failing - _LOOK_BACK, 0)
+    with _open_bytes(path) as handle:
+        handle.seek(window_start)
+        before = handle.read(failing - window_start)
+    run = len(before) - len(before.rstrip(bytes(range(0x80, 0x100))))
+    start = failing - run
+    newline = before.rfind(b"\n")
+    if newline < 0 and window_start > 0:
+        return start, None
+    line_start = window_start + newline + 1
+    line_before = before[line_start - window_start:start - window_start]
+    return start, len(line_before.decode(encoding, errors="replace")) + 1
+
+
 def _column_at(path: Path, encoding: str, line: int, offset: int, delimiter: str) -> str | None:
     """The header's name of the CSV column holding byte ``offset`` on ``line`` (counting delimiters outside
     quotes); None on the header line itself."""
@@ -110,8 +134,10 @@ def undecodable(path: Path, encoding: str, delimiter: str | None) -> DataError:
     if where is None:  # pandas failed where a plain decode does not: report what we know
         return DataError(path, f"not {shown} text")
     offset, line = where
+    offset, character = _where_text_starts(path, encoding, offset)
     column = _column_at(path, encoding, line, offset, delimiter) if delimiter else None
-    problem = f"not {shown} text: byte {offset:,} (line {line:,}) does not decode"
+    at_character = f", character {character:,}" if character is not None else ""
+    problem = f"not {shown} text: byte {offset:,} (line {line:,}{at_character}) starts text that does not decode"
     if name not in _CHINESE_ENCODINGS and _first_decode_error(path, "gb18030") is None:
         problem += ("; the whole file decodes as GB18030 (what Excel writes in China, GBK being a part of it): "
                     "if that is what it is, set `data.encoding: gb18030` in the config")

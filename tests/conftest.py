@@ -39,3 +39,12 @@ def cdnow_first(cdnow_transactions: pd.DataFrame) -> Callable[[int], pd.DataFram
         return tx[tx["customer_id"].astype(int) <= n].reset_index(drop=True)
 
     return first
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite MLflow store in the test's folder, which is also the working directory."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return uri

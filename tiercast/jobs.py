@@ -59,8 +59,9 @@ def write_atomically(out: Path, write: Callable[[Path], Any]) -> Path:
 
 
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    """Write CSV or Parquet, by the suffix of ``out``, atomically."""
+    """Write CSV or Parquet, by the suffix of ``out``, atomically; never a table holding an infinite number."""
     out = Path(out)
+    refuse_infinite(frame, out)
     if out.suffix.lower() in (".parquet", ".pq"):
         return write_atomically(out, partial(frame.to_parquet, index=False))
     if out.suffix.lower() == ".csv":
@@ -73,6 +74,26 @@ def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:
     flat = scores.copy()
     flat["reasons"] = flat["reasons"].map(lambda r: "; ".join(r))
     return flat
+
+
+class InfiniteOutput(RuntimeError):
+    """A table about to be written holds an infinite number: a bug, since the loader bounds every input number."""
+
+
+def refuse_infinite(frame: pd.DataFrame, out: Path) -> None:
+    """Raise :class:`InfiniteOutput` naming the columns (and some customers) if any number in ``frame`` is
+    infinite. Inputs are bounded (docs/contract.md: amounts at most 1e12 in size), so sums and predictions stay
+    finite; should one overflow all the same, the command fails rather than write ``inf`` for a reader to take
+    as a value. NaN is not refused: in these files it is a missing value (an empty cell)."""
+    numbers = frame.select_dtypes("number")
+    infinite = {name: numbers[name].astype("float64").abs().eq(float("inf")) for name in numbers.columns}
+    infinite = {name: rows for name, rows in infinite.items() if rows.any()}
+    if infinite:
+        rows = pd.concat(list(infinite.values()), axis=1).any(axis=1)
+        customers = frame.loc[rows, "customer_id"].head(5).tolist() if "customer_id" in frame.columns else []
+        raise InfiniteOutput(f"{out}: not written: column(s) {', '.join(infinite)} hold infinite values "
+                             f"({int(rows.sum()):,} rows; customers {customers}); this is a bug in tiercast: please "
+                             "report it with the command and its input files")
 
 
 # ------------------------------------------------------------------------------------------- train, score

@@ -18,14 +18,6 @@ SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability",
                  "tier", "action", "source", "reasons"]
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return uri
-
-
 @pytest.fixture(scope="module")
 def small_cdnow(tmp_path_factory) -> Path:
     """The first 4,000 CDNOW customers: real purchase patterns, quick to train on."""

@@ -237,7 +237,8 @@ def test_parquet_nulls_in_an_optional_number_column_are_missing(tmp_path):
 
 @pytest.mark.parametrize(("content", "column", "shown"), [
     ("customer_id,timestamp,amount\nA,2025-01-01,2e12\n", "amount", "outside [-1e+12, 1e+12]"),
-    ("customer_id,timestamp,amount\nA,1850-01-01,5\n", "timestamp", "not between 1900-01-01 and 2199-12-31"),
+    ("customer_id,timestamp,amount\nA,1850-01-01,5\n", "timestamp",
+     "outside the supported range, 1900-01-01 to 2199-12-31"),
     ("customer_id,timestamp,amount\nA,20250101,5\n", "timestamp", "not ISO 8601"),
     ("customer_id,timestamp,amount\nnan,2025-01-01,5\n", "customer_id", "empty customer_id"),
 ])
@@ -303,7 +304,7 @@ def test_a_gb18030_file_read_as_utf8_names_the_byte_and_how_to_read_it(tmp_path)
         load_transactions(path)
     message = str(caught.value)
     header = len(CHINESE.splitlines()[0]) + 1
-    assert message.startswith(f"{path}, column 'customer_id': not UTF-8 text: byte {header} (line 2)")
+    assert message.startswith(f"{path}, column 'customer_id': not UTF-8 text: byte {header} (line 2, character 1)")
     assert "decodes as GB18030" in message and "`data.encoding: gb18030`" in message
 
 
@@ -315,7 +316,7 @@ def test_the_byte_position_is_the_files_not_a_read_buffers(tmp_path):
     with pytest.raises(DataError) as caught:
         load_transactions(path)
     offset = len(head.encode()) + len('B,2025-01-01,1,"')
-    assert f"byte {offset:,} (line 300,002)" in str(caught.value)
+    assert f"byte {offset:,} (line 300,002, character 17)" in str(caught.value)
     assert caught.value.column == "category"  # the comma inside the quotes does not split the cell
 
 
