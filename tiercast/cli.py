@@ -308,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jobs.ModelsUnavailableError as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_NO_MODELS
+    except jobs.InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
+        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
