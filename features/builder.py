@@ -48,6 +48,7 @@ from tiercast.features.encoding import (
     sort_encoded,
 )
 from tiercast.features.lifecycle import lifecycle_stage
+from tiercast.features.privacy import PersonalData
 from tiercast.features.registry import OPTIONAL_FEATURE_COLUMNS, FeatureDef, feature_definitions, slug
 from tiercast.features.spec import FeatureSpec
 
@@ -335,9 +336,8 @@ class FeatureBuilder:
         return cust.loc[known], code[known], tenure
 
     def _profile_candidates(self, customers: pd.DataFrame) -> list[str]:
-        personal = {c.lower() for c in self.personal_data_columns}
-        return [c for c in customers.columns
-                if c not in ("customer_id", "signup_date") and c.lower() not in personal]
+        personal = PersonalData(self.personal_data_columns)
+        return [c for c in customers.columns if c not in ("customer_id", "signup_date") and c not in personal]
 
     def _learn_profile(self, customers: pd.DataFrame | None, ids: npt.NDArray[np.object_],
                        as_of_ns: int) -> dict[str, list[str] | None]:

@@ -9,9 +9,12 @@ refused with the byte and line where its undecodable text starts, and a hint whe
 that are not plain numbers may be written as spreadsheets write them (:mod:`tiercast.features.number_text`).
 Dates outside the supported range are refused as such, whatever the form (text, Parquet timestamps of any unit,
 INT96, dates), and ids a tool stored as floats (Parquet 42.0) are read as the whole-number ids they were.
+Every row of a text file must have one field per header column (:mod:`tiercast.features.text_rows`), and no
+header may name a column twice, whatever its case.
 
-Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows;
-nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
+Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows,
+each row by the line of the file it starts on (by its position in a Parquet file), never showing a personal-data
+column (:mod:`tiercast.features.privacy`); nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
 identical to an earlier one (:func:`identical_repeats`, the rule the service follows too) are kept and
 counted unless ``data.drop_identical_rows`` says to drop them.
 :func:`read_scores` reads a scored file (``tiercast score`` / ``backtest`` output) back, for the analyses.
@@ -20,6 +23,7 @@ counted unless ``data.drop_identical_rows`` says to drop them.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +46,9 @@ from tiercast.features.schema import (
     Table,
 )
 from tiercast.features.number_text import read_formatted
+from tiercast.features.privacy import PersonalData
 from tiercast.features.text_decoding import text_encoding, undecodable
+from tiercast.features.text_rows import data_row_lines, read_csv_rows, refuse_misfit_rows, whitespace_rows
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +122,15 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a file as it is (CSV cells as text), with a DataError for unreadable or empty files.
+def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None = None,
+             sample_rows: int = 5) -> pd.DataFrame:
+    """Read a file as it is (CSV cells as text), with a DataError for unreadable or empty files, rows that do not
+    fit the header, and a header naming a column twice.
 
-    CSV and CDNOW text are decoded with ``encoding`` (a UTF-8 byte-order mark wins: it says what the file is)."""
+    CSV and CDNOW text are decoded with ``encoding`` (a UTF-8 byte-order mark wins: it says what the file is),
+    and each of their rows must have one field per column (:mod:`tiercast.features.text_rows`); a misfit row's
+    text is not shown when a column is ``personal`` data. The frame's index is the position of each data row in
+    the file (0 = the first), which :func:`_places` turns into the file's line numbers."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
@@ -128,13 +139,13 @@ def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
         if suffix in _CSV_SUFFIXES + _CDNOW_SUFFIXES:
             encoding = text_encoding(path, encoding)
         if suffix in _CSV_SUFFIXES:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            frame = read_csv_rows(path, encoding, personal or PersonalData(), sample_rows)
         elif suffix in _PARQUET_SUFFIXES:
             # INT96 timestamps (what Spark and Hive write) are read in microseconds: in pyarrow's default,
             # nanoseconds, a year such as 1500 would wrap around silently into another date.
             frame = pd.read_parquet(path, coerce_int96_timestamp_unit="us")
         elif suffix in _CDNOW_SUFFIXES:
-            frame = _read_cdnow(path, encoding)
+            frame = _read_cdnow(path, encoding, sample_rows)
         else:
             raise DataError(path, f"unsupported file type '{suffix}': use .csv, .csv.gz, .parquet or CDNOW's .txt")
     except DataError:
@@ -143,29 +154,69 @@ def read_raw(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
         raise undecodable(path, encoding, delimiter="," if suffix in _CSV_SUFFIXES else None) from err
     except pd.errors.EmptyDataError as err:
         raise DataError(path, "the file is empty") from err
-    except Exception as err:  # parser errors of pandas/pyarrow: report them against the file
+    except Exception as err:  # parser errors of pandas/pyarrow, gzip: report them against the file
         raise DataError(path, f"cannot be read: {err}") from err
     if frame.empty:
         raise DataError(path, "the file has no data rows")
+    _refuse_repeated_names(path, [str(name) for name in frame.columns])
     return frame
 
 
-def _read_cdnow(path: Path, encoding: str) -> pd.DataFrame:
+def _refuse_repeated_names(path: Path, in_file: list[str], names: list[str] | None = None) -> None:
+    """A DataError naming the columns named twice, ignoring case and surrounding spaces: reading one of them
+    would silently ignore the other. ``in_file`` are the names in the file, ``names`` what data.columns renamed
+    them to (by default the same)."""
+    names = names or in_file
+    seen: dict[str, list[str]] = {}
+    for original, name in zip(in_file, names, strict=True):
+        seen.setdefault(name.strip().casefold(), []).append(
+            f"'{original}'" if original == name else f"'{original}' (read as {name} by data.columns)")
+    repeated = []
+    for found in (found for found in seen.values() if len(found) > 1):
+        counts = Counter(found)
+        repeated.append(" and ".join(name if count == 1 else f"{name} {'twice' if count == 2 else f'{count} times'}" for name, count in counts.items()))
+    if repeated:
+        raise DataError(path, f"the header names a column more than once: {'; '.join(repeated)}; which one to read "
+                        "would be a guess, so rename or remove all but one")
+
+
+def _read_cdnow(path: Path, encoding: str, sample_rows: int) -> pd.DataFrame:
     """CDNOW master (id, yyyymmdd, CDs, dollars; one header line) or sample (master id, sample id, ...)."""
-    frame = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, encoding=encoding)
-    if not frame.iloc[0, 0].isdigit():
-        frame = frame.iloc[1:].reset_index(drop=True)
-    if frame.shape[1] == 5:
+    rows, lines = whitespace_rows(path, encoding)
+    if not rows:
+        raise DataError(path, "the file is empty")
+    if not rows[0][0].isdigit():  # the header line
+        rows, lines = rows[1:], lines[1:]
+    counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    lines_with = np.bincount(counts, minlength=6)  # lines_with[n]: how many lines have n fields
+    if not lines_with[4] and not lines_with[5]:
+        raise DataError(path, f"CDNOW format has 4 or 5 columns, found {int(lines_with.argmax())}")
+    width = 4 if lines_with[4] >= lines_with[5] else 5  # the master's or the sample's, whichever most lines are
+    refuse_misfit_rows(path, rows, lines, counts - width, f"the {width} fields most lines have",
+                       "CDNOW's format is one purchase a line: customer id, date, CDs, dollars (a sample file has the "
+                       "sample id after the customer id)", hidden=False, sample_rows=sample_rows, separator=" ")
+    frame = pd.DataFrame(rows, dtype=object)
+    if width == 5:
         frame = frame.drop(columns=[1])
-    if frame.shape[1] != 4:
-        raise DataError(path, f"CDNOW format has 4 or 5 columns, found {frame.shape[1]}")
     frame.columns = ["customer_id", "date", "quantity", "amount"]
     frame["timestamp"] = frame.pop("date").str.replace(r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3", regex=True)
     return frame
 
 
-def _apply_mapping(frame: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
-    return frame.rename(columns={in_file: canonical for canonical, in_file in mapping.items()})
+def _apply_mapping(frame: pd.DataFrame, mapping: dict[str, str], path: Path) -> pd.DataFrame:
+    """The frame with its columns renamed to the canonical names ``mapping`` (``data.columns``) gives; refused
+    when that makes two columns of one name (a file with both ``Sales``, mapped to amount, and ``amount``)."""
+    renamed = frame.rename(columns={in_file: canonical for canonical, in_file in mapping.items()})
+    _refuse_repeated_names(path, [str(name) for name in frame.columns], [str(name) for name in renamed.columns])
+    return renamed
+
+
+def _read_named(path: Path, config: DataConfig, mapping: dict[str, str]) -> pd.DataFrame:
+    """The file as read (:func:`read_raw`), its columns under their canonical names."""
+    personal = PersonalData(config.personal_data_columns)
+    # read_raw sees the file's own names: a personal column data.columns renames counts by its name in the file too
+    in_file = PersonalData([*personal.names, *(name for canonical, name in mapping.items() if canonical in personal)])
+    return _apply_mapping(read_raw(path, config.encoding, in_file, config.error_sample_rows), mapping, path)
 
 
 def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, str]) -> None:
@@ -175,10 +226,31 @@ def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, s
             raise DataError(path, f"required column missing; columns found: {list(frame.columns)}", column=named)
 
 
-def _bad_rows(frame: pd.DataFrame, bad: pd.Series, columns: list[str], config: DataConfig) -> pd.DataFrame:
-    shown = [c for c in columns if c in frame.columns and c not in config.personal_data_columns]
-    sample = frame.loc[bad, shown].head(config.error_sample_rows)
-    return sample.rename(index=lambda i: f"row {i + 1}")
+def _places(path: Path, encoding: str, positions: list[int]) -> list[str]:
+    """Where the data rows at ``positions`` (0 = the first) are in the file: the line each starts on in a text
+    file (line 1 being the header), the row counting from 1 in a Parquet file."""
+    suffix = _suffix(path)
+    if suffix in _PARQUET_SUFFIXES:
+        return [f"row {position + 1:,}" for position in positions]
+    lines = data_row_lines(path, text_encoding(path, encoding), positions, cdnow=suffix in _CDNOW_SUFFIXES)
+    return [f"line {line:,}" for line in lines]
+
+
+def _sample(frame: pd.DataFrame, bad: pd.Series, columns: list[str], path: Path, encoding: str,
+            rows: int = 5) -> pd.DataFrame:
+    """The first ``rows`` rows ``bad`` marks, with ``columns``, each named by its place in the file."""
+    sample = frame.loc[bad, columns].head(rows)
+    sample.index = _places(path, encoding, [int(position) for position in sample.index])
+    return sample
+
+
+def _bad_rows(frame: pd.DataFrame, bad: pd.Series, columns: list[str], config: DataConfig,
+              path: Path) -> pd.DataFrame:
+    """A sample of the rows ``bad`` marks, named by their line in the file (their row in a Parquet file), with
+    the ``columns`` that are not personal data."""
+    personal = PersonalData(config.personal_data_columns)
+    return _sample(frame, bad, [c for c in columns if c in frame.columns and c not in personal], path,
+                   config.encoding, config.error_sample_rows)
 
 
 def _refuse(frame: pd.DataFrame, bad: pd.Series, problem: str, column: str, path: Path, config: DataConfig,
@@ -186,7 +258,7 @@ def _refuse(frame: pd.DataFrame, bad: pd.Series, problem: str, column: str, path
     """A DataError for the rows ``bad`` marks, if any: ``problem`` after their count."""
     if bad.any():
         raise DataError(path, f"{int(bad.sum()):,} {problem}", column,
-                        _bad_rows(frame, bad, shown or [column, "customer_id"], config))
+                        _bad_rows(frame, bad, shown or [column, "customer_id"], config, path))
 
 
 def _text(raw: pd.Series) -> pd.Series:
@@ -395,7 +467,7 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.transactions
-    frame = _apply_mapping(read_raw(path, config.encoding), mapping)
+    frame = _read_named(path, config, mapping)
     report = CleaningReport(str(path), "transactions", rows_read=len(frame))
     _require(frame, path, TRANSACTIONS, mapping)
     frame = frame[[c for c in TRANSACTIONS.names if c in frame.columns]].copy()
@@ -429,14 +501,14 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.customers
-    frame = _apply_mapping(read_raw(path, config.encoding), mapping).copy()
+    frame = _read_named(path, config, mapping).copy()
     report = CleaningReport(str(path), "customers", rows_read=len(frame))
     _require(frame, path, CUSTOMERS, mapping)
     _check(frame, CUSTOMERS, path, report, config)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():
         raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
-                        _bad_rows(frame, repeated, ["customer_id"], config))
+                        _bad_rows(frame, repeated, ["customer_id"], config, path))
     report.finish(len(frame))
     report.summary = {"customers": len(frame), "attributes": [c for c in frame.columns if c != "customer_id"]}
     return frame.reset_index(drop=True), report
@@ -447,7 +519,7 @@ def load_interactions(path: Path | str, config: DataConfig | None = None) -> tup
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.interactions
-    frame = _apply_mapping(read_raw(path, config.encoding), mapping)
+    frame = _read_named(path, config, mapping)
     report = CleaningReport(str(path), "interactions", rows_read=len(frame))
     _require(frame, path, INTERACTIONS, mapping)
     frame = frame[[c for c in INTERACTIONS.names if c in frame.columns]].copy()
@@ -502,7 +574,7 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+            frame = read_csv_rows(path, "utf-8", PersonalData())
         else:
             raise DataError(path, f"unsupported scored file type '{suffix}': use .csv or .parquet")
     except (ValueError, OSError, UnicodeDecodeError) as err:
@@ -518,10 +590,10 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
         # A blank is a missing value; an infinite one is no prediction tiercast writes (an edited file).
         bad = (values.isna() & frame[column].notna() & frame[column].ne("")) | values.abs().eq(np.inf)
         if bad.any():
-            raise DataError(path, "not a finite number", column, frame.loc[bad, ["customer_id", column]].head(5))
+            raise DataError(path, "not a finite number", column, _sample(frame, bad, ["customer_id", column], path, "utf-8"))
         frame[column] = values.astype(float)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():
         raise DataError(path, "customers appear more than once", "customer_id",
-                        frame.loc[repeated, ["customer_id"]].head(5))
+                        _sample(frame, repeated, ["customer_id"], path, "utf-8"))
     return frame

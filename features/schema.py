@@ -163,7 +163,8 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
-    # Never features, never logged, never echoed in error messages or service logs.
+    # Never features, never logged, never echoed in error messages or service logs; a column is one when its name
+    # matches ignoring case, spaces, underscores and hyphens (Email, E-Mail: email), by tiercast.features.privacy.
     personal_data_columns: list[str] = Field(default_factory=lambda: ["name", "email", "phone", "address"])
     # Rows shown in an error message to illustrate what is wrong.
     error_sample_rows: int = Field(default=5, ge=1, le=50)

@@ -39,6 +39,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from tiercast.features.loading import identical_repeats
+from tiercast.features.privacy import PersonalData
 from tiercast.features.schema import (
     CUSTOMERS,
     EARLIEST,
@@ -297,13 +298,13 @@ def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[
         if repeats.any():
             tx = {column: values[~repeats] for column, values in tx.items()}
 
-    personal = {c.lower() for c in personal_data_columns}
+    personal = PersonalData(personal_data_columns)
     profiles = [(c.customer_id, p) for c in customers
                 if (p := c.profile).signup_date is not None or p.__pydantic_extra__]
     people = None
     if profiles:
         rows = [{"customer_id": cid,
-                 **{k: v for k, v in p.attributes().items() if k.lower() not in personal}} for cid, p in profiles]
+                 **{k: v for k, v in p.attributes().items() if k not in personal}} for cid, p in profiles]
         people = pd.DataFrame(rows)
         people["customer_id"] = people["customer_id"].astype(object)
         people["signup_date"] = _timestamps([p.signup_date for _, p in profiles])
