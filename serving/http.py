@@ -58,7 +58,7 @@ def public_reason(reason: str) -> str:
 def _parsing_the_request(error: BaseException) -> bool:
     """Whether ``error`` was raised while BentoML parsed the request body into the API's input model: a
     client's mistake. A validation error raised anywhere else is a bug of ours, and keeps its traceback."""
-    return any(frame.name == "from_http_request" for frame in traceback.extract_tb(error.__traceback__))
+    return any(frame.f_code.co_name == "from_http_request" for frame, _ in traceback.walk_tb(error.__traceback__))
 
 
 class ClientErrorLog(logging.Filter):

@@ -4,11 +4,16 @@ log."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
 
 import httpx
+from pydantic import ValidationError
+
+from tiercast.serving.api import PredictRequest
+from tiercast.serving.http import ClientErrorLog, public_reason
 
 EMAIL = "jane.doe.4711@example.com"
 AS_OF = "1998-07-01"
@@ -98,3 +103,40 @@ def test_a_store_broken_from_the_start_is_named_briefly_wherever_a_client_reads_
     prediction = server.post("/predict", body).json()["predictions"][0]
     assert reload.json()["detail"] == card["detail"] == prediction["fallback_reason"] == short
     assert "[SQL: SELECT" in _log_after(server, 0, "path=/predict")
+
+
+# ------------------------------------------------------------------------------------------ in process
+def _record_of(error: BaseException) -> logging.LogRecord:
+    """The record BentoML writes for a failed request (``log_exception``: "Exception on %s [%s]")."""
+    return logging.LogRecord("bentoml._internal.server.http_app", logging.ERROR, __file__, 1, "Exception on %s [%s]",
+                             ("/predict", "POST"), (type(error), error, error.__traceback__))
+
+
+def test_only_a_request_that_did_not_parse_loses_its_traceback():
+    def from_http_request() -> None:  # named as BentoML's parsing step
+        PredictRequest.model_validate({"customers": [{"customer_id": 7, "profile": {"email": EMAIL}}]})
+
+    def our_own_code() -> None:
+        PredictRequest.model_validate({})
+
+    for call, client_error in ((from_http_request, True), (our_own_code, False)):
+        try:
+            call()
+        except ValidationError as error:
+            record = _record_of(error)
+        assert ClientErrorLog().filter(record) is True  # the record is kept either way, as one line or whole
+        if client_error:
+            assert record.levelno == logging.WARNING and record.exc_info is None
+            assert record.getMessage() == ("bad request on /predict [POST], answered 400: invalid request: "
+                                           "customers[0].customer_id: Input should be a valid string")
+        else:
+            assert record.levelno == logging.ERROR and record.exc_info is not None  # a bug of ours: traceback kept
+
+
+def test_public_reason_keeps_the_first_line_and_says_there_is_more():
+    assert public_reason("models 'champion' could not be loaded: MlflowException: not found") == \
+        "models 'champion' could not be loaded: MlflowException: not found"
+    assert public_reason("(sqlite3.DatabaseError) file is not a database\n[SQL: SELECT name FROM t]") == \
+        "(sqlite3.DatabaseError) file is not a database (details in the server log)"
+    long = public_reason("x" * 1000)
+    assert len(long) < 250 and long.endswith("… (details in the server log)")
