@@ -3,17 +3,21 @@
 :class:`RequestGuard` (on the API routes only, so BentoML's probes, metrics and OpenAPI document stay open)
 checks the optional bearer token, the JSON content type and the request size, and rewrites BentoML's
 validation errors into 400s whose ``error`` line names each bad field. :class:`ModelCardRoute` answers
-``GET /model``.
+``GET /model``. :class:`ClientErrorLog` turns BentoML's log of a client's bad request into one line, and
+:func:`public_reason` keeps the text of server-side errors (SQL, paths) out of what a client is told.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.datastructures import Headers
 
 from tiercast.serving.api import FALLBACK_VERSION, error_message
@@ -33,6 +37,46 @@ async def answer_json(send: Send, status: int, body: dict[str, Any], headers: It
     raw += [(k.encode(), v.encode()) for k, v in headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": payload})
+
+
+PUBLIC_REASON_CHARS = 200
+# The logger BentoML reports a failed API request with ("Exception on /predict [POST]", the traceback attached).
+BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
+
+
+def public_reason(reason: str) -> str:
+    """Why the models are not in use, as a client may be told it: the first line of ``reason``, at most
+    ``PUBLIC_REASON_CHARS`` long. A store error's first line says what failed ("(sqlite3.DatabaseError) file is
+    not a database"); the lines after it hold the SQL statement and its parameters, which stay in the server log
+    (the model slot logs the whole reason when it loads or fails to)."""
+    first = reason.strip().split("\n", 1)[0].strip()
+    if len(first) > PUBLIC_REASON_CHARS:
+        first = first[: PUBLIC_REASON_CHARS - 1].rstrip() + "…"
+    return first + (" (details in the server log)" if first != reason.strip() else "")
+
+
+def _parsing_the_request(error: BaseException) -> bool:
+    """Whether ``error`` was raised while BentoML parsed the request body into the API's input model: a
+    client's mistake. A validation error raised anywhere else is a bug of ours, and keeps its traceback."""
+    return any(frame.f_code.co_name == "from_http_request" for frame, _ in traceback.walk_tb(error.__traceback__))
+
+
+class ClientErrorLog(logging.Filter):
+    """One WARNING line, naming the bad fields, for a request BentoML answers 400 because its body did not
+    validate, instead of BentoML's ERROR with the full traceback (about 2.6 KB a request: a log flood when
+    someone sends bad requests on purpose). Field names and pydantic's messages only: the values sent are not
+    logged. Every other record passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError) and _parsing_the_request(error):
+            where = record.args if isinstance(record.args, tuple) and len(record.args) == 2 else ("?", "?")
+            errors = error.errors(include_input=False, include_context=False, include_url=False)
+            record.msg = "bad request on %s [%s], answered 400: %s"
+            record.args = (*where, error_message(errors)[:500])
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def readable_400(body: bytes) -> bytes:
@@ -149,7 +193,8 @@ class ModelCardRoute:
             return
         bundle, reason = self.slot.current() if self.slot else (None, LOADING_REASON)
         if bundle is None:
-            body = {"model_version": FALLBACK_VERSION, "source": "fallback", "detail": reason, "quality_card": None}
+            body = {"model_version": FALLBACK_VERSION, "source": "fallback", "detail": public_reason(reason),
+                    "quality_card": None}
         else:
             body = {"model_version": bundle.version_label, "source": "model", "horizon_days": bundle.horizon_days,
                     "quality_card": bundle.quality_card}

@@ -40,7 +40,7 @@ from tiercast.serving.api import (
     to_columns,
 )
 from tiercast.serving.config import SETTINGS_ENV_VAR, ServingSettings, settings_from_env
-from tiercast.serving.http import ModelCardRoute, RequestGuard
+from tiercast.serving.http import BENTOML_REQUEST_LOGGER, ClientErrorLog, ModelCardRoute, RequestGuard, public_reason
 from tiercast.serving.model_slot import RELOAD_SIGNAL_ENV_VAR, ModelSlot, ReloadSignal
 from tiercast.serving.scorer import ModelBundle, score_columns
 from tiercast.training.registry import configure_mlflow
@@ -51,6 +51,7 @@ LOAD_WAIT_SECONDS = 120.0  # a request during start-up waits this long for the m
 
 SETTINGS = settings_from_env()
 PredictRequest = request_model(SETTINGS.service)
+logging.getLogger(BENTOML_REQUEST_LOGGER).addFilter(ClientErrorLog())  # in each worker, which imports this module
 PREDICTIONS = bentoml.metrics.Counter(name="tiercast_predictions", labelnames=["source"],
                                       documentation="customers answered, by source (model or fallback)")
 
@@ -99,7 +100,7 @@ class Tiercast:
         """The :class:`PredictResponse` JSON, written from plain values (see :func:`response_json`)."""
         tx, people, interactions = to_columns(customers, SETTINGS.personal_data_columns, SETTINGS.drop_identical_rows)
         scored = score_columns(tx, pd.Timestamp(as_of), SETTINGS.policy, SETTINGS.features, bundle, SETTINGS.fallback,
-                               people, interactions, SETTINGS.horizon_days, unavailable_reason=reason)
+                               people, interactions, SETTINGS.horizon_days, unavailable_reason=public_reason(reason))
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION
         payload = response_payload([c.customer_id for c in customers], scored, as_of, version, SETTINGS.policy,
                                    SETTINGS.fallback)
@@ -110,8 +111,10 @@ class Tiercast:
     @bentoml.api(route="/reload", output_spec=ReloadResponse)
     def reload(self) -> ReloadResponse:
         """Load the models behind the configured alias again (after a promotion), without a restart. With
-        several workers, the others follow within a second."""
-        return self.models.reload()
+        several workers, the others follow within a second. A failure is answered with what failed; its
+        details (a store's SQL error, say) stay in the server log."""
+        answer = self.models.reload()
+        return answer.model_copy(update={"detail": public_reason(answer.detail)})
 
 
 Tiercast.add_asgi_middleware(ModelCardRoute)

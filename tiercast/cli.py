@@ -2,8 +2,9 @@
 (:mod:`tiercast.jobs`) and prints its summary.
 
 Bad input files and bad configuration stop a command with exit status 2 and one message naming the file,
-the column or key and sample rows. ``score`` without usable champion models stops with exit status 3 unless
-the config allows the rule fallback in batch.
+the column or key and sample rows; so do dates outside the supported range and output paths the command
+cannot write (checked before the work starts). ``score`` without usable champion models stops with exit
+status 3 unless the config allows the rule fallback in batch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import pandas as pd
 
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
-from tiercast.features.schema import DataError
+from tiercast.features.schema import EARLIEST, LATEST, DataError
+from tiercast.outputs import InfiniteOutput, OutputError
 from tiercast.training.quality_card import card_text
 from tiercast.training.sufficiency import InsufficientData
 
@@ -29,10 +31,16 @@ EXIT_NO_MODELS = 3
 
 
 def _date(text: str) -> pd.Timestamp:
+    """Every date option (--as-of, --cutoff, --start): a YYYY-MM-DD date within the dates the data may hold
+    (docs/contract.md), so that no later step meets a date pandas cannot represent."""
     try:
-        return pd.Timestamp(date.fromisoformat(text))
+        day = date.fromisoformat(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date in YYYY-MM-DD form") from err
+    if not EARLIEST.date() <= day <= LATEST.date():
+        raise argparse.ArgumentTypeError(f"{day.isoformat()} is outside the supported dates, {EARLIEST.date()} "
+                                         f"to {LATEST.date()}")
+    return pd.Timestamp(day)
 
 
 def _positive_int(text: str) -> int:
@@ -302,13 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.handler(args, config)
-    except (DataError, ConfigError, InsufficientData) as err:
+    except (DataError, ConfigError, InsufficientData, OutputError, jobs.OptionError) as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except jobs.ModelsUnavailableError as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_NO_MODELS
-    except jobs.InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
+    except InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return 1
 

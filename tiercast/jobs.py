@@ -1,20 +1,19 @@
 """The jobs behind the ``tiercast`` commands: one function per command. Each takes the typed config and the
 command's files and values, does the work and returns what the command line prints.
 
-Outputs are written to a temporary file and moved into place only when complete, so nothing half-made is
-left behind. LightGBM, MLflow and BentoML are imported inside the jobs that use them, so that
-``tiercast --help`` and bad-input errors answer without loading them.
+Output paths are checked before the work starts, and outputs are written to a temporary file and moved into
+place only when complete, so nothing half-made is left behind (:mod:`tiercast.outputs`). LightGBM, MLflow and
+BentoML are imported inside the jobs that use them, so that ``tiercast --help`` and bad-input errors answer
+without loading them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,13 @@ import pandas as pd
 
 from tiercast.config import AppConfig
 from tiercast.features.schema import DataError
+from tiercast.outputs import (
+    TABLE_SUFFIXES,
+    check_output_file,
+    check_output_folder,
+    write_atomically,
+    write_table,
+)
 
 if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
@@ -32,6 +38,10 @@ if TYPE_CHECKING:
     from tiercast.training.pipeline import TrainResult
 
 log = logging.getLogger("tiercast")
+
+
+class OptionError(Exception):
+    """A command's value that does not fit what it applies to, e.g. a cutoff outside the simulated period."""
 
 
 @dataclass(frozen=True)
@@ -48,25 +58,15 @@ class InputFiles:
         return load_inputs(self.transactions, self.customers, self.interactions, config.data)
 
 
-def write_atomically(out: Path, write: Callable[[Path], Any]) -> Path:
-    """``write`` a temporary file beside ``out``, then move it into place: a reader never sees half a file."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    write(tmp)
-    os.replace(tmp, out)
-    return out
-
-
-def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    """Write CSV or Parquet, by the suffix of ``out``, atomically; never a table holding an infinite number."""
-    out = Path(out)
-    refuse_infinite(frame, out)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        return write_atomically(out, partial(frame.to_parquet, index=False))
-    if out.suffix.lower() == ".csv":
-        return write_atomically(out, partial(frame.to_csv, index=False))
-    raise DataError(out, f"unsupported output type '{out.suffix}': use .csv or .parquet")
+def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) -> None:
+    """Refuse an ``as_of`` before every transaction: no customer could be scored or described, and an empty
+    file would pass for a result."""
+    first = data.transactions["timestamp"].min()
+    if pd.isna(first):
+        raise DataError(transactions, "no transactions left to use", "timestamp")
+    if not first < as_of:
+        raise DataError(transactions, f"no customer has a transaction before {as_of.date()}: the first one is "
+                        f"on {first.date()}", "timestamp")
 
 
 def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:
@@ -74,26 +74,6 @@ def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:
     flat = scores.copy()
     flat["reasons"] = flat["reasons"].map(lambda r: "; ".join(r))
     return flat
-
-
-class InfiniteOutput(RuntimeError):
-    """A table about to be written holds an infinite number: a bug, since the loader bounds every input number."""
-
-
-def refuse_infinite(frame: pd.DataFrame, out: Path) -> None:
-    """Raise :class:`InfiniteOutput` naming the columns (and some customers) if any number in ``frame`` is
-    infinite. Inputs are bounded (docs/contract.md: amounts at most 1e12 in size), so sums and predictions stay
-    finite; should one overflow all the same, the command fails rather than write ``inf`` for a reader to take
-    as a value. NaN is not refused: in these files it is a missing value (an empty cell)."""
-    numbers = frame.select_dtypes("number")
-    infinite = {name: numbers[name].astype("float64").abs().eq(float("inf")) for name in numbers.columns}
-    infinite = {name: rows for name, rows in infinite.items() if rows.any()}
-    if infinite:
-        rows = pd.concat(list(infinite.values()), axis=1).any(axis=1)
-        customers = frame.loc[rows, "customer_id"].head(5).tolist() if "customer_id" in frame.columns else []
-        raise InfiniteOutput(f"{out}: not written: column(s) {', '.join(infinite)} hold infinite values "
-                             f"({int(rows.sum()):,} rows; customers {customers}); this is a bug in tiercast: please "
-                             "report it with the command and its input files")
 
 
 # ------------------------------------------------------------------------------------------- train, score
@@ -162,7 +142,10 @@ def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days
 
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Scoring:
     """Score every customer with the champion models (or the rules without them) and write the file."""
-    return _score(config, inputs.load(config), as_of, config.training.horizon_days, out)
+    check_output_file(out, TABLE_SUFFIXES)
+    data = inputs.load(config)
+    require_history(data, as_of, inputs.transactions)
+    return _score(config, data, as_of, config.training.horizon_days, out)
 
 
 @dataclass(frozen=True)
@@ -175,6 +158,7 @@ def demo(config: AppConfig, trained: Callable[[Training], Any] = lambda training
     """Train, register and score on the bundled CDNOW data (config ``demo``); ``trained`` hears of the
     training before the scoring starts."""
     settings = config.demo
+    check_output_file(settings.out, TABLE_SUFFIXES)  # before the training, not after it
     data = InputFiles(settings.transactions_path()).load(config)
     cutoff = pd.Timestamp(settings.cutoff)
     training = _train(config, data, cutoff, settings.horizon_days, settings.trials)
@@ -199,6 +183,7 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
     from tiercast.training.labels import make_labels
     from tiercast.training.pipeline import fit_models
 
+    check_output_file(out, TABLE_SUFFIXES)
     data = inputs.load(config)
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
                          config.data.personal_data_columns, progress=log.info)
@@ -255,13 +240,18 @@ def simulate(customers: int | None, out: Path, seed: int = 0, cutoff: pd.Timesta
     from tiercast.simulation.truth import ground_truth
     from tiercast.simulation.world import simulate_world
 
+    check_output_folder(out)
     overrides = {"seed": seed} if customers is None else {"seed": seed, "n_customers": customers}
     world_config = preset_config(preset, **overrides)
     horizon_days = horizon_days or world_config.default_horizon_days
+    cutoff = cutoff if cutoff is not None else pd.Timestamp(world_config.default_cutoff)
+    start, end = pd.Timestamp(world_config.start), pd.Timestamp(world_config.end)
+    if not start < cutoff or cutoff + pd.Timedelta(days=horizon_days) > end:  # checked before the slow part
+        raise OptionError(f"the ground-truth window from {cutoff.date()} over {horizon_days} days must start "
+                          f"after {start.date()} and end by {end.date()}, the '{preset}' world's period")
     started = time.perf_counter()
     world = simulate_world(world_config)
     lines = invoice_lines(world, product_id=product_id) if line_items else None
-    cutoff = cutoff if cutoff is not None else pd.Timestamp(world_config.default_cutoff)
     paths = write_world(world, out, cutoff, horizon_days, file_format, transactions=lines)
     truth = ground_truth(world, cutoff, horizon_days)
     return Simulation(world, cutoff, horizon_days, truth, paths, time.perf_counter() - started, lines)
@@ -275,16 +265,24 @@ class Features:
     quality_report: Path
 
 
+def quality_report_path(out: Path) -> Path:
+    """The data-quality report written beside a features file."""
+    return Path(out).with_name(Path(out).name + ".quality.json")
+
+
 def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Features:
     """Point-in-time features, one row per customer, and a data-quality report beside them."""
     from tiercast.features.builder import FeatureBuilder
 
+    check_output_file(out, TABLE_SUFFIXES)
+    check_output_file(quality_report_path(out))
     data = inputs.load(config)
+    require_history(data, as_of, inputs.transactions)
     table = FeatureBuilder(config.features, config.data.personal_data_columns).fit_transform(
         data.transactions, as_of, data.customers, data.interactions)
     written = write_table(table.reset_index(), out)
     quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
-    report = written.with_name(written.name + ".quality.json")
+    report = quality_report_path(written)
     write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
     return Features(table, written, report)
 
@@ -302,6 +300,7 @@ def plan(config: AppConfig, scores_path: Path, budget: float, cost_per_contact: 
     from tiercast.analysis.plan import PLAN_REQUIRED, plan_retention
     from tiercast.features.loading import read_scores
 
+    check_output_file(out, TABLE_SUFFIXES)
     scores = read_scores(scores_path, PLAN_REQUIRED)
     save_rate = save_rate if save_rate is not None else config.plan.save_rate
     control_share = control_share if control_share is not None else config.plan.control_share
@@ -337,6 +336,7 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
     from tiercast.analysis.report import REPORT_REQUIRED, write_report
     from tiercast.features.loading import read_scores
 
+    check_output_folder(out)
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)
@@ -359,6 +359,8 @@ def evaluate_plan(config: AppConfig, plan_path: Path, transactions_path: Path, s
     from tiercast.analysis.campaign import evaluate_plan as evaluate, read_plan
     from tiercast.features.loading import load_transactions
 
+    if out:
+        check_output_file(out)
     contacts, start = read_plan(plan_path, start, config.data.error_sample_rows)
     transactions, _ = load_transactions(transactions_path, config.data)
     horizon_days = horizon_days or config.training.horizon_days

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tiercast.cli import main
-from tiercast.jobs import InfiniteOutput, write_table
+from tiercast.outputs import InfiniteOutput, write_table
 
 
 def ordinary_lines(customers: int = 30) -> list[str]:

@@ -4,6 +4,8 @@
 - ``model_server``: a store with small champion models (at most 150 trees each, no tuning) trained here
   on the first 3,000 CDNOW customers (cutoff 1998-07-01, horizon 181 days), default limits, no token;
   ``following_server`` and ``two_worker_server`` serve the same store.
+- ``breakable_server`` (per test): a model server on its own copy of that store, which the test may break;
+  ``broken_store_server`` (per test): a server whose store is not a database from the start.
 
 Servers are started through ``tiercast.serving.service.run`` (what ``tiercast serve`` calls) on a free port with
 ``MLFLOW_TRACKING_URI`` pointing to a temporary SQLite store, and stopped with SIGTERM, which must end
@@ -13,6 +15,7 @@ them cleanly.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -198,6 +201,24 @@ def two_worker_server(tmp_path_factory: pytest.TempPathFactory, trained_store: T
     folder = tmp_path_factory.mktemp("two-worker-server")
     settings = ServingSettings(service=ServiceConfig(workers=2, reload_interval_seconds=None))
     yield from _serve(folder, settings, trained_store.tracking_uri)
+
+
+@pytest.fixture
+def breakable_server(tmp_path: Path, trained_store: TrainedStore) -> Iterator[Server]:
+    """The champion models served from a copy of the trained store (database and artifacts), reloaded by hand
+    only: the test may corrupt or move the copy."""
+    copy = tmp_path / "store"
+    shutil.copytree(Path(trained_store.tracking_uri.removeprefix("sqlite:///")).parent, copy)
+    settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=None))
+    yield from _serve(copy, settings, f"sqlite:///{copy / 'mlflow.db'}")
+
+
+@pytest.fixture
+def broken_store_server(tmp_path: Path) -> Iterator[Server]:
+    """A server whose MLflow store file is not a database: it starts, and answers with the rule fallback."""
+    (tmp_path / "mlflow.db").write_bytes(b"this is not an SQLite database\n" * 200)
+    settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=None))
+    yield from _serve(tmp_path, settings, f"sqlite:///{tmp_path / 'mlflow.db'}")
 
 
 def _customers(transactions: pd.DataFrame) -> list[dict[str, object]]:

@@ -1,0 +1,120 @@
+"""Where the commands write: output paths checked before the work starts, and writes that leave either the
+complete file or nothing.
+
+A command that would fail only when it writes (a folder where the file should go, a file where a folder should
+be, a folder it may not write in) is stopped by :func:`check_output_file` or :func:`check_output_folder` before
+it reads its inputs, with an :class:`OutputError` naming the path and why; the CLI exits 2 on it.
+:func:`write_atomically` writes a temporary file beside the output and moves it into place, so a reader never
+sees half a file, and removes the temporary file whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class OutputError(Exception):
+    """An output path a command cannot write: names the path and why."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"cannot write {path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _check_can_write_in(folder: Path, out: Path) -> None:
+    """``out`` can be created in ``folder`` (which need not exist yet): every existing ancestor is a folder,
+    and the nearest one takes a new file (tried for real: root, read-only mounts and ACLs are all answered)."""
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise OutputError(out, f"{existing} is a broken link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(out, f"{existing} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".tiercast-write-check-", dir=existing)
+    except OSError as err:
+        raise OutputError(out, f"cannot create files in {existing} ({err.strerror})") from err
+    os.close(handle)
+    os.unlink(probe)
+
+
+def check_output_file(out: Path, suffixes: Iterable[str] | None = None) -> Path:
+    """``out`` as a file a command can write: not an existing folder, of one of ``suffixes`` (when given), in
+    a folder that exists or can be made and that takes new files. Raises :class:`OutputError` otherwise."""
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(out, "it is a folder; give a file name inside it")
+    if suffixes is not None and out.suffix.lower() not in tuple(suffixes):
+        raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(suffixes)}")
+    _check_can_write_in(out.parent, out)
+    return out
+
+
+def check_output_folder(out: Path) -> Path:
+    """``out`` as a folder a command can write files into: an existing folder or one that can be made.
+    Raises :class:`OutputError` otherwise."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "it is a file, not a folder")
+    _check_can_write_in(out, out)
+    return out
+
+
+def write_atomically(out: Path, write: Callable[[Path], Any]) -> Path:
+    """``write`` a temporary file beside ``out``, then move it into place: a reader never sees half a file,
+    and a failed write leaves neither a temporary file nor a changed ``out``."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise OutputError(out, err.strerror or str(err)) from err
+    finally:
+        with contextlib.suppress(OSError):  # gone after the move; never made when the folder could not be
+            tmp.unlink()
+    return out
+
+
+class InfiniteOutput(RuntimeError):
+    """A table about to be written holds an infinite number: a bug, since the loader bounds every input number."""
+
+
+def refuse_infinite(frame: pd.DataFrame, out: Path) -> None:
+    """Raise :class:`InfiniteOutput` naming the columns (and some customers) if any number in ``frame`` is
+    infinite. Inputs are bounded (docs/contract.md: amounts at most 1e12 in size), so sums and predictions stay
+    finite; should one overflow all the same, the command fails rather than write ``inf`` for a reader to take
+    as a value. NaN is not refused: in these files it is a missing value (an empty cell)."""
+    numbers = frame.select_dtypes("number")
+    infinite = {name: numbers[name].astype("float64").abs().eq(float("inf")) for name in numbers.columns}
+    infinite = {name: rows for name, rows in infinite.items() if rows.any()}
+    if infinite:
+        rows = pd.concat(list(infinite.values()), axis=1).any(axis=1)
+        customers = frame.loc[rows, "customer_id"].head(5).tolist() if "customer_id" in frame.columns else []
+        raise InfiniteOutput(f"{out}: not written: column(s) {', '.join(infinite)} hold infinite values "
+                             f"({int(rows.sum()):,} rows; customers {customers}); this is a bug in tiercast: please "
+                             "report it with the command and its input files")
+
+
+def write_table(frame: pd.DataFrame, out: Path) -> Path:
+    """Write CSV or Parquet, by the suffix of ``out``, atomically; never a table holding an infinite number."""
+    out = Path(out)
+    refuse_infinite(frame, out)
+    if out.suffix.lower() in (".parquet", ".pq"):
+        return write_atomically(out, partial(frame.to_parquet, index=False))
+    if out.suffix.lower() == ".csv":
+        return write_atomically(out, partial(frame.to_csv, index=False))
+    raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
