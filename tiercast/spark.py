@@ -103,7 +103,7 @@ def spark_session(config: EngineConfig | None = None, app_name: str = "tiercast"
     for key, value in options.items():
         builder = builder.config(key, value)
     # A driver started from Python (not spark-submit) takes its workers' Python from this variable alone and
-    # ships that path with every Python function; the two options above serve spark-submit.
+    # ships that path with every Python function; the two spark.pyspark options serve spark-submit.
     os.environ["PYSPARK_PYTHON"] = options["spark.pyspark.python"]
     os.environ["PYSPARK_DRIVER_PYTHON"] = options["spark.pyspark.driver.python"]
     session = builder.getOrCreate()

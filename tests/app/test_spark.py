@@ -13,6 +13,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
@@ -96,6 +98,13 @@ def test_timestamps_reach_spark_to_the_microsecond_and_nanoseconds_are_refused(s
     back = spark.read.parquet(str(write_parquet_for_spark(frame, tmp_path / "us.parquet"))).toPandas()
     pd.testing.assert_frame_equal(back, frame, check_dtype=False)
     assert back["timestamp"].dt.tz is None  # naive UTC in, naive UTC out: the session's zone is UTC
+    # An instant Spark writes (a UTC-aware column), pandas reads back as the same instant in UTC: microseconds,
+    # where Spark's default INT96 would come back as a naive time without its zone.
+    aware = frame.assign(timestamp=frame["timestamp"].dt.tz_localize("UTC"))
+    spark.createDataFrame(aware).coalesce(1).write.parquet(str(tmp_path / "from_spark"))
+    assert pq.read_schema(next((tmp_path / "from_spark").glob("*.parquet"))).field("timestamp").type == \
+        pa.timestamp("us", tz="UTC")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from_spark"), aware, check_dtype=False)
     # What pandas writes by default (nanoseconds), Spark 4 refuses: the reason the writer above exists.
     frame.to_parquet(tmp_path / "ns.parquet")
     with pytest.raises(Exception, match="PARQUET_TYPE_ILLEGAL|Illegal Parquet type"):
