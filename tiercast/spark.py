@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 INSTALL_HINT = "PySpark is not installed: pip install 'tiercast[spark]' (make test installs it)"
 
 # Warnings and errors only, set before the JVM starts (SparkContext.setLogLevel comes too late for the
-# start-up messages).
+# start-up messages). Errors only from three loggers whose warnings are notices, not problems: the host name
+# resolving to a loopback address, no native Hadoop library, a long query plan shortened in a message.
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -50,6 +51,8 @@ logger.hostname.name = org.apache.spark.util.Utils
 logger.hostname.level = error
 logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
+logger.plans.name = org.apache.spark.util.SparkStringUtils
+logger.plans.level = error
 """
 
 
