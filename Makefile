@@ -42,8 +42,8 @@ bench: $(STAMP)  ## Run the benchmarks (slow: ten-million-row worlds)
 
 lock:  ## Re-resolve the dependency ranges in pyproject.toml into requirements.lock
 	rm -rf /tmp/tiercast-lock && $(PYTHON) -m venv /tmp/tiercast-lock
-	/tmp/tiercast-lock/bin/python -m pip --quiet --quiet install "setuptools>=69" wheel -e ".[dev]"
-	(echo "# Resolved set for tiercast + dev extras on Python 3.11 (regenerate: make lock)."; \
+	/tmp/tiercast-lock/bin/python -m pip --quiet --quiet install "setuptools>=69" wheel -e ".[dev,spark]"
+	(echo "# Resolved set for tiercast + dev and spark extras on Python 3.11 (regenerate: make lock)."; \
 	 /tmp/tiercast-lock/bin/python -m pip freeze --all | grep -v -E '^(pip|tiercast)[= ]' | grep -v '^-e') > requirements.lock
 
 clean:  ## Remove the virtual environment and local outputs

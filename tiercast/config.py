@@ -17,6 +17,7 @@ from tiercast.features.schema import DataConfig
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
+from tiercast.spark import EngineConfig
 from tiercast.training.config import TrainingConfig
 from tiercast.training.policy import TierPolicy
 
@@ -51,6 +52,7 @@ class AppConfig(BaseModel):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
 
 class ConfigError(Exception):

@@ -1,0 +1,168 @@
+"""The Spark session tiercast starts, and docs/spark.md's example run for real: registered models scoring
+feature rows in Spark through ``mlflow.pyfunc.spark_udf``, giving the models' own predictions.
+
+Needs PySpark (``pip install 'tiercast[spark]'``; ``make test`` installs it) and Java 17+.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+
+from tiercast.cli import main
+from tiercast.config import AppConfig, ConfigError, load_config
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.loading import load_transactions
+from tiercast.spark import INSTALL_HINT, EngineConfig, session_options, write_parquet_for_spark
+
+ROOT = Path(__file__).resolve().parents[2]
+CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
+CUTOFF = "1998-01-01"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local[2] session; the tests that need one skip without PySpark, except in CI, which installs it."""
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("pyspark", reason=INSTALL_HINT)
+    from tiercast.spark import spark_session
+
+    session = spark_session(EngineConfig(name="spark", master="local[2]",
+                                         options={"spark.sql.shuffle.partitions": "2"}))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory) -> tuple[Path, Path]:
+    """Models trained on 600 CDNOW customers into a fresh SQLite store, and their feature rows at the cutoff
+    written by ``tiercast features``: (features file, store folder)."""
+    folder = tmp_path_factory.mktemp("spark_udf")
+    tx = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
+    tx.columns = ["customer_id", "date", "quantity", "amount"]
+    tx = tx[tx["customer_id"].astype(int) <= 600]
+    log = folder / "cdnow_600.csv"
+    pd.DataFrame({"customer_id": tx["customer_id"], "timestamp": pd.to_datetime(tx["date"]).dt.date.astype(str),
+                  "amount": tx["amount"], "quantity": tx["quantity"]}).to_csv(log, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.chdir(folder)
+        assert main(["train", "--transactions", str(log), "--cutoff", CUTOFF, "--horizon-days", "90",
+                     "--trials", "0"]) == 0
+        features = folder / "features.parquet"
+        assert main(["features", "--transactions", str(log), "--as-of", CUTOFF, "--out", str(features)]) == 0
+        assert main(["score", "--transactions", str(log), "--as-of", CUTOFF, "--out",
+                     str(folder / "scores.parquet")]) == 0
+    return features, folder
+
+
+def test_engine_section_is_typed_and_documented(tmp_path):
+    assert load_config().engine == EngineConfig(name="local", master="local[2]", options={})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("engine: {name: dask}\n")
+    with pytest.raises(ConfigError, match="engine.name"):
+        load_config(bad)
+    bad.write_text("engine: {masters: 'local[4]'}\n")
+    with pytest.raises(ConfigError, match="engine.masters"):
+        load_config(bad)
+    assert AppConfig.model_validate({"engine": {"options": {"spark.executor.memory": "4g"}}}).engine.options
+
+
+def test_options_put_the_workers_on_this_python_and_let_the_config_override():
+    options = session_options(EngineConfig(options={"spark.sql.session.timeZone": "Europe/Paris"}))
+    assert options["spark.pyspark.python"] == options["spark.pyspark.driver.python"] == sys.executable
+    assert options["spark.sql.session.timeZone"] == "Europe/Paris"
+
+
+def test_session_runs_python_workers_on_this_interpreter_in_utc(spark):
+    assert spark.sparkContext.master == "local[2]"
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+    # A Python worker (not the driver) reports which interpreter runs it.
+    workers = spark.sparkContext.parallelize(range(2), 2).map(lambda _: __import__("sys").executable).collect()
+    assert set(workers) == {sys.executable}
+
+
+def test_timestamps_reach_spark_to_the_microsecond_and_nanoseconds_are_refused(spark, tmp_path):
+    frame = pd.DataFrame({"customer_id": ["00042", "7"],
+                          "timestamp": pd.to_datetime(["1997-01-01 00:00:00", "1998-06-30 23:59:59.999999"], format="ISO8601")})
+    back = spark.read.parquet(str(write_parquet_for_spark(frame, tmp_path / "us.parquet"))).toPandas()
+    pd.testing.assert_frame_equal(back, frame, check_dtype=False)
+    assert back["timestamp"].dt.tz is None  # naive UTC in, naive UTC out: the session's zone is UTC
+    # An instant Spark writes (a UTC-aware column), pandas reads back as the same instant in UTC: microseconds,
+    # where Spark's default INT96 would come back as a naive time without its zone.
+    aware = frame.assign(timestamp=frame["timestamp"].dt.tz_localize("UTC"))
+    spark.createDataFrame(aware).coalesce(1).write.parquet(str(tmp_path / "from_spark"))
+    assert pq.read_schema(next((tmp_path / "from_spark").glob("*.parquet"))).field("timestamp").type == \
+        pa.timestamp("us", tz="UTC")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from_spark"), aware, check_dtype=False)
+    # What pandas writes by default (nanoseconds), Spark 4 refuses: the reason the writer above exists.
+    frame.to_parquet(tmp_path / "ns.parquet")
+    with pytest.raises(Exception, match="PARQUET_TYPE_ILLEGAL|Illegal Parquet type"):
+        spark.read.parquet(str(tmp_path / "ns.parquet")).collect()
+    # Finer than a microsecond cannot be written for Spark without losing digits: refused, not truncated.
+    with pytest.raises(Exception, match="would lose data"):
+        write_parquet_for_spark(frame.assign(timestamp=pd.Timestamp("1998-01-01 00:00:00.000000001")),
+                                tmp_path / "lossy.parquet")
+
+
+def test_spark_udf_scores_feature_rows_as_the_models_do(spark, registered):
+    """docs/spark.md's example, step by step."""
+    features_path, folder = registered
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+        mlflow.set_registry_uri(f"sqlite:///{folder / 'mlflow.db'}")
+
+        # The set behind the champion alias: the value version it names, the churn version that one's tags name.
+        value_version = MlflowClient().get_model_version_by_alias("tiercast-value", "champion")
+        value_uri = f"models:/tiercast-value/{value_version.version}"
+        churn_uri = f"models:/tiercast-churn/{value_version.tags['tiercast.churn_version']}"
+        assert mlflow.models.get_model_info("models:/tiercast-value@champion").run_id == value_version.run_id
+
+        # The models' inputs are the feature columns their signature names, in that order.
+        inputs = mlflow.models.get_model_info(value_uri).signature.inputs.input_names()
+        assert mlflow.models.get_model_info(churn_uri).signature.inputs.input_names() == inputs
+        rows = spark.read.parquet(str(features_path))
+        assert set(inputs) <= set(rows.columns), sorted(set(inputs) - set(rows.columns))
+        # tiercast features fits its own feature builder; at the training cutoff on the training data it gives
+        # the model inputs the champion's builder (logged with the value model) gives.
+        metadata = mlflow.models.get_model_info(value_uri).metadata
+        champion_rows = FeatureBuilder.from_dict(metadata["feature_builder"]).transform(
+            load_transactions(folder / "cdnow_600.csv")[0], CUTOFF)
+
+        value_udf = mlflow.pyfunc.spark_udf(spark, value_uri, result_type="double", env_manager="local")
+        churn_udf = mlflow.pyfunc.spark_udf(spark, churn_uri, result_type="double", env_manager="local")
+        # The alias form scores with the value model the alias names: the same numbers.
+        champion_udf = mlflow.pyfunc.spark_udf(spark, "models:/tiercast-value@champion", result_type="double",
+                                               env_manager="local")
+        scored = rows.select("customer_id", value_udf(*inputs).alias("predicted_value"),
+                             churn_udf(*inputs).alias("churn_probability"),
+                             champion_udf(*inputs).alias("champion_value")).toPandas()
+
+        # The same rows through the same models in pandas, in this process.
+        frame = pd.read_parquet(features_path)
+        expected_value = mlflow.pyfunc.load_model(value_uri).predict(frame[inputs])
+        expected_churn = mlflow.pyfunc.load_model(churn_uri).predict(frame[inputs])
+    pd.testing.assert_frame_equal(frame.set_index("customer_id")[inputs], champion_rows[inputs])
+    scored = scored.set_index("customer_id").loc[frame["customer_id"]]
+    assert len(scored) == len(frame) == 600
+    np.testing.assert_allclose(scored["predicted_value"], np.asarray(expected_value, dtype=float), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scored["churn_probability"], np.asarray(expected_churn, dtype=float), rtol=0, atol=1e-9)
+    assert scored["churn_probability"].between(0, 1).all() and scored["predicted_value"].std() > 0
+    assert scored["champion_value"].equals(scored["predicted_value"])
+
+    # At the training cutoff, with label windows as long as the horizon, they are tiercast score's numbers too.
+    assert metadata["label_horizon_days"] == metadata["horizon_days"] == 90
+    tiercast_scores = pd.read_parquet(folder / "scores.parquet").set_index("customer_id").loc[scored.index]
+    np.testing.assert_allclose(scored["predicted_value"], tiercast_scores["predicted_value"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scored["churn_probability"], tiercast_scores["churn_probability"], rtol=0, atol=1e-9)
