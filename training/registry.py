@@ -71,11 +71,18 @@ def log_model(model: Any, name: str, registered_name: str, X_example: pd.DataFra
     return MlflowClient().get_model_version(registered_name, str(info.registered_model_version))
 
 
+# What the registry answers for a model or alias that does not exist (any other error is raised: a broken
+# store is not an empty one).
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def version_by_alias(name: str, alias: str) -> ModelVersion | None:
     try:
         return MlflowClient().get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as err:
+        if err.error_code in NOT_FOUND:
+            return None
+        raise
 
 
 def set_alias(name: str, alias: str, version: str) -> None:

@@ -34,10 +34,18 @@ def transactions(workdir) -> Path:
     return path
 
 
+def _with_rules(folder: Path) -> list[str]:
+    """The config option that lets ``score`` use the rule fallback: these tests have no trained models."""
+    config = folder / "rules.yaml"
+    config.write_text(yaml.safe_dump({"fallback": {"allow_in_batch": True}}))
+    return ["--config", str(config)]
+
+
 @pytest.fixture
 def scores(transactions, workdir) -> Path:
     out = workdir / "scores.csv"
-    assert main(["score", "--transactions", str(transactions), "--as-of", "1998-06-01", "--out", str(out)]) == 0
+    assert main([*_with_rules(workdir), "score", "--transactions", str(transactions), "--as-of", "1998-06-01",
+                 "--out", str(out)]) == 0
     return out
 
 
@@ -92,7 +100,8 @@ def test_the_ends_of_the_supported_range_are_accepted(transactions, workdir, cap
     assert main(["score", "--transactions", str(transactions), "--as-of", "1900-01-01", "--out", str(early)]) == 2
     assert "no customer has a transaction before 1900-01-01" in capsys.readouterr().err  # parsed, then refused
     late = workdir / "late.csv"
-    assert main(["score", "--transactions", str(transactions), "--as-of", "2199-12-31", "--out", str(late)]) == 0
+    assert main([*_with_rules(workdir), "score", "--transactions", str(transactions), "--as-of", "2199-12-31",
+                 "--out", str(late)]) == 0
     assert sorted(pd.read_csv(late, dtype={"customer_id": str})["customer_id"]) == ["A", "B"]
 
 
@@ -119,7 +128,8 @@ def test_as_of_before_all_data_exits_2_saying_when_the_first_transaction_is(tran
 
 def test_as_of_just_after_the_first_transaction_scores_that_customer(transactions, workdir):
     out = workdir / "scores.csv"
-    assert main(["score", "--transactions", str(transactions), "--as-of", "1998-01-03", "--out", str(out)]) == 0
+    assert main([*_with_rules(workdir), "score", "--transactions", str(transactions), "--as-of", "1998-01-03",
+                 "--out", str(out)]) == 0
     assert pd.read_csv(out, dtype={"customer_id": str})["customer_id"].tolist() == ["A"]
 
 
