@@ -1,0 +1,218 @@
+"""The batch commands end to end, from the file on disk, against one DuckDB query over the same file.
+
+    python benchmarks/bench_batch.py [--rows 1000000 10000000 26000000] [--runs 3] [--engines local spark]
+                                     [--commands features score] [--work DIR]
+
+For each size, writes a simulated transactions file (Parquet; worlds of at most 1M customers are simulated
+one after another with their own seeds and id prefixes and appended, so generating 26M rows stays within
+memory), trains a small champion once (a 20,000-customer world of the same kind, 2 trials) into a throwaway
+MLflow store, then times, in rounds:
+
+* the reference: one DuckDB query of the core aggregates per customer (orders, spend, first and last
+  purchase, 90-day spend), from the Parquet file to a Parquet file, run as its own Python process;
+* ``tiercast features`` and ``tiercast score`` on each engine (``--engine spark`` runs ``local[2]``),
+  each a subprocess writing Parquet.
+
+Each round runs the reference and then every command, so each command's ratio is to the reference of its own
+round. Peak memory is the highest sum of the proportional set size (PSS) over the command's process tree (the
+Spark engine's JVM included), sampled every 0.2 s. Prints min-median-max of seconds, ratio and peak per
+command and size, and a JSON line per measurement (``--json FILE`` keeps them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tiercast.simulation.world import WorldConfig, simulate_world
+
+CHUNK_CUSTOMERS = 1_000_000
+ROWS_PER_CUSTOMER = 10  # about what the default world draws; sizes are approximate
+TRAIN_CUSTOMERS = 20_000
+
+REFERENCE = """
+import sys, duckdb
+duckdb.sql('''
+COPY (
+  SELECT customer_id,
+         count(DISTINCT order_id)                                       AS orders,
+         sum(amount)                                                    AS spend,
+         min(timestamp) FILTER (WHERE amount > 0)                       AS first_purchase,
+         max(timestamp) FILTER (WHERE amount > 0)                       AS last_purchase,
+         sum(amount) FILTER (WHERE timestamp >= TIMESTAMP '{as_of}' - INTERVAL 90 DAY) AS spend_90d
+  FROM read_parquet('{path}')
+  WHERE timestamp < TIMESTAMP '{as_of}'
+  GROUP BY customer_id
+) TO '{out}' (FORMAT parquet)
+''')
+"""
+
+
+def write_world(rows: int, path: Path, seed: int = 0) -> tuple[str, int]:
+    """A transactions file of about ``rows`` rows at ``path``; returns (the worlds' cutoff, rows written)."""
+    customers = max(1, rows // ROWS_PER_CUSTOMER)
+    writer = None
+    written, chunk, cutoff = 0, 0, ""
+    try:
+        while customers > 0:
+            n = min(customers, CHUNK_CUSTOMERS)
+            world = simulate_world(WorldConfig(n_customers=n, seed=seed + chunk))
+            frame = world.transactions
+            frame["customer_id"] = f"w{chunk}-" + frame["customer_id"].astype(str)
+            if "order_id" in frame:
+                frame["order_id"] = f"w{chunk}-" + frame["order_id"].astype(str)
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, coerce_timestamps="us")
+            writer.write_table(table.cast(writer.schema))
+            written += len(frame)
+            cutoff = str(world.config.default_cutoff.date())
+            customers -= n
+            chunk += 1
+    finally:
+        if writer is not None:
+            writer.close()
+    return cutoff, written
+
+
+class TreePeak:
+    """The highest PSS sum over a process and its descendants, sampled in a thread."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.every = every
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> int:
+        total = 0
+        try:
+            processes = [self.root, *self.root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        for process in processes:
+            try:
+                total += process.memory_full_info().pss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._sample())
+            self._stop.wait(self.every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak GB) of one command; raises when it fails."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peak = TreePeak(process.pid)
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    gb = peak.stop() / 2**30
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}:\n{stderr[-3000:]}")
+    return seconds, gb
+
+
+def tiercast(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tiercast.cli", *args]
+
+
+def train_champion(work: Path, env: dict[str, str]) -> None:
+    """A small champion in the throwaway store, so that ``score`` has models to load."""
+    folder = work / "train"
+    if (work / "mlflow.db").exists():
+        return
+    subprocess.run(tiercast("simulate", "--customers", str(TRAIN_CUSTOMERS), "--format", "parquet",
+                            "--out", str(folder)), env=env, check=True, stdout=subprocess.DEVNULL)
+    cutoff = str(WorldConfig().default_cutoff.date())
+    subprocess.run(tiercast("train", "--transactions", str(folder / "transactions.parquet"), "--cutoff", cutoff,
+                            "--horizon-days", "180", "--trials", "2"), env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def summary(values: list[float]) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000, 26_000_000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--engines", nargs="+", default=["local", "spark"], choices=["local", "spark"])
+    parser.add_argument("--commands", nargs="+", default=["features", "score"], choices=["features", "score"])
+    parser.add_argument("--work", type=Path, help="folder for the worlds and outputs (kept; default: a temporary one)")
+    parser.add_argument("--json", type=Path, help="append each measurement as a JSON line to this file")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+        if "score" in args.commands:
+            train_champion(work, env)
+        results: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
+        for rows in args.rows:
+            path = work / f"transactions_{rows}.parquet"
+            meta = work / f"transactions_{rows}.json"
+            if not meta.exists():
+                started = time.perf_counter()
+                cutoff, written = write_world(rows, path)
+                meta.write_text(json.dumps({"cutoff": cutoff, "rows": written}))
+                print(f"wrote {written:,} rows to {path} in {time.perf_counter() - started:.0f} s", flush=True)
+            info = json.loads(meta.read_text())
+            cutoff, written = info["cutoff"], info["rows"]
+            for run in range(args.runs):
+                out = work / "out"
+                reference = REFERENCE.format(path=path, as_of=cutoff, out=work / "reference.parquet")
+                ref_s, ref_gb = timed([sys.executable, "-c", reference], env)
+                results.setdefault((rows, "duckdb reference"), []).append((ref_s, 1.0, ref_gb))
+                for command in args.commands:
+                    for engine in args.engines:
+                        target = out / f"{command}_{engine}.parquet"
+                        subprocess.run(["rm", "-rf", str(target)], check=True)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        flag = ["--as-of", cutoff]
+                        argv = tiercast(command, "--transactions", str(path), *flag, "--out", str(target),
+                                        "--engine", engine)
+                        seconds, gb = timed(argv, env)
+                        results.setdefault((rows, f"{command} --engine {engine}"), []).append(
+                            (seconds, seconds / ref_s, gb))
+                        record = {"rows": written, "command": command, "engine": engine, "run": run,
+                                  "seconds": seconds, "reference_seconds": ref_s, "peak_gb": gb}
+                        print(json.dumps(record), flush=True)
+                        if args.json:
+                            with args.json.open("a") as f:
+                                f.write(json.dumps(record) + "\n")
+            print(f"\n{written:,} rows ({args.runs} runs; min / median / max)")
+            for (size, name), values in results.items():
+                if size != rows:
+                    continue
+                seconds, ratios, peaks = zip(*values, strict=True)
+                print(f"  {name:<28} {summary(list(seconds))} s   x{summary(list(ratios))} of DuckDB   "
+                      f"peak {summary(list(peaks))} GB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
