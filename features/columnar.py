@@ -93,17 +93,36 @@ def read_table(path: Path, csv: bool, encoding: str) -> pa.Table:
 
 def canonical(table: pa.Table, mapping: dict[str, str], spec: Table, keep_others: bool) -> pa.Table:
     """The table under the canonical names ``mapping`` gives, with the columns of ``spec`` it has (and, with
-    ``keep_others``, every other column too); names repeated ignoring case, or a required column missing, are
-    left to the pandas path to word."""
+    ``keep_others``, every other column, as read, when it is of a plain type); names repeated ignoring case,
+    or a required column missing, are left to the pandas path to word."""
     renamed = {in_file: name for name, in_file in mapping.items()}
     names = [renamed.get(name, name) for name in table.column_names]
     folded = [name.strip().casefold() for name in names]
     if len(set(folded)) < len(folded) or any(name not in names for name in spec.required):
         raise NotFast("a repeated or missing column")
-    table = table.rename_columns(names)
     if keep_others:
-        return table
-    return table.select([name for name in spec.names if name in names])
+        _require_plain(table, [name for name, new in zip(table.column_names, names) if new not in spec.names])
+        return table.rename_columns(names)
+    return table.rename_columns(names).select([name for name in spec.names if name in names])
+
+
+# Column types that read into pandas alike with or without the frame's own pandas metadata.
+_PLAIN_NUMPY_TYPES = ("object", "bool", "float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                      "uint8", "uint16", "uint32", "uint64")
+
+
+def _require_plain(table: pa.Table, names: list[str]) -> None:
+    """Columns kept as read must be text, numbers or booleans stored without a pandas dtype of their own (a
+    nullable Int64, a categorical...), which only the pandas path restores."""
+    stored = {column.get("name"): column.get("numpy_type")
+              for column in (table.schema.pandas_metadata or {}).get("columns", [])}
+    for name in names:
+        kind = table.schema.field(name).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)
+                or pa.types.is_floating(kind) or pa.types.is_boolean(kind)):
+            raise NotFast(f"a {kind} column kept as read")
+        if stored.get(name, "object") not in _PLAIN_NUMPY_TYPES:
+            raise NotFast("a column with a pandas dtype of its own")
 
 
 def clean(table: pa.Table, spec: Table) -> FastColumns:
@@ -259,6 +278,10 @@ def _row_codes(values: pa.ChunkedArray) -> np.ndarray:
     return pd.factorize(values.to_numpy())[0]
 
 
+def repeats_an_id(ids: pa.ChunkedArray) -> bool:
+    return pc.count_distinct(ids).as_py() < len(ids)
+
+
 def by_customer_and_time(columns: dict[str, pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
     """The order of a stable sort by customer_id, then timestamp (text sorts by code point, as Python's does),
     and each row's customer rank in that order."""
@@ -292,7 +315,10 @@ def identical_repeats(columns: dict[str, pa.ChunkedArray], order: np.ndarray, cu
     return repeats
 
 
-def to_frame(columns: dict[str, pa.ChunkedArray], order: np.ndarray) -> pd.DataFrame:
-    """The rows at positions ``order`` as a pandas frame: text as :data:`TEXT`, timestamps datetime64[ns]."""
-    table = pa.table(columns).take(pa.array(order))
+def to_frame(columns: dict[str, pa.ChunkedArray], order: np.ndarray | None = None) -> pd.DataFrame:
+    """The rows (at positions ``order``, when given) as a pandas frame: text as :data:`TEXT`, timestamps
+    datetime64[ns]."""
+    table = pa.table(columns)
+    if order is not None:
+        table = table.take(pa.array(order))
     return table.to_pandas(types_mapper={pa.string(): TEXT, pa.large_string(): TEXT}.get)

@@ -547,14 +547,20 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.customers
-    frame, report = _read_checked(path, config, CUSTOMERS, mapping, "customers", keep_others=True)
-    repeated = frame["customer_id"].duplicated(keep=False)
-    if repeated.any():
-        raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
-                        _bad_rows(frame, repeated, ["customer_id"], config, path))
+    fast = _read_fast(path, config, CUSTOMERS, mapping, keep_others=True)
+    if fast is not None and not columnar.repeats_an_id(fast.columns["customer_id"]):
+        report = _fast_report(path, "customers", fast)
+        frame = columnar.to_frame(fast.columns)
+    else:  # the pandas path, which names the rows that repeat a customer
+        frame, report = _read_checked(path, config, CUSTOMERS, mapping, "customers", keep_others=True)
+        repeated = frame["customer_id"].duplicated(keep=False)
+        if repeated.any():
+            raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
+                            _bad_rows(frame, repeated, ["customer_id"], config, path))
+        frame = frame.reset_index(drop=True)
     report.finish(len(frame))
     report.summary = {"customers": len(frame), "attributes": [c for c in frame.columns if c != "customer_id"]}
-    return frame.reset_index(drop=True), report
+    return frame, report
 
 
 def load_interactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:

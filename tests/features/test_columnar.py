@@ -85,7 +85,7 @@ def test_simulated_worlds_load_to_the_same_frames_features_labels_and_scores(wor
                         transactions=line_items(world) if lines else None)
     args = (paths["transactions"], paths["customers"], paths["interactions"])
     fast, reference = load_inputs(*args), the_pandas_way(load_inputs, *args)
-    assert fast.transactions["customer_id"].dtype == TEXT and fast.interactions["kind"].dtype == TEXT  # taken fast
+    assert all(frame["customer_id"].dtype == TEXT for frame in (fast.transactions, fast.customers, fast.interactions))
     assert fast.transactions["order_id"].notna().all()
     assert_same_frame(fast.transactions, reference.transactions)
     assert_same_frame(fast.interactions, reference.interactions)
@@ -268,3 +268,32 @@ def test_arrow_text_encodes_to_the_same_codes_as_object_text():
         np.testing.assert_array_equal(got, expected)
     ids = np.array(["a", "b", "z"], dtype=object)
     np.testing.assert_array_equal(lookup(values, ids), lookup(objects, ids))
+
+
+CUSTOMER_CASES = {
+    "profiles": "customer_id,signup_date,region,Email,age\nB,2024-01-02,east,b@x.org,40\nA, ,,a@x.org,\n",
+    "a repeated customer": "customer_id,signup_date,region\nB,2024-01-02,east\nB,2024-01-03,west\n",
+    "an unreadable signup date": "customer_id,signup_date,region\nB,2024-13-02,east\nA,,west\n",
+    "no signup date": "customer_id,region\n A ,east\nB,west\n",
+}
+
+
+@pytest.mark.parametrize("cells", CUSTOMER_CASES.values(), ids=CUSTOMER_CASES.keys())
+def test_customers_load_or_are_refused_as_the_pandas_path_does(tmp_path, cells):
+    path = tmp_path / "c.csv"
+    path.write_text(cells, encoding="utf-8")
+    assert_same_outcome(loading.load_customers, path, DataConfig())
+
+
+@pytest.mark.parametrize("attributes", [
+    {"region": ["east", None, "west"], "age": [40, 31, 22], "score": [1.5, None, 2.0], "vip": [True, False, True]},
+    {"age": pd.array([40, None, 22], dtype="Int64")},
+    {"region": pd.Categorical(["east", "west", "east"])},
+    {"region": pd.array(["east", None, "west"], dtype="string")},
+    {"joined": pd.to_datetime(["2020-01-01", "2021-01-01", None]).tz_localize("UTC")},
+], ids=["plain", "nullable integers", "categorical", "pandas strings", "a timestamp"])
+def test_parquet_profile_attributes_are_read_as_the_pandas_path_reads_them(tmp_path, attributes):
+    frame = pd.DataFrame({"customer_id": ["C", "A", "B"],
+                          "signup_date": pd.to_datetime(["2024-01-01", "2023-05-06", None]), **attributes})
+    frame.to_parquet(tmp_path / "c.parquet")
+    assert_same_outcome(loading.load_customers, tmp_path / "c.parquet", DataConfig())
