@@ -38,8 +38,10 @@ STRIPPED_IDS = "customer ids with surrounding whitespace stripped"
 OFFSETS_CONVERTED = "{} values with a UTC offset converted to UTC"
 TIMEZONES_CONVERTED = "{} values with a timezone converted to UTC"
 
-# What Python's str.strip() removes, so that Arrow trims exactly the same characters.
-_WHITESPACE = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+# What Python's str.strip() removes (every character whose isspace() is true), so that Arrow trims exactly the
+# same characters; written out, as finding them costs half a second at import.
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+              "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 # Plain decimal numbers of at most 15 characters: parsed to the same float by pandas and Arrow (both round such
 # a number correctly); anything else (exponents, signs of currency, commas, inf, nan) goes to the pandas path.
 _PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
@@ -66,44 +68,47 @@ class FastColumns:
     notes: list[tuple[str, int]] = field(default_factory=list)
 
 
-def read_table(path: Path, csv: bool, encoding: str) -> pa.Table:
-    """The file as an Arrow table under its header's names (surrounding spaces stripped): every CSV column as
-    text, a Parquet file's columns as stored (INT96 in microseconds, as the pandas path reads them)."""
+def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
+                   keep_others: bool) -> pa.Table:
+    """The columns of ``spec`` the file has (with ``keep_others``, every column), under the canonical names
+    ``mapping`` gives: CSV cells as text, Parquet columns as stored (INT96 in microseconds, as the pandas path
+    reads them). Only those columns are read. A header naming a column twice (ignoring case and surrounding
+    spaces), a required column missing or a column without a name is left to the pandas path to word."""
     try:
         if csv:
             if codecs.lookup(encoding).name != "utf-8":
                 raise NotFast("a declared encoding other than UTF-8")
-            names = pa_csv.open_csv(path).schema.names
-            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in names}, strings_can_be_null=False))
-            table = table.rename_columns([name.strip() for name in table.column_names])
+            reader = pa_csv.open_csv(path)
+            in_file = reader.schema.names
+            reader.close()
         else:
-            table = pq.read_table(path, coerce_int96_timestamp_unit="us")
+            schema = pq.read_schema(path)
             # pandas makes a stored index (a frame written after filtering) the index, not a column
-            stored_index = [name for name in (table.schema.pandas_metadata or {}).get("index_columns", [])
-                            if isinstance(name, str)]
-            table = table.drop_columns(stored_index)
+            stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
+            in_file = [name for name in schema.names if name not in stored_index]
+        renamed = {name: canonical for canonical, name in mapping.items()}
+        names = [renamed.get(name.strip() if csv else name, name.strip() if csv else name) for name in in_file]
+        folded = [name.strip().casefold() for name in names]
+        if "" in folded or len(set(folded)) < len(folded) or any(name not in names for name in spec.required):
+            raise NotFast("a column without a name, named twice, or missing")
+        read = [(file_name, name) for file_name, name in zip(in_file, names, strict=True)
+                if keep_others or name in spec.names]
+        if csv:
+            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+                column_types={file_name: pa.string() for file_name, _ in read},
+                include_columns=[file_name for file_name, _ in read], strings_can_be_null=False))
+        else:
+            table = pq.read_table(path, columns=[file_name for file_name, _ in read],
+                                  coerce_int96_timestamp_unit="us")
     except (pa.ArrowException, OSError, ValueError) as err:  # misfit rows, bad bytes, an unreadable file
         # Arrow's message may quote a row, which may hold personal data: it is not kept
         raise NotFast("a file Arrow does not read") from err
-    if table.num_rows == 0 or table.num_columns == 0 or "" in table.column_names:
-        raise NotFast("no rows, or a column without a name")
-    return table
-
-
-def canonical(table: pa.Table, mapping: dict[str, str], spec: Table, keep_others: bool) -> pa.Table:
-    """The table under the canonical names ``mapping`` gives, with the columns of ``spec`` it has (and, with
-    ``keep_others``, every other column, as read, when it is of a plain type); names repeated ignoring case,
-    or a required column missing, are left to the pandas path to word."""
-    renamed = {in_file: name for name, in_file in mapping.items()}
-    names = [renamed.get(name, name) for name in table.column_names]
-    folded = [name.strip().casefold() for name in names]
-    if len(set(folded)) < len(folded) or any(name not in names for name in spec.required):
-        raise NotFast("a repeated or missing column")
+    if table.num_rows == 0:
+        raise NotFast("no rows")
     if keep_others:
-        _require_plain(table, [name for name, new in zip(table.column_names, names) if new not in spec.names])
-        return table.rename_columns(names)
-    return table.rename_columns(names).select([name for name in spec.names if name in names])
+        _require_plain(table, [file_name for file_name, name in read if name not in spec.names])
+    table = table.rename_columns([name for _, name in read])
+    return table if keep_others else table.select([name for name in spec.names if name in table.column_names])
 
 
 # Column types that read into pandas alike with or without the frame's own pandas metadata.
@@ -166,11 +171,11 @@ def _as_text(raw: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _stripped(raw: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.utf8_trim(raw, characters=_WHITESPACE)
+    return pc.utf8_trim(raw, characters=WHITESPACE)
 
 
 def _check_length(text: pa.ChunkedArray, column: Column) -> None:
-    if column.max_length is not None and len(text) and pc.max(pc.utf8_length(text)).as_py() > column.max_length:
+    if column.max_length is not None and (pc.max(pc.utf8_length(text)).as_py() or 0) > column.max_length:
         raise NotFast("a value longer than allowed")
 
 

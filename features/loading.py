@@ -12,6 +12,10 @@ INT96, dates), and ids a tool stored as floats (Parquet 42.0) are read as the wh
 Every row of a text file must have one field per header column (:mod:`tiercast.features.text_rows`), and no
 header may name a column twice, whatever its case.
 
+CSV and Parquet files are first read by the fast path (:mod:`tiercast.features.columnar`: Arrow kernels, text kept
+as Arrow strings); a file holding anything it does not take, bad input included, is read again by the pandas
+code here, the reference, which cleans it or refuses it. Both give the same values and the same report.
+
 Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows,
 each row by the line of the file it starts on (by its position in a Parquet file), never showing a personal-data
 column (:mod:`tiercast.features.privacy`); nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
@@ -476,8 +480,7 @@ def _read_fast(path: Path, config: DataConfig, table: Table, mapping: dict[str, 
     try:
         csv = suffix in _CSV_SUFFIXES
         encoding = text_encoding(path, config.encoding) if csv else config.encoding
-        read = columnar.canonical(columnar.read_table(path, csv, encoding), mapping, table, keep_others)
-        return columnar.clean(read, table)
+        return columnar.clean(columnar.read_canonical(path, csv, encoding, mapping, table, keep_others), table)
     except (NotFast, DataError, OSError, UnicodeError):  # the pandas path says what is wrong, if anything
         log.debug("%s: read the pandas way", path)
         return None

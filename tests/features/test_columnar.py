@@ -297,3 +297,9 @@ def test_parquet_profile_attributes_are_read_as_the_pandas_path_reads_them(tmp_p
                           "signup_date": pd.to_datetime(["2024-01-01", "2023-05-06", None]), **attributes})
     frame.to_parquet(tmp_path / "c.parquet")
     assert_same_outcome(loading.load_customers, tmp_path / "c.parquet", DataConfig())
+
+
+def test_the_fast_path_strips_the_characters_python_strips():
+    from tiercast.features.columnar import WHITESPACE
+
+    assert WHITESPACE == "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
