@@ -84,10 +84,22 @@ def sort_encoded(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.ND
     codes = codes[keep]
     used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
     ids = uniques[used]
-    order = np.argsort(ids, kind="stable")
+    order = _text_order(ids)
     rank = np.full(len(uniques), -1, dtype=np.int64)
     rank[used[order]] = np.arange(len(used))
     return rank[codes], ids[order]
+
+
+def _text_order(ids: npt.NDArray[np.object_]) -> IntArray:
+    """The order of a stable sort of distinct ids: by Arrow, which sorts text by code point as Python does, in
+    less than half numpy's time on Python strings; by numpy when they are not all text."""
+    try:
+        text = pa.array(ids, pa.string())
+    except (pa.ArrowException, UnicodeError):  # ids that are not text (numbers), or unencodable text
+        return np.argsort(ids, kind="stable")
+    if text.null_count:
+        return np.argsort(ids, kind="stable")
+    return pc.sort_indices(text).to_numpy().astype(np.int64, copy=False)
 
 
 def lookup(values: pd.Series | np.ndarray, ids: npt.NDArray[np.object_]) -> IntArray:

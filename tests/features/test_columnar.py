@@ -303,3 +303,14 @@ def test_the_fast_path_strips_the_characters_python_strips():
     from tiercast.features.columnar import WHITESPACE
 
     assert WHITESPACE == "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+
+
+@pytest.mark.parametrize("ids", [["b", "a", "é", "Z", "a\u0301", "", "\U0001f600", "ä"], [3, 1, 2]],
+                         ids=["text", "numbers"])
+def test_customers_sort_as_python_sorts_them(ids):
+    from tiercast.features.encoding import sorted_codes
+
+    values = np.array(ids, dtype=object)
+    codes, ordered = sorted_codes(pd.Series(values), np.ones(len(values), dtype=bool))
+    assert ordered.tolist() == sorted(ids)
+    assert [ordered[code] for code in codes] == ids
