@@ -202,7 +202,7 @@ def test_text_files_of_every_shape(tmp_path, name):
     assert_same_outcome(load_transactions, path, config)
 
 
-def _parquet(tmp_path: Path, columns: dict[str, pa.Array], **metadata: object) -> Path:
+def _parquet(tmp_path: Path, columns: dict[str, pa.Array]) -> Path:
     path = tmp_path / "tx.parquet"
     pq.write_table(pa.table(columns), path)
     return path
@@ -314,3 +314,12 @@ def test_customers_sort_as_python_sorts_them(ids):
     codes, ordered = sorted_codes(pd.Series(values), np.ones(len(values), dtype=bool))
     assert ordered.tolist() == sorted(ids)
     assert [ordered[code] for code in codes] == ids
+
+
+@pytest.mark.parametrize("year", [2020, 1500], ids=["in range", "out of range"])
+def test_int96_timestamps_as_spark_writes_them(tmp_path, year):
+    times = pa.array([pd.Timestamp(f"{year}-03-01 10:00:00.123456").to_pydatetime()] * 2, pa.timestamp("us"))
+    table = pa.table({"customer_id": ["A", "B"], "timestamp": times, "amount": [1.0, 2.0]})
+    pq.write_table(table, tmp_path / "tx.parquet", use_deprecated_int96_timestamps=True)
+    assert pq.read_schema(tmp_path / "tx.parquet").field("timestamp").type == pa.timestamp("ns")  # INT96, read back
+    assert_same_outcome(load_transactions, tmp_path / "tx.parquet", DataConfig())
