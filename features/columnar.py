@@ -69,7 +69,7 @@ class FastColumns:
 
 
 def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
-                   keep_others: bool) -> pa.Table:
+                   keep_others: bool) -> dict[str, pa.ChunkedArray]:
     """The columns of ``spec`` the file has (with ``keep_others``, every column), under the canonical names
     ``mapping`` gives: CSV cells as text, Parquet columns as stored (INT96 in microseconds, as the pandas path
     reads them). Only those columns are read. A header naming a column twice (ignoring case and surrounding
@@ -107,8 +107,9 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
         raise NotFast("no rows")
     if keep_others:
         _require_plain(table, [file_name for file_name, name in read if name not in spec.names])
-    table = table.rename_columns([name for _, name in read])
-    return table if keep_others else table.select([name for name in spec.names if name in table.column_names])
+    columns = dict(zip([name for _, name in read], table.columns, strict=True))
+    # each column holds its own buffers: one dropped from the dict is freed, without waiting for the others
+    return columns if keep_others else {name: columns[name] for name in spec.names if name in columns}
 
 
 # Column types that read into pandas alike with or without the frame's own pandas metadata.
@@ -130,13 +131,14 @@ def _require_plain(table: pa.Table, names: list[str]) -> None:
             raise NotFast("a column with a pandas dtype of its own")
 
 
-def clean(table: pa.Table, spec: Table) -> FastColumns:
-    """Every column of ``spec`` the table has, checked and cleaned as :mod:`tiercast.features.loading` does it
-    (see :mod:`tiercast.features.schema` for the rules of each kind); others are kept as read."""
-    cleaned = FastColumns({}, table.num_rows)
+def clean(columns: dict[str, pa.ChunkedArray], spec: Table) -> FastColumns:
+    """Every column of ``spec`` among ``columns``, checked and cleaned as :mod:`tiercast.features.loading` does
+    it (see :mod:`tiercast.features.schema` for the rules of each kind); others are kept as read. The columns
+    are handed over: each is taken out of ``columns`` as it is cleaned, so the file is not held twice."""
+    cleaned = FastColumns({}, len(next(iter(columns.values()))))
     try:
-        for name in table.column_names:
-            raw = table.column(name)
+        for name in list(columns):
+            raw = columns.pop(name)
             column = next((c for c in spec.columns if c.name == name), None)
             if column is None:
                 cleaned.columns[name] = raw
@@ -322,8 +324,16 @@ def identical_repeats(columns: dict[str, pa.ChunkedArray], order: np.ndarray, cu
 
 def to_frame(columns: dict[str, pa.ChunkedArray], order: np.ndarray | None = None) -> pd.DataFrame:
     """The rows (at positions ``order``, when given) as a pandas frame: text as :data:`TEXT`, timestamps
-    datetime64[ns]."""
-    table = pa.table(columns)
-    if order is not None:
-        table = table.take(pa.array(order))
-    return table.to_pandas(types_mapper={pa.string(): TEXT, pa.large_string(): TEXT}.get)
+    datetime64[ns]. The columns are handed over: each is taken out of ``columns`` once converted, so the rows
+    are not held twice."""
+    positions = None if order is None else pa.array(order)
+    converted = {}
+    for name in list(columns):
+        values = columns.pop(name)
+        if positions is not None:
+            values = values.take(positions)
+        if pa.types.is_string(values.type):
+            values = values.cast(pa.large_string())  # what pandas' Arrow-backed strings hold
+        converted[name] = pa.table({name: values}).to_pandas(types_mapper={pa.large_string(): TEXT}.get)[name]
+        del values
+    return pd.DataFrame(converted, copy=False)
