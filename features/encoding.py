@@ -2,7 +2,9 @@
 
 Every aggregate of the feature builder is a numpy group reduction over integer customer codes, so each
 string column (customer ids, order ids, categories, channels) is first turned into codes, and each
-timestamp into int64 nanoseconds since the epoch (naive = UTC).
+timestamp into int64 nanoseconds since the epoch (naive = UTC). Text the loader keeps in Arrow (pandas' Arrow-backed
+strings) is encoded by Arrow's hash kernel without a Python object per row; other columns by pandas' factorize.
+Both give the codes in order of first appearance, so either column gives the same codes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 NS_PER_DAY = 86_400 * 10**9
 NAT = np.iinfo(np.int64).min  # NaT as int64 nanoseconds
@@ -40,8 +44,28 @@ def instants_ns(values: pd.Series | np.ndarray) -> IntArray:
 def encode(values: pd.Series | np.ndarray) -> tuple[IntArray, npt.NDArray[np.object_]]:
     """Integer codes (-1 = missing) and uniques (object array, in order of first appearance) of a string-like
     column of any dtype."""
+    if _in_arrow(values):
+        codes, uniques = arrow_codes(pa.array(values))
+        return codes, uniques.to_numpy(zero_copy_only=False).astype(object, copy=False)
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
     return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def arrow_codes(values: pa.Array | pa.ChunkedArray) -> tuple[IntArray, pa.Array]:
+    """:func:`encode` of an Arrow column, its distinct values left in Arrow."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(values)
+    return pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64, copy=False), encoded.dictionary
+
+
+def _in_arrow(values: pd.Series | np.ndarray) -> bool:
+    """Whether ``values`` is text held in Arrow (pandas' Arrow-backed strings)."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    return isinstance(dtype, pd.ArrowDtype) and (pa.types.is_string(dtype.pyarrow_dtype)
+                                                 or pa.types.is_large_string(dtype.pyarrow_dtype))
 
 
 def group_codes(values: pd.Series | np.ndarray) -> IntArray:
@@ -60,10 +84,22 @@ def sort_encoded(codes: IntArray, uniques: npt.NDArray[np.object_], keep: npt.ND
     codes = codes[keep]
     used = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
     ids = uniques[used]
-    order = np.argsort(ids, kind="stable")
+    order = _text_order(ids)
     rank = np.full(len(uniques), -1, dtype=np.int64)
     rank[used[order]] = np.arange(len(used))
     return rank[codes], ids[order]
+
+
+def _text_order(ids: npt.NDArray[np.object_]) -> IntArray:
+    """The order of a stable sort of distinct ids: by Arrow, which sorts text by code point as Python does, in
+    less than half numpy's time on Python strings; by numpy when they are not all text."""
+    try:
+        text = pa.array(ids, pa.string())
+    except (pa.ArrowException, UnicodeError):  # ids that are not text (numbers), or unencodable text
+        return np.argsort(ids, kind="stable")
+    if text.null_count:
+        return np.argsort(ids, kind="stable")
+    return pc.sort_indices(text).to_numpy().astype(np.int64, copy=False)
 
 
 def lookup(values: pd.Series | np.ndarray, ids: npt.NDArray[np.object_]) -> IntArray:

@@ -12,6 +12,10 @@ INT96, dates), and ids a tool stored as floats (Parquet 42.0) are read as the wh
 Every row of a text file must have one field per header column (:mod:`tiercast.features.text_rows`), and no
 header may name a column twice, whatever its case.
 
+CSV and Parquet files are first read by the fast path (:mod:`tiercast.features.columnar`: Arrow kernels, text kept
+as Arrow strings); a file holding anything it does not take, bad input included, is read again by the pandas
+code here, the reference, which cleans it or refuses it. Both give the same values and the same report.
+
 Every problem raises :class:`~tiercast.features.schema.DataError` naming the file, the column and sample rows,
 each row by the line of the file it starts on (by its position in a Parquet file), never showing a personal-data
 column (:mod:`tiercast.features.privacy`); nothing is half-loaded. No row is dropped without a named reason in the :class:`CleaningReport`: rows
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tiercast.features.schema import (
     CUSTOMERS,
@@ -45,6 +50,8 @@ from tiercast.features.schema import (
     DataError,
     Table,
 )
+from tiercast.features import columnar
+from tiercast.features.columnar import FastColumns, NotFast
 from tiercast.features.number_text import read_formatted
 from tiercast.features.privacy import PersonalData
 from tiercast.features.text_decoding import text_encoding, undecodable
@@ -308,7 +315,7 @@ def _clean_ids(frame: pd.DataFrame, column: Column, path: Path, report: Cleaning
         raw = raw.astype("Int64").astype(str) if pd.api.types.is_integer_dtype(raw) else raw.astype(str)
     raw = raw.astype(object).where(raw.notna(), "")
     ids = raw.astype(str).str.strip()
-    report.note("customer ids with surrounding whitespace stripped", int((ids != raw.astype(str)).sum()))
+    report.note(columnar.STRIPPED_IDS, int((ids != raw.astype(str)).sum()))
     bad = ids.eq("") | ids.str.lower().isin(MISSING_IDS)
     _refuse(frame, bad, f"rows have an empty {column.name}", column.name, path, config, list(frame.columns))
     _check_length(frame, ids, column, path, config)
@@ -326,7 +333,7 @@ def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: C
         # the range is checked in that unit, before the conversion to nanoseconds could overflow.
         parsed = raw
         if isinstance(raw.dtype, pd.DatetimeTZDtype):
-            report.note(f"{name} values with a timezone converted to UTC", int(raw.notna().sum()))
+            report.note(columnar.TIMEZONES_CONVERTED.format(name), int(raw.notna().sum()))
             parsed = raw.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = parsed.isna() if column.required else pd.Series(False, index=raw.index)
         outside = pd.Series(False, index=raw.index)
@@ -340,7 +347,7 @@ def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: C
         outside = iso & ((year < EARLIEST.year - 1) | (year > LATEST.year + 1))
         parsed = pd.to_datetime(text.where(iso & ~outside, None), utc=True, format="ISO8601", errors="coerce")
         parsed = parsed.dt.tz_localize(None)
-        report.note(f"{name} values with a UTC offset converted to UTC",
+        report.note(columnar.OFFSETS_CONVERTED.format(name),
                     int(text.str.contains(_OFFSET_PATTERN, regex=True).sum()))
         bad = (parsed.isna() if column.required else parsed.isna() & text.ne("")) & ~outside
     _refuse(frame, bad, "values are not ISO 8601 dates or datetimes (YYYY-MM-DD, optionally with a time and a UTC "
@@ -462,24 +469,66 @@ def identical_repeats(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> np.nd
     return frame.duplicated(keep="first").to_numpy()
 
 
+def _read_fast(path: Path, config: DataConfig, table: Table, mapping: dict[str, str],
+               keep_others: bool = False) -> FastColumns | None:
+    """The file's columns read, checked and cleaned by the fast path (:mod:`tiercast.features.columnar`), or
+    None for a file the pandas path is to read: one with anything the fast path does not take, bad input
+    included, whose DataError the pandas path words."""
+    suffix = _suffix(path)
+    if suffix not in _CSV_SUFFIXES + _PARQUET_SUFFIXES or not path.is_file():
+        return None
+    try:
+        csv = suffix in _CSV_SUFFIXES
+        encoding = text_encoding(path, config.encoding) if csv else config.encoding
+        return columnar.clean(columnar.read_canonical(path, csv, encoding, mapping, table, keep_others), table)
+    except (NotFast, DataError, OSError, UnicodeError):  # the pandas path says what is wrong, if anything
+        log.debug("%s: read the pandas way", path)
+        return None
+
+
+def _read_checked(path: Path, config: DataConfig, table: Table, mapping: dict[str, str], kind: str,
+                  keep_others: bool = False) -> tuple[pd.DataFrame, CleaningReport]:
+    """The pandas path: the file read (:func:`read_raw`), its required columns checked, the columns of ``table``
+    (and with ``keep_others`` the rest) checked and cleaned, with the report of what cleaning changed."""
+    frame = _read_named(path, config, mapping)
+    report = CleaningReport(str(path), kind, rows_read=len(frame))
+    _require(frame, path, table, mapping)
+    frame = (frame if keep_others else frame[[c for c in table.names if c in frame.columns]]).copy()
+    _check(frame, table, path, report, config)
+    return frame, report
+
+
+def _fast_report(path: Path, kind: str, fast: FastColumns) -> CleaningReport:
+    report = CleaningReport(str(path), kind, rows_read=fast.rows_read)
+    for what, count in fast.notes:
+        report.note(what, count)
+    return report
+
+
 def load_transactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Load and validate a transactions file into the canonical frame."""
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.transactions
-    frame = _read_named(path, config, mapping)
-    report = CleaningReport(str(path), "transactions", rows_read=len(frame))
-    _require(frame, path, TRANSACTIONS, mapping)
-    frame = frame[[c for c in TRANSACTIONS.names if c in frame.columns]].copy()
-    _check(frame, TRANSACTIONS, path, report, config)
-    repeats = identical_repeats(frame)
+    fast = _read_fast(path, config, TRANSACTIONS, mapping)
+    if fast is None:
+        frame, report = _read_checked(path, config, TRANSACTIONS, mapping, "transactions")
+        repeats = identical_repeats(frame)
+    else:
+        report = _fast_report(path, "transactions", fast)
+        order, customer = columnar.by_customer_and_time(fast.columns)
+        repeats = columnar.identical_repeats(fast.columns, order, customer)
     if config.drop_identical_rows:
         report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)", int(repeats.sum()))
-        frame = frame.loc[~repeats]
     else:
         report.note_counted("rows identical to an earlier row, kept (data.drop_identical_rows: false)",
                             int(repeats.sum()))
-    frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    if fast is None:
+        if config.drop_identical_rows:
+            frame = frame.loc[~repeats]
+        frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    else:
+        frame = columnar.to_frame(fast.columns, order[~repeats[order]] if config.drop_identical_rows else order)
     report.finish(len(frame))
     report.summary = {
         "customers": int(frame["customer_id"].nunique()),
@@ -501,17 +550,20 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.customers
-    frame = _read_named(path, config, mapping).copy()
-    report = CleaningReport(str(path), "customers", rows_read=len(frame))
-    _require(frame, path, CUSTOMERS, mapping)
-    _check(frame, CUSTOMERS, path, report, config)
-    repeated = frame["customer_id"].duplicated(keep=False)
-    if repeated.any():
-        raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
-                        _bad_rows(frame, repeated, ["customer_id"], config, path))
+    fast = _read_fast(path, config, CUSTOMERS, mapping, keep_others=True)
+    if fast is not None and not columnar.repeats_an_id(fast.columns["customer_id"]):
+        report = _fast_report(path, "customers", fast)
+        frame = columnar.to_frame(fast.columns)
+    else:  # the pandas path, which names the rows that repeat a customer
+        frame, report = _read_checked(path, config, CUSTOMERS, mapping, "customers", keep_others=True)
+        repeated = frame["customer_id"].duplicated(keep=False)
+        if repeated.any():
+            raise DataError(path, f"{int(repeated.sum()):,} rows repeat a customer_id", "customer_id",
+                            _bad_rows(frame, repeated, ["customer_id"], config, path))
+        frame = frame.reset_index(drop=True)
     report.finish(len(frame))
     report.summary = {"customers": len(frame), "attributes": [c for c in frame.columns if c != "customer_id"]}
-    return frame.reset_index(drop=True), report
+    return frame, report
 
 
 def load_interactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
@@ -519,14 +571,17 @@ def load_interactions(path: Path | str, config: DataConfig | None = None) -> tup
     config = config or DataConfig()
     path = Path(path)
     mapping = config.columns.interactions
-    frame = _read_named(path, config, mapping)
-    report = CleaningReport(str(path), "interactions", rows_read=len(frame))
-    _require(frame, path, INTERACTIONS, mapping)
-    frame = frame[[c for c in INTERACTIONS.names if c in frame.columns]].copy()
-    _check(frame, INTERACTIONS, path, report, config)
-    if "score" not in frame.columns:
-        frame["score"] = np.nan
-    frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    fast = _read_fast(path, config, INTERACTIONS, mapping)
+    if fast is None:
+        frame, report = _read_checked(path, config, INTERACTIONS, mapping, "interactions")
+        if "score" not in frame.columns:
+            frame["score"] = np.nan
+        frame = frame.sort_values(["customer_id", "timestamp"], kind="stable").reset_index(drop=True)
+    else:
+        report = _fast_report(path, "interactions", fast)
+        if "score" not in fast.columns:
+            fast.columns["score"] = pa.chunked_array([pa.nulls(fast.rows_read, pa.float64())])
+        frame = columnar.to_frame(fast.columns, columnar.by_customer_and_time(fast.columns)[0])
     report.finish(len(frame))
     report.summary = {"customers": int(frame["customer_id"].nunique()),
                       "kinds": frame["kind"].value_counts().to_dict()}

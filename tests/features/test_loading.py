@@ -91,7 +91,7 @@ def test_product_id_is_an_optional_text_column(tmp_path):
     path = write(tmp_path / "tx.csv", "customer_id,timestamp,amount,order_id,product_id\n"
                                       "A,2025-01-01,5,o1, 85123A \nA,2025-01-01,5,o1,71053\nA,2025-01-02,1,o2,\n")
     tx, report = load_transactions(path)
-    assert tx["product_id"].tolist() == ["85123A", "71053", None]
+    assert tx["product_id"].tolist()[:2] == ["85123A", "71053"] and pd.isna(tx["product_id"].iloc[2])
     assert report.counted == {}  # two products at one price are not alike with the product column
     assert "product_id" not in load_transactions(write(tmp_path / "plain.csv",
                                                        "customer_id,timestamp,amount\nA,2025-01-01,5\n"))[0]
