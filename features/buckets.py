@@ -12,6 +12,7 @@ import logging
 import math
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -146,6 +147,11 @@ class BucketEngine:
     bucket_customers: int = 100_000
     progress: Callable[[str], None] | None = None
 
+    @classmethod
+    def at_once(cls) -> BucketEngine:
+        """Everything in one bucket, in this process."""
+        return cls(1, sys.maxsize)
+
     def split(self, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
               interactions: pd.DataFrame | None = None) -> Buckets:
         return Buckets.split(transactions, customers, interactions, self.bucket_customers)
@@ -164,7 +170,10 @@ class BucketEngine:
             return builder.fit_parts(bucket.transactions, as_of, bucket.customers, bucket.interactions)
 
         builder.fit_from_parts(FitParts.combine(self.map(parts, buckets.count, "fitting features")))
+        return self.transform(builder, buckets, as_of)
 
+    def transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
+        """``builder.transform`` of the buckets' inputs, bucket by bucket, in customer order."""
         def features(b: int) -> pd.DataFrame:
             bucket = buckets.bucket(b)
             return builder.transform(bucket.transactions, as_of, bucket.customers, bucket.interactions)

@@ -113,7 +113,7 @@ def _train(config: AppConfig, data: InputData, cutoff: pd.Timestamp, horizon_day
         config.training.tuning.trials = trials
     result = train_and_register(data, cutoff, horizon_days, config.training, config.features, config.policy,
                                 config.data.personal_data_columns, config.model_dump(mode="json"),
-                                progress=log.info)
+                                progress=log.info, engine=bucket_engine(config))
     return Training(result, tracking_uri())
 
 
@@ -208,7 +208,7 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
     check_output_file(out, TABLE_SUFFIXES)
     data = inputs.load(config)
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
-                         config.data.personal_data_columns, progress=log.info)
+                         config.data.personal_data_columns, progress=log.info, engine=bucket_engine(config))
     bundle = ModelBundle.from_trained(trained, config.policy, horizon_days, {"backtest": "unregistered"})
     scores = score_in_buckets(config, data, cutoff, bundle, horizon_days)
     labels = make_labels(data.transactions, cutoff, horizon_days)

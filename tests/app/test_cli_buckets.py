@@ -55,3 +55,13 @@ def test_scores_in_buckets_are_the_scores_at_once(world, tmp_path, store) -> Non
     bucketed = pd.read_parquet(_run(tmp_path, MANY_BUCKETS, args, "buckets", rules))
     pd.testing.assert_frame_equal(bucketed, at_once)
     assert at_once["customer_id"].is_monotonic_increasing and len(at_once) > 900
+
+
+def test_backtest_in_buckets_trains_and_scores_as_at_once(world, tmp_path, store) -> None:
+    """The training examples, the models trained on them and the scores: all equal."""
+    args = ["backtest", *_inputs(world), "--cutoff", "2024-09-01", "--horizon-days", "120"]
+    quick = {"training": {"tuning": {"trials": 0}}}
+    at_once = pd.read_parquet(_run(tmp_path, ONE_BUCKET, args, "once", quick))
+    bucketed = pd.read_parquet(_run(tmp_path, MANY_BUCKETS, args, "buckets", quick))
+    pd.testing.assert_frame_equal(bucketed, at_once)
+    assert (at_once["source"] == "model").mean() > 0.8 and at_once["actual_value"].notna().all()
