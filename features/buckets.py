@@ -22,6 +22,7 @@ import pandas as pd
 
 from tiercast.features.builder import FeatureBuilder, FitParts
 from tiercast.features.encoding import IntArray, encode
+from tiercast.features.privacy import PersonalData
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ class Buckets:
 
     @classmethod
     def split(cls, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
-              interactions: pd.DataFrame | None = None, bucket_customers: int = 100_000) -> Buckets:
-        """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions)."""
+              interactions: pd.DataFrame | None = None, bucket_customers: int = 100_000,
+              personal_data_columns: Sequence[str] = ()) -> Buckets:
+        """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions).
+        The buckets' profiles leave out the personal-data columns: no batch work reads them."""
         if bucket_customers < 1:
             raise ValueError(f"bucket_customers must be at least 1, got {bucket_customers}")
         codes, uniques = encode(transactions["customer_id"])
@@ -78,6 +81,9 @@ class Buckets:
         for name, frame in (("customers", customers), ("interactions", interactions)):
             if frame is not None:
                 rows[name] = _bucket_rows(bucket_keys(frame["customer_id"], count), count)
+        if customers is not None:
+            personal = PersonalData(personal_data_columns)
+            customers = customers[[c for c in customers.columns if c not in personal]]
         return cls(transactions, customers, interactions, rows, count)
 
     def bucket(self, b: int) -> Bucket:
@@ -146,6 +152,7 @@ class BucketEngine:
     workers: int = 1
     bucket_customers: int = 100_000
     progress: Callable[[str], None] | None = None
+    personal_data_columns: Sequence[str] = ()
 
     @classmethod
     def at_once(cls) -> BucketEngine:
@@ -154,7 +161,8 @@ class BucketEngine:
 
     def split(self, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
               interactions: pd.DataFrame | None = None) -> Buckets:
-        return Buckets.split(transactions, customers, interactions, self.bucket_customers)
+        return Buckets.split(transactions, customers, interactions, self.bucket_customers,
+                             self.personal_data_columns)
 
     def map(self, task: Callable[[int], Result], count: int, what: str) -> list[Result]:
         return map_buckets(task, count, self.workers, what, self.progress)

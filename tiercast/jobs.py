@@ -72,10 +72,11 @@ def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) ->
 
 def bucket_engine(config: AppConfig) -> BucketEngine:
     """The local engine of config ``engine``: its workers (unset: every core) and bucket size, with progress
-    in the log."""
+    in the log; the buckets leave out the personal-data columns."""
     from tiercast.features.buckets import BucketEngine, default_workers
 
-    return BucketEngine(config.engine.workers or default_workers(), config.engine.bucket_customers, log.info)
+    return BucketEngine(config.engine.workers or default_workers(), config.engine.bucket_customers, log.info,
+                        config.data.personal_data_columns)
 
 
 def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:

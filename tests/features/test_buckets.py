@@ -38,8 +38,10 @@ def test_bucket_of_a_customer_is_the_same_in_every_frame_and_run(world) -> None:
 
 
 def test_split_keeps_every_row_once_in_its_order(world) -> None:
-    buckets = Buckets.split(world.transactions, world.customers, world.interactions, bucket_customers=100)
+    buckets = Buckets.split(world.transactions, world.customers, world.interactions, bucket_customers=100,
+                            personal_data_columns=PERSONAL)
     assert buckets.count == 9  # 900 customers with transactions, 100 a bucket
+    assert list(buckets.bucket(0).customers.columns) == [c for c in world.customers.columns if c not in PERSONAL]
     for name, frame in (("transactions", world.transactions), ("interactions", world.interactions)):
         rows = np.concatenate(buckets.rows[name])
         assert np.array_equal(np.sort(rows), np.arange(len(frame)))
@@ -55,7 +57,7 @@ def test_features_in_buckets_equal_features_at_once(world, kind: str, workers: i
     spec = FeatureSpec(min_profile_level_count=2)
     whole = FeatureBuilder(spec, PERSONAL)
     expected = whole.fit_transform(tx, AS_OF, world.customers, world.interactions)
-    engine = BucketEngine(workers=workers, bucket_customers=64)
+    engine = BucketEngine(workers=workers, bucket_customers=64, personal_data_columns=PERSONAL)
     buckets = engine.split(tx, world.customers, world.interactions)
     builder = FeatureBuilder(spec, PERSONAL)
     features = engine.fit_transform(builder, buckets, AS_OF)
