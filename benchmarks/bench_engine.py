@@ -10,7 +10,8 @@ Each command runs as a subprocess from the files on disk, once per run and engin
 ``score`` needs champion models in the MLflow store that ``MLFLOW_TRACKING_URI`` names (train some first).
 Printed per run: wall time; the peak memory of the whole process tree (the sum of its processes' PSS,
 sampled every 0.1 s: forked workers share the parent's pages, PSS counts each shared page once); and the
-peak beyond the loaded inputs (that peak after the last "rows read" log line, less the tree's PSS then).
+peak beyond the loaded inputs (after the last "rows read" log line: the peak less the least, the loaded
+inputs with the loader's temporaries freed).
 """
 
 from __future__ import annotations
@@ -77,12 +78,12 @@ def run(command: list[str]) -> dict[str, float]:
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{''.join(errors[-20:])}")
+    # The inputs loaded: the least the tree holds once the loader has said its last word (its temporaries
+    # freed, the work not yet grown).
     loaded = max(loaded_at) if loaded_at else started
-    at_load = [m for t, m in samples if t <= loaded]
     after = [m for t, m in samples if t > loaded]
-    base = at_load[-1] if at_load else 0.0
     return {"wall_s": wall, "peak_mb": max(m for _, m in samples),
-            "beyond_loaded_mb": (max(after) - base) if after else float("nan")}
+            "beyond_loaded_mb": (max(after) - min(after)) if after else float("nan")}
 
 
 def main() -> None:

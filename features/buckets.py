@@ -86,6 +86,15 @@ class Buckets:
             customers = customers[[c for c in customers.columns if c not in personal]]
         return cls(transactions, customers, interactions, rows, count)
 
+    @property
+    def held_as_objects(self) -> list[str]:
+        """The inputs' columns held as Python objects (object dtype): a forked worker taking rows of them
+        changes their reference counts, and so copies the pages that hold them."""
+        frames = {"transactions": self.transactions, "customers": self.customers,
+                  "interactions": self.interactions}
+        return [f"{name}.{column}" for name, frame in frames.items() if frame is not None
+                for column in frame.columns if frame[column].dtype == object]
+
     def bucket(self, b: int) -> Bucket:
         def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
             return None if frame is None else frame.take(self.rows[name][b])
@@ -164,8 +173,15 @@ class BucketEngine:
         return Buckets.split(transactions, customers, interactions, self.bucket_customers,
                              self.personal_data_columns)
 
-    def map(self, task: Callable[[int], Result], count: int, what: str) -> list[Result]:
-        return map_buckets(task, count, self.workers, what, self.progress)
+    def map(self, task: Callable[[int], Result], buckets: Buckets, what: str) -> list[Result]:
+        """``task`` of every bucket, in bucket order. Inputs holding Python-object strings run in this process,
+        one bucket after the other: every worker would copy them as it read them."""
+        workers = self.workers
+        if workers > 1 and buckets.count > 1 and buckets.held_as_objects:
+            log.info("%s: one process, as the inputs hold Python-object columns (%s) that each worker would "
+                     "copy", what, ", ".join(buckets.held_as_objects))
+            workers = 1
+        return map_buckets(task, buckets.count, workers, what, self.progress)
 
     def fit_transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
         """``builder.fit_transform`` of the buckets' inputs: fitted from the buckets' parts, then the
@@ -177,7 +193,7 @@ class BucketEngine:
             bucket = buckets.bucket(b)
             return builder.fit_parts(bucket.transactions, as_of, bucket.customers, bucket.interactions)
 
-        builder.fit_from_parts(FitParts.combine(self.map(parts, buckets.count, "fitting features")))
+        builder.fit_from_parts(FitParts.combine(self.map(parts, buckets, "fitting features")))
         return self.transform(builder, buckets, as_of)
 
     def transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
@@ -186,4 +202,4 @@ class BucketEngine:
             bucket = buckets.bucket(b)
             return builder.transform(bucket.transactions, as_of, bucket.customers, bucket.interactions)
 
-        return in_customer_order(self.map(features, buckets.count, "building features"))
+        return in_customer_order(self.map(features, buckets, "building features"))

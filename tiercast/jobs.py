@@ -155,7 +155,7 @@ def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bu
         return score_customers(bucket.transactions, as_of, config.policy, config.features, bundle, config.fallback,
                                bucket.customers, bucket.interactions, horizon_days, reason)
 
-    return in_customer_order(engine.map(scores, buckets.count, "scoring"), "customer_id")
+    return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
 
 
 def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path) -> Scoring:

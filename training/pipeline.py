@@ -133,7 +133,7 @@ def _examples_in_buckets(engine: BucketEngine, buckets: Buckets, cutoff: pd.Time
         return training_examples(bucket.transactions, cutoff, label_days, builder, windows.n_windows,
                                  windows.step_days, bucket.customers, bucket.interactions, seasonal)
 
-    table = in_customer_order(engine.map(examples, buckets.count, "building training examples"), "customer_id")
+    table = in_customer_order(engine.map(examples, buckets, "building training examples"), "customer_id")
     return table.take(np.argsort(table["window_cutoff"].to_numpy(), kind="stable")).reset_index(drop=True)
 
 

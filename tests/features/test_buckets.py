@@ -50,20 +50,31 @@ def test_split_keeps_every_row_once_in_its_order(world) -> None:
     assert sum(len(i) for i in ids) == len(set().union(*ids))
 
 
+def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: "string[pyarrow]" for c in frame.columns if frame[c].dtype == object})
+
+
 @pytest.mark.parametrize("kind", ["orders", "line_items"])
-@pytest.mark.parametrize("workers", [1, 2])
-def test_features_in_buckets_equal_features_at_once(world, kind: str, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "strings"), [(1, "object"), (2, "object"), (2, "arrow")])
+def test_features_in_buckets_equal_features_at_once(world, kind: str, workers: int, strings: str, caplog) -> None:
     tx = world.transactions if kind == "orders" else line_items(world)
+    frames = (tx, world.customers, world.interactions)
+    if strings == "arrow":
+        frames = tuple(_arrow_strings(f) for f in frames)
     spec = FeatureSpec(min_profile_level_count=2)
     whole = FeatureBuilder(spec, PERSONAL)
-    expected = whole.fit_transform(tx, AS_OF, world.customers, world.interactions)
+    expected = whole.fit_transform(*frames[:1], AS_OF, *frames[1:])
     engine = BucketEngine(workers=workers, bucket_customers=64, personal_data_columns=PERSONAL)
-    buckets = engine.split(tx, world.customers, world.interactions)
+    buckets = engine.split(*frames)
     builder = FeatureBuilder(spec, PERSONAL)
-    features = engine.fit_transform(builder, buckets, AS_OF)
+    with caplog.at_level("INFO", logger="tiercast"):
+        features = engine.fit_transform(builder, buckets, AS_OF)
     assert buckets.count > 10
     assert builder.to_dict() == whole.to_dict()
     pd.testing.assert_frame_equal(features, expected)
+    # Python-object strings would be copied into every worker: those buckets run in this process.
+    assert ("one process, as the inputs hold Python-object columns (transactions.customer_id" in caplog.text) == (
+        workers == 2 and strings == "object")
 
 
 def test_workers_run_in_other_processes_and_answer_in_bucket_order() -> None:
