@@ -1,7 +1,7 @@
 """The local engine's buckets: ``tiercast features`` and ``tiercast score`` end to end, before and after.
 
     python benchmarks/bench_engine.py WORLD [--runs 3] [--as-of 2025-01-02] [--commands features score]
-                                            [--bucket-customers 100000] [--workers N]
+                                            [--bucket-customers 25000] [--workers N]
 
 WORLD is a folder written by ``tiercast simulate --format parquet`` (transactions, customers, interactions).
 Each command runs as a subprocess from the files on disk, once per run and engine setting:
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--as-of", default="2025-01-02")
     parser.add_argument("--commands", nargs="+", default=["features", "score"])
-    parser.add_argument("--bucket-customers", type=int, default=100_000)
+    parser.add_argument("--bucket-customers", type=int, default=25_000)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     settings = {"before": {"bucket_customers": 10**12, "workers": 1},

@@ -69,7 +69,7 @@ class Buckets:
 
     @classmethod
     def split(cls, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
-              interactions: pd.DataFrame | None = None, bucket_customers: int = 100_000,
+              interactions: pd.DataFrame | None = None, bucket_customers: int = 25_000,
               personal_data_columns: Sequence[str] = ()) -> Buckets:
         """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions).
         The buckets' profiles leave out the personal-data columns: no batch work reads them."""
@@ -166,7 +166,7 @@ class BucketEngine:
     processes (1: in this one), and ``progress`` hearing how far long jobs are."""
 
     workers: int = 1
-    bucket_customers: int = 100_000
+    bucket_customers: int = 25_000
     progress: Callable[[str], None] | None = None
     personal_data_columns: Sequence[str] = ()
 
