@@ -7,6 +7,8 @@ codes (`tiercast.features.aggregates`), so a customer's row never depends on
 which other customers are in the batch; the only population-dependent state (RFM quintile
 edges, quantity cap, channels seen, profile levels, optional columns present) is learned in `fit` and
 frozen, which is what makes scoring one customer online agree with scoring the whole population in batch.
+`fit_parts` / `FitParts.combine` / `fit_from_parts` learn the same state bucket by bucket of customers
+(`tiercast.features.population`), so the batch engines never hold the whole log's aggregates at once.
 
 Output columns and their order come from `tiercast.features.registry.feature_definitions`.
 """
@@ -22,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tiercast.features.aggregates import (
+    Orders,
     basket_size,
     category_mix,
     channel_shares,
@@ -48,6 +51,7 @@ from tiercast.features.encoding import (
     sort_encoded,
 )
 from tiercast.features.lifecycle import lifecycle_stage
+from tiercast.features.population import RFM_COLUMNS, FitParts, counted_quantile, value_counts
 from tiercast.features.privacy import PersonalData
 from tiercast.features.registry import OPTIONAL_FEATURE_COLUMNS, FeatureDef, feature_definitions, slug
 from tiercast.features.spec import FeatureSpec
@@ -99,7 +103,8 @@ class _History:
         return len(self.ids)
 
 
-def _history(transactions: Table, as_of_ns: int) -> _History:
+def _history(transactions: Table, as_of_ns: int, items: bool = True) -> _History:
+    """The history at as_of; without ``items`` (what fitting needs), no product ids or categories."""
     ts = instants_ns(transactions["timestamp"])
     codes, uniques = encode(transactions["customer_id"])
     keep = (ts < as_of_ns) & (ts != NAT) & (codes >= 0)  # code -1: no customer id
@@ -107,7 +112,7 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
     ts = ts[keep]
 
     def text(name: str) -> _Text | None:
-        if name not in transactions:
+        if name not in transactions or (name == "category" and not items):
             return None
         c, u = encode(transactions[name])
         return _Text(c[keep], u)
@@ -119,12 +124,34 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
         age=_age_days(as_of_ns, ts),
         amount=np.asarray(transactions["amount"], dtype=np.float64)[keep],
         order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions else None,
-        product=group_codes(transactions["product_id"])[keep] if "product_id" in transactions else None,
+        product=group_codes(transactions["product_id"])[keep] if items and "product_id" in transactions else None,
         quantity=(np.asarray(transactions["quantity"], dtype=np.float64)[keep]
                   if "quantity" in transactions else None),
         category=text("category"),
         channel=text("channel"),
     )
+
+
+@dataclass(frozen=True)
+class _Rfm:
+    """Recency, frequency and monetary per customer of a history, with the orders and ages they come from."""
+
+    first_age: FloatArray
+    first_purchase: FloatArray
+    recency: FloatArray
+    orders: Orders
+    frequency: FloatArray
+    total: FloatArray
+
+    @classmethod
+    def of(cls, h: _History) -> _Rfm:
+        n, pos = h.n, h.amount > 0
+        first_age = group_max(h.codes, h.age, n)
+        last_purchase = group_min(h.codes[pos], h.age[pos], n)
+        recency = np.where(np.isnan(last_purchase), first_age, last_purchase)
+        o = orders(h.order, h.codes, h.ts, h.amount, n, h.age)
+        return cls(first_age=first_age, first_purchase=group_max(h.codes[pos], h.age[pos], n), recency=recency,
+                   orders=o, frequency=group_count(o.customer[o.purchase], n), total=group_count(h.codes, n, h.amount))
 
 
 @dataclass(frozen=True)
@@ -194,7 +221,41 @@ class FeatureBuilder:
     ) -> FeatureBuilder:
         """Learn optional columns, quantity cap, channels, profile levels and RFM edges from the population at
         as_of."""
-        self.fit_transform(transactions, as_of, customers, interactions)
+        return self.fit_from_parts(self.fit_parts(transactions, as_of, customers, interactions))
+
+    def fit_parts(
+        self,
+        transactions: Table,
+        as_of: Any,
+        customers: pd.DataFrame | None = None,
+        interactions: pd.DataFrame | None = None,
+    ) -> FitParts:
+        """What `fit` learns from these customers, in parts that `FitParts.combine` adds up over buckets of
+        customers (every row of a customer in one bucket) to the parts of all of them. Interactions play no
+        part in fitting; the parameter keeps the signature of `fit`."""
+        as_of_ns = instant_ns(as_of)
+        h = _history(transactions, as_of_ns, items=False)
+        return self._parts(h, _Rfm.of(h), transactions, customers, as_of_ns)
+
+    def fit_from_parts(self, parts: FitParts) -> FeatureBuilder:
+        """Fit from the (combined) parts of the population: the same fitted state as `fit` on all of it."""
+        if parts.customers == 0:
+            raise ValueError(f"cannot fit features: no transaction before as_of={pd.Timestamp(parts.as_of_ns)}")
+        edges = self.spec.rfm_edges.model_dump()
+        if self.spec.rfm_learn_edges:
+            if parts.rfm is None:
+                raise ValueError("these FitParts carry no RFM values: they come from a spec that does not learn "
+                                 "RFM edges")
+            q = [0.2, 0.4, 0.6, 0.8]
+            edges = {key: np.quantile(parts.rfm[col], q).tolist()
+                     for key, col in zip(("recency_days", "frequency", "monetary"), RFM_COLUMNS, strict=True)}
+        self.optional_columns_ = list(parts.optional_columns)
+        self.channels_ = self._top_channels(parts.channel_lines) if "channel" in parts.optional_columns else []
+        self.profile_levels_ = self._profile_levels(parts)
+        self.rfm_edges_ = edges
+        self.quantity_cap_ = (counted_quantile(parts.quantity_values, parts.quantity_counts,
+                                               self.spec.quantity_cap_quantile)
+                              if len(parts.quantity_values) else None)
         return self
 
     def fit_transform(
@@ -207,27 +268,11 @@ class FeatureBuilder:
         """`fit` then `transform` on the same data, computing the aggregates once."""
         as_of_ns = instant_ns(as_of)
         h = _history(transactions, as_of_ns)
-        if h.n == 0:
-            raise ValueError(f"cannot fit features: no transaction before as_of={pd.Timestamp(as_of)}")
-        optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
-        channels = self._learn_channels(h) if "channel" in optional else []
-        profile = self._learn_profile(customers, h.ids, as_of_ns)
-        cap = self._learn_quantity_cap(h)
-        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile, cap)
-        edges = self.spec.rfm_edges.model_dump()
-        if self.spec.rfm_learn_edges:
-            q = [0.2, 0.4, 0.6, 0.8]
-            edges = {
-                "recency_days": np.quantile(frame["recency_days"], q).tolist(),
-                "frequency": np.quantile(frame["frequency"], q).tolist(),
-                "monetary": np.quantile(frame["monetary_total"], q).tolist(),
-            }
-        self.optional_columns_ = optional
-        self.channels_ = channels
-        self.profile_levels_ = profile
-        self.rfm_edges_ = edges
-        self.quantity_cap_ = cap
-        return self._finish(frame, edges, self.definitions()).frame()
+        rfm = _Rfm.of(h)
+        self.fit_from_parts(self._parts(h, rfm, transactions, customers, as_of_ns))
+        frame = self._frame(h, rfm, as_of_ns, customers, interactions, self.optional_columns_, self.channels_,
+                            self.profile_levels_, self.quantity_cap_)
+        return self._finish(frame, self.rfm_edges_, self.definitions()).frame()
 
     def transform(
         self,
@@ -257,7 +302,7 @@ class FeatureBuilder:
             channels, profile, cap = [], {}, None
             edges = self.spec.rfm_edges.model_dump()
             defs = feature_definitions(self.spec, optional_columns=optional)
-        frame = self._frame(h, as_of_ns, customers, interactions, optional, channels, profile, cap)
+        frame = self._frame(h, _Rfm.of(h), as_of_ns, customers, interactions, optional, channels, profile, cap)
         return self._finish(frame, edges, defs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -297,25 +342,43 @@ class FeatureBuilder:
         if not self.is_fitted:
             raise RuntimeError("FeatureBuilder is not fitted; call fit() first")
 
-    def _learn_channels(self, h: _History) -> list[str]:
-        """The most frequent channel slugs among purchase lines (at most spec.max_channels), sorted."""
+    def _parts(self, h: _History, rfm: _Rfm, transactions: Table, customers: pd.DataFrame | None,
+               as_of_ns: int) -> FitParts:
+        kinds, counts = self._profile_parts(customers, h.ids, as_of_ns)
+        quantities = (np.empty(0) if h.quantity is None
+                      else h.quantity[(h.amount > 0) & ~np.isnan(h.quantity)] + 0.0)  # + 0.0: -0.0 is 0.0
+        values, value_lines = value_counts(quantities)
+        return FitParts(
+            as_of_ns=as_of_ns,
+            customers=h.n,
+            optional_columns=tuple(c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions),
+            channel_lines=self._channel_lines(h),
+            profile_kinds=kinds,
+            profile_counts=counts,
+            rfm=(dict(zip(RFM_COLUMNS, (rfm.recency, rfm.frequency, rfm.total), strict=True))
+                 if self.spec.rfm_learn_edges else None),
+            quantity_values=values,
+            quantity_counts=value_lines,
+        )
+
+    @staticmethod
+    def _channel_lines(h: _History) -> dict[str, int]:
+        """Purchase lines per channel slug."""
         if h.channel is None:
-            return []
+            return {}
         codes = h.channel.codes[h.amount > 0]
         counts = np.bincount(codes[codes >= 0], minlength=len(h.channel.uniques))
         seen = counts > 0
-        if not seen.any():
+        slugs = pd.Series(counts[seen], index=[slug(u) for u in h.channel.uniques[seen]], dtype=np.int64)
+        return {str(k): int(v) for k, v in slugs.groupby(level=0).sum().items()}
+
+    def _top_channels(self, lines: Mapping[str, int]) -> list[str]:
+        """The most frequent channel slugs among purchase lines (at most spec.max_channels), sorted."""
+        if not lines:
             return []
-        slugs = pd.Series(counts[seen], index=[slug(u) for u in h.channel.uniques[seen]]).groupby(level=0).sum()
+        slugs = pd.Series(list(lines.values()), index=list(lines), dtype=np.int64)
         top = slugs.sort_index().sort_values(ascending=False, kind="stable").head(self.spec.max_channels)
         return sorted(top.index)
-
-    def _learn_quantity_cap(self, h: _History) -> float | None:
-        """The spec's quantile of purchase lines' known quantities (None without any)."""
-        if h.quantity is None:
-            return None
-        q = h.quantity[(h.amount > 0) & ~np.isnan(h.quantity)]
-        return float(np.quantile(q, self.spec.quantity_cap_quantile)) if len(q) else None
 
     def _profile_rows(self, customers: pd.DataFrame | None, ids: npt.NDArray[np.object_],
                       as_of_ns: int) -> tuple[pd.DataFrame | None, IntArray, FloatArray]:
@@ -339,32 +402,50 @@ class FeatureBuilder:
         personal = PersonalData(self.personal_data_columns)
         return [c for c in customers.columns if c not in ("customer_id", "signup_date") and c not in personal]
 
-    def _learn_profile(self, customers: pd.DataFrame | None, ids: npt.NDArray[np.object_],
-                       as_of_ns: int) -> dict[str, list[str] | None]:
-        """Attribute -> frequent levels (categorical) or None (numeric); datetime attributes are skipped."""
-        rows, _, _ = self._profile_rows(customers, ids, as_of_ns)
-        if rows is None:
-            return {}
-        profile: dict[str, list[str] | None] = {}
-        for col in self._profile_candidates(rows):
-            s = rows[col]
+    def _profile_parts(self, customers: pd.DataFrame | None, ids: npt.NDArray[np.object_], as_of_ns: int
+                       ) -> tuple[dict[str, str] | None, dict[str, dict[str, int]]]:
+        """Attribute -> "levels" (text, bool) or "numeric" (datetime attributes are skipped), and the level
+        counts of the profiles known at as_of; (None, {}) without any profile."""
+        if customers is None or len(customers) == 0:
+            return None, {}
+        kinds: dict[str, str] = {}
+        for col in self._profile_candidates(customers):
+            s = customers[col]
             if pd.api.types.is_bool_dtype(s) or not (
                 pd.api.types.is_numeric_dtype(s) or pd.api.types.is_datetime64_any_dtype(s)
             ):
-                counts = s.dropna().astype(str).value_counts()
-                counts = counts[counts >= self.spec.min_profile_level_count]
-                counts = counts.sort_index().sort_values(ascending=False, kind="stable")
-                levels = sorted(counts.index[: self.spec.max_profile_levels])
-                if levels:
-                    profile[col] = levels
+                kinds[col] = "levels"
             elif pd.api.types.is_numeric_dtype(s):
+                kinds[col] = "numeric"
+        rows, _, _ = self._profile_rows(customers, ids, as_of_ns)
+        counts = {col: ({} if rows is None else
+                        {str(k): int(v) for k, v in rows[col].dropna().astype(str).value_counts().items()})
+                  for col, kind in kinds.items() if kind == "levels"}
+        return kinds, counts
+
+    def _profile_levels(self, parts: FitParts) -> dict[str, list[str] | None]:
+        """Attribute -> frequent levels (categorical) or None (numeric)."""
+        if parts.profile_kinds is None:
+            return {}
+        profile: dict[str, list[str] | None] = {}
+        for col, kind in parts.profile_kinds.items():
+            if kind == "numeric":
                 profile[col] = None
+                continue
+            lines = parts.profile_counts.get(col, {})
+            counts = pd.Series(list(lines.values()), index=list(lines), dtype=np.int64)
+            counts = counts[counts >= self.spec.min_profile_level_count]
+            counts = counts.sort_index().sort_values(ascending=False, kind="stable")
+            levels = sorted(counts.index[: self.spec.max_profile_levels])
+            if levels:
+                profile[col] = levels
         return profile
 
     # ---------------------------------------------------------------------------------- computation
     def _frame(
         self,
         h: _History,
+        rfm: _Rfm,
         as_of_ns: int,
         customers: pd.DataFrame | None,
         interactions: pd.DataFrame | None,
@@ -381,14 +462,9 @@ class FeatureBuilder:
         pcodes = h.codes[pos]
 
         # recency / frequency / monetary
-        first_age = group_max(h.codes, h.age, n)
-        last_purchase = group_min(pcodes, h.age[pos], n)
-        first_purchase = group_max(pcodes, h.age[pos], n)
-        recency = np.where(np.isnan(last_purchase), first_age, last_purchase)
-        o = orders(h.order, h.codes, h.ts, h.amount, n, h.age)
+        first_age, first_purchase, recency = rfm.first_age, rfm.first_purchase, rfm.recency
+        o, frequency, total = rfm.orders, rfm.frequency, rfm.total
         bought = o.purchase
-        frequency = group_count(o.customer[bought], n)
-        total = group_count(h.codes, n, h.amount)
         g_mean, g_std, n_days = purchase_rhythm(pcodes, h.ts[pos], n)
         out.update(recency_days=recency, frequency=frequency, purchase_days=n_days, monetary_total=total,
                    monetary_mean=ratio(total, frequency), monetary_max=group_max(o.customer, o.value, n),
