@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 INSTALL_HINT = "PySpark is not installed: pip install 'tiercast[spark]' (make test installs it)"
 
 # Warnings and errors only, set before the JVM starts (SparkContext.setLogLevel comes too late for the
-# start-up messages). Errors only from three loggers whose warnings are notices, not problems: the host name
-# resolving to a loopback address, no native Hadoop library, a long query plan shortened in a message.
+# start-up messages). Errors only from loggers whose warnings are notices, not problems: the host name
+# resolving to a loopback address, no native Hadoop library, a long query plan shortened in a message, a CSV
+# header whose names differ from the schema tiercast reads the file with (by position, on purpose).
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -53,6 +54,8 @@ logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
 logger.plans.name = org.apache.spark.util.SparkStringUtils
 logger.plans.level = error
+logger.csvheader.name = org.apache.spark.sql.catalyst.csv.CSVHeaderChecker
+logger.csvheader.level = error
 """
 
 

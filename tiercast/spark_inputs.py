@@ -19,7 +19,7 @@ with a message saying how to write it.
 
 from __future__ import annotations
 
-import glob
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -156,7 +156,8 @@ def _nanosecond_columns(source: _Source, names: list[str]) -> dict[str, bool]:
 
 
 def _read_csv(spark: SparkSession, source: _Source, config: DataConfig) -> DataFrame:
-    """CSV cells as text under the header's names; rows that do not fit the header are refused."""
+    """CSV cells as text under the header's names, and ``_corrupt_record``: the text of a row that does not fit
+    the header (refused when the batches are cleaned)."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -172,20 +173,6 @@ def _read_csv(spark: SparkSession, source: _Source, config: DataConfig) -> DataF
     schema = StructType([StructField(f, StringType()) for f in [*fields, _CORRUPT]])
     raw = (reader.schema(schema).option("header", True).option("mode", "PERMISSIVE")
            .option("columnNameOfCorruptRecord", _CORRUPT).csv(source.uri))
-    personal = PersonalData(config.personal_data_columns)
-    misfits = raw.filter(F.col(_CORRUPT).isNotNull())
-    sample = misfits.select(*fields, _CORRUPT).limit(config.error_sample_rows).collect()
-    if sample:
-        count = misfits.select(*fields, _CORRUPT).count()
-        problem = (f"{count:,} rows do not have the header's {len(names)} fields ({', '.join(names)}); a value "
-                   "holding a comma must be in double quotes, and on the Spark engine a value cannot hold a line "
-                   "break (the local engine reads those)")
-        shown = None
-        if any(name in personal for name in names):
-            problem += " (the rows' text is not shown: the file has personal-data columns)"
-        else:
-            shown = pd.DataFrame({"text": [row[_CORRUPT] for row in sample]}, index=[""] * len(sample))
-        raise DataError(source.uri, problem, sample=shown)
     for position, name in enumerate(names):
         if name == "":
             filled = raw.filter(F.trim(F.col(fields[position])) != "").count()
@@ -193,7 +180,7 @@ def _read_csv(spark: SparkSession, source: _Source, config: DataConfig) -> DataF
                 raise DataError(source.uri, f"column {position + 1} has no name in the header, yet {filled:,} rows "
                                 "have a value in it: name it in the header, or remove it (a table saved with its "
                                 "index has such a first column)")
-    return raw.select(*[F.col(f).alias(n) for f, n in zip(fields, names, strict=True) if n])
+    return raw.select(*[F.col(f).alias(n) for f, n in zip(fields, names, strict=True) if n], _CORRUPT)
 
 
 def _read(spark: SparkSession, source: _Source, config: DataConfig) -> DataFrame:
@@ -275,10 +262,32 @@ class _Cleaning:
 
         return pa.RecordBatch.from_pandas(frame, schema=self.schema, preserve_index=False)
 
+    def _misfits(self, batch: Any) -> dict | None:
+        """The error of a CSV batch's rows that do not fit the header, if any."""
+        texts = batch.column(_CORRUPT).drop_null().to_pylist()
+        if not texts:
+            return None
+        names = [name for name in batch.schema.names if name not in (_CORRUPT, POSITION)]
+        problem = (f"rows do not have the header's {len(names)} fields ({', '.join(names)}); a value holding a "
+                   "comma must be in double quotes, and on the Spark engine a value cannot hold a line break (the "
+                   "local engine reads those)")
+        sample = None
+        if any(name in PersonalData(self.config.personal_data_columns) for name in names):
+            problem += " (the rows' text is not shown: the file has personal-data columns)"
+        else:
+            sample = pd.DataFrame({"text": texts[:self.config.error_sample_rows]}).to_json(orient="split")
+        return {"error": problem, "count": len(texts), "column": None, "sample": sample}
+
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         changes: dict[str, int] = {}
         for batch in batches:
             position = batch.column(POSITION).to_numpy()
+            if self.csv:
+                misfits = self._misfits(batch)
+                if misfits:
+                    yield self._batch(_meta_row(misfits, self.columns, self.kind))
+                    continue
+                batch = batch.drop_columns([_CORRUPT])
             frame = self._frame(batch.drop_columns([POSITION]))
             report = CleaningReport(str(_BATCH), self.kind, rows_read=len(frame))
             try:
@@ -316,11 +325,12 @@ def _output_schema(raw: DataFrame, kind: str, columns: list[str]) -> Any:
 
 
 def _raise_first_error(errors: list[dict], source: _Source, table: Table) -> None:
-    """The batch errors as one DataError: the first column's (table order), counted over every batch."""
+    """The batch errors as one DataError, the one the loader meets first: rows that do not fit the header, else
+    the first column's (table order); counted over every batch."""
     order = {name: position for position, name in enumerate(table.names)}
-    first = min(errors, key=lambda e: order.get(e["column"], len(order)))
+    first = min(errors, key=lambda e: -1 if e["column"] is None else order.get(e["column"], len(order)))
     same = [e for e in errors if e["column"] == first["column"] and e["error"] == first["error"]]
-    samples = [pd.read_json(e["sample"], orient="split", dtype=False) for e in same if e["sample"]]
+    samples = [pd.read_json(io.StringIO(e["sample"]), orient="split", dtype=False) for e in same if e["sample"]]
     sample = pd.concat(samples, ignore_index=True).head(5) if samples else None
     if sample is not None:
         sample.index = [""] * len(sample)
@@ -346,11 +356,12 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
     table = TABLES[kind]
     for column in table.required:
         if column not in raw.columns:
-            raise DataError(uri, f"required column missing; columns found: {list(raw.columns)}",
+            found = [c for c in raw.columns if c != _CORRUPT]
+            raise DataError(uri, f"required column missing; columns found: {found}",
                             column=mapping.get(column, column))
     present = [c for c in table.names if c in raw.columns]
-    columns = present if kind != "customers" else list(raw.columns)
-    raw = raw.select(*columns)
+    columns = present if kind != "customers" else [c for c in raw.columns if c != _CORRUPT]
+    raw = raw.select(*columns, *([_CORRUPT] if source.format == "csv" else []))
     instants = [c.name for c in table.columns if c.kind == "instant" and c.name in raw.columns]
     if source.format == "parquet":
         longs = [n for n in instants if isinstance(raw.schema[n].dataType, LongType)]
