@@ -278,6 +278,20 @@ class _Cleaning:
             sample = pd.DataFrame({"text": texts[:self.config.error_sample_rows]}).to_json(orient="split")
         return {"error": problem, "count": len(texts), "column": None, "sample": sample}
 
+    def _undecodable(self, frame: pd.DataFrame) -> dict | None:
+        """The error of CSV rows holding text Spark could not decode (it puts U+FFFD in its place), if any."""
+        bad = np.zeros(len(frame), dtype=bool)
+        for name in frame.columns:
+            bad |= frame[name].astype(str).str.contains("\ufffd", regex=False).to_numpy()
+        if not bad.any():
+            return None
+        personal = PersonalData(self.config.personal_data_columns)
+        shown = [name for name in frame.columns if name not in personal]
+        return {"error": f"rows hold bytes that are not {self.config.encoding} text (shown as \ufffd); if the file "
+                "has another encoding, say which in data.encoding (e.g. gb18030 for what Excel writes in China)",
+                "count": int(bad.sum()), "column": None,
+                "sample": frame.loc[bad, shown].head(self.config.error_sample_rows).to_json(orient="split")}
+
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         changes: dict[str, int] = {}
         for batch in batches:
@@ -289,6 +303,11 @@ class _Cleaning:
                     continue
                 batch = batch.drop_columns([_CORRUPT])
             frame = self._frame(batch.drop_columns([POSITION]))
+            undecodable = self._undecodable(frame) if self.csv else None
+            if undecodable:
+                yield self._batch(_meta_row(undecodable, self.columns, self.kind))
+                continue
+            frame = frame[[name for name in self.columns if name in frame.columns]]
             report = CleaningReport(str(_BATCH), self.kind, rows_read=len(frame))
             try:
                 _check(frame, TABLES[self.kind], _BATCH, report, self.config)
@@ -361,14 +380,17 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
                             column=mapping.get(column, column))
     present = [c for c in table.names if c in raw.columns]
     columns = present if kind != "customers" else [c for c in raw.columns if c != _CORRUPT]
-    raw = raw.select(*columns, *([_CORRUPT] if source.format == "csv" else []))
+    # Every column of a CSV file reaches the executors, where each is checked to decode (as the local loader
+    # reads the whole file); Parquet columns are typed, so only the table's are read.
+    raw = raw if source.format == "csv" else raw.select(*columns)
     instants = [c.name for c in table.columns if c.kind == "instant" and c.name in raw.columns]
     if source.format == "parquet":
         longs = [n for n in instants if isinstance(raw.schema[n].dataType, LongType)]
         source.nanos = _nanosecond_columns(source, longs) if longs else {}
     if kind == "interactions" and "score" not in columns:
         columns = [*columns, "score"]
-    schema = _output_schema(raw.withColumn("score", F.lit(0.0)), kind, columns)
+    schema = _output_schema(raw.select(*[c for c in columns if c != "score"]).withColumn("score", F.lit(0.0)), kind,
+                            columns)
     cleaning = _Cleaning(kind, columns, source.format == "csv", source.nanos, config, buckets,
                          to_arrow_schema(schema))
     cleaned = raw.withColumn(POSITION, F.monotonically_increasing_id()).mapInArrow(cleaning, schema)
@@ -395,6 +417,8 @@ def finish_reports(inputs: dict[str, SparkInput], config: DataConfig) -> None:
     for kind, item in inputs.items():
         p = PREFIX[kind]
         rows = item.frame.count()
+        if not rows:
+            raise DataError(item.uri, "the file has no data rows")
         item.report.rows_read = rows
         if kind == "transactions":
             canonical = [p + c for c in item.columns]

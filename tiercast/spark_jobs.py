@@ -182,6 +182,7 @@ def load(spark: SparkSession, config: AppConfig, inputs: jobs.InputFiles) -> Spa
         for line in item.report.lines():
             log.info(line)
     rows = bucketed(items).repartition(buckets, BUCKET).persist()
+    log.info("inputs checked and cleaned on Spark (%s), in %d customer buckets", spark.sparkContext.master, buckets)
     layout = _Layout({kind: item.columns for kind, item in items.items()}, config.data.drop_identical_rows)
     return SparkData(items, rows, layout)
 
@@ -262,6 +263,7 @@ def features(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, ou
 
     parts = data.rows.groupBy(BUCKET).applyInArrow(parts_of, "parts binary").collect()
     builder.fit_from_parts(FitParts.combine(pickle.loads(row["parts"]) for row in parts))
+    log.info("features fitted on %d buckets of customers; transforming and writing %s", len(parts), out)
     fitted = spark.sparkContext.broadcast(builder)
 
     def transform(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
@@ -314,6 +316,7 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
         return scored(frames, shipped.value) if _with_history(frames, as_of) else sample.iloc[:0]
 
     sample = scored(_sample_frames(data), bundle)
+    log.info("scoring every bucket with %s; writing %s", bundle.version_label if bundle else "the rules", out)
     result = _per_bucket(data, work, sample).persist()
     write_dataset(spark, result, out)
     sources = {row["source"]: int(row["count"]) for row in result.groupBy("source").count().collect()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -241,7 +242,9 @@ def test_score_on_spark_equals_the_local_engines(spark, worlds, tmp_path, monkey
     files = worlds["lines"]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)
-    assert main(["train", *_inputs(files), "--cutoff", AS_OF, "--horizon-days", "90", "--trials", "0"]) == 0
+    # Trained on the inputs Spark checked and cleaned, collected to the driver: the champion both engines score with.
+    assert main(["train", "--engine", "spark", *_inputs(files), "--cutoff", AS_OF, "--horizon-days", "90",
+                 "--trials", "0"]) == 0
     local, on_spark = tmp_path / "local.parquet", tmp_path / "spark_scores"
     assert main(["score", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
     assert main(["score", "--engine", "spark", *_inputs(files), "--as-of", AS_OF, "--out", str(on_spark)]) == 0
@@ -267,6 +270,11 @@ def test_bad_input_on_spark_exits_2_naming_file_column_and_rows_and_writes_nothi
     assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
     assert "1 rows do not have the header's 3 fields" in capsys.readouterr().err and not out.exists()
 
+    # Spark decodes what it cannot with U+FFFD, silently; the job refuses such rows, in any column, as the loader does.
+    bad.write_bytes(b"customer_id,timestamp,amount,note\nA,2024-01-01,5,J\xe9r\xf4me\nB,2024-01-02,3,ok\n")
+    assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
+    assert "1 rows hold bytes that are not utf-8 text" in capsys.readouterr().err and not out.exists()
+
 
 def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path, capsys):
     taken = tmp_path / "notes"
@@ -276,3 +284,13 @@ def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path,
     assert main([*args, "--out", str(taken)]) == 2
     assert "holding other files than a Parquet dataset's (keep.txt)" in capsys.readouterr().err
     assert (taken / "keep.txt").read_text() == "mine"
+
+
+def test_the_local_engine_and_help_never_import_pyspark(tmp_path):
+    log = tmp_path / "tx.csv"
+    log.write_text("customer_id,timestamp,amount\nA,2024-01-01,5\nB,2024-06-02,3\n")
+    probe = ("import sys; from tiercast.cli import main; "
+             f"code = main(['features', '--transactions', {str(log)!r}, '--as-of', '2025-01-01', '--out', "
+             f"{str(tmp_path / 'f.csv')!r}]); "
+             "assert code == 0 and 'pyspark' not in sys.modules, sorted(m for m in sys.modules if 'spark' in m)")
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
