@@ -65,7 +65,6 @@ class SparkInput:
     frame: DataFrame
     columns: list[str]  # the canonical columns (and the customers' attributes) present, in the loader's order
     report: CleaningReport
-    identical_rows: int = 0
 
 
 @dataclass
@@ -78,7 +77,8 @@ class _Source:
 
 
 # ------------------------------------------------------------------------------------------ finding files
-def _hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+def hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    """(the Hadoop file system of ``uri``, its Hadoop path): what Spark itself reads and writes through."""
     jvm = spark.sparkContext._jvm
     path = jvm.org.apache.hadoop.fs.Path(uri)
     return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
@@ -86,7 +86,7 @@ def _hadoop_fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
 
 def input_files(spark: SparkSession, uri: str) -> list[str]:
     """The data files a path, directory or glob names (hidden and ``_`` files skipped, as Spark does)."""
-    fs, path = _hadoop_fs(spark, uri)
+    fs, path = hadoop_fs(spark, uri)
     statuses = fs.globStatus(path) or []
     files: list[str] = []
     for status in statuses:
@@ -423,7 +423,6 @@ def finish_reports(inputs: dict[str, SparkInput], config: DataConfig) -> None:
         if kind == "transactions":
             canonical = [p + c for c in item.columns]
             repeats = rows - item.frame.select(*canonical).distinct().count()
-            item.identical_rows = repeats
             if config.drop_identical_rows:
                 item.report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)",
                                          repeats)

@@ -43,6 +43,7 @@ from tiercast.spark_inputs import (
     bucketed,
     clean,
     finish_reports,
+    hadoop_fs,
     timestamp_range,
 )
 
@@ -67,16 +68,10 @@ def session(config: AppConfig) -> SparkSession:
 
 
 # -------------------------------------------------------------------------------------------- outputs
-def _fs(spark: SparkSession, uri: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), path
-
-
 def check_output_dataset(spark: SparkSession, out: str) -> str:
     """``out`` as a Parquet dataset a job may write: new, or a folder holding only a dataset's files (which the
     job replaces). An existing file or another folder is refused with an :class:`OutputError`."""
-    fs, path = _fs(spark, out)
+    fs, path = hadoop_fs(spark, out)
     if fs.exists(path):
         if not fs.getFileStatus(path).isDirectory():
             raise OutputError(out, "it is a file; the Spark engine writes a Parquet dataset (a folder of part "
@@ -90,7 +85,7 @@ def check_output_dataset(spark: SparkSession, out: str) -> str:
 
 
 def check_output_file(spark: SparkSession, out: str) -> str:
-    fs, path = _fs(spark, out)
+    fs, path = hadoop_fs(spark, out)
     if fs.exists(path) and fs.getFileStatus(path).isDirectory():
         raise OutputError(out, "it is a folder; give a file name")
     return out
@@ -98,7 +93,7 @@ def check_output_file(spark: SparkSession, out: str) -> str:
 
 def _sibling(spark: SparkSession, out: str) -> tuple[Any, Any, Any]:
     """(file system, the output's path, a new hidden path beside it)."""
-    fs, path = _fs(spark, out)
+    fs, path = hadoop_fs(spark, out)
     hidden = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path.getParent(),
                                                                f".{path.getName()}.tmp-{uuid.uuid4().hex[:8]}")
     return fs, path, hidden
