@@ -103,7 +103,8 @@ class _History:
         return len(self.ids)
 
 
-def _history(transactions: Table, as_of_ns: int) -> _History:
+def _history(transactions: Table, as_of_ns: int, items: bool = True) -> _History:
+    """The history at as_of; without ``items`` (what fitting needs), no product ids or categories."""
     ts = instants_ns(transactions["timestamp"])
     codes, uniques = encode(transactions["customer_id"])
     keep = (ts < as_of_ns) & (ts != NAT) & (codes >= 0)  # code -1: no customer id
@@ -111,7 +112,7 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
     ts = ts[keep]
 
     def text(name: str) -> _Text | None:
-        if name not in transactions:
+        if name not in transactions or (name == "category" and not items):
             return None
         c, u = encode(transactions[name])
         return _Text(c[keep], u)
@@ -123,7 +124,7 @@ def _history(transactions: Table, as_of_ns: int) -> _History:
         age=_age_days(as_of_ns, ts),
         amount=np.asarray(transactions["amount"], dtype=np.float64)[keep],
         order=group_codes(transactions["order_id"])[keep] if "order_id" in transactions else None,
-        product=group_codes(transactions["product_id"])[keep] if "product_id" in transactions else None,
+        product=group_codes(transactions["product_id"])[keep] if items and "product_id" in transactions else None,
         quantity=(np.asarray(transactions["quantity"], dtype=np.float64)[keep]
                   if "quantity" in transactions else None),
         category=text("category"),
@@ -233,7 +234,7 @@ class FeatureBuilder:
         customers (every row of a customer in one bucket) to the parts of all of them. Interactions play no
         part in fitting; the parameter keeps the signature of `fit`."""
         as_of_ns = instant_ns(as_of)
-        h = _history(transactions, as_of_ns)
+        h = _history(transactions, as_of_ns, items=False)
         return self._parts(h, _Rfm.of(h), transactions, customers, as_of_ns)
 
     def fit_from_parts(self, parts: FitParts) -> FeatureBuilder:

@@ -31,6 +31,7 @@ from tiercast.outputs import (
 
 if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
+    from tiercast.features.buckets import BucketEngine
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
     from tiercast.simulation.world import World
@@ -69,6 +70,15 @@ def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) ->
                         f"on {first.date()}", "timestamp")
 
 
+def bucket_engine(config: AppConfig) -> BucketEngine:
+    """The local engine of config ``engine``: its workers (unset: every core) and bucket size, with progress
+    in the log; the buckets leave out the personal-data columns."""
+    from tiercast.features.buckets import BucketEngine, default_workers
+
+    return BucketEngine(config.engine.workers or default_workers(), config.engine.bucket_customers, log.info,
+                        config.data.personal_data_columns)
+
+
 def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:
     """Scored rows as a flat file: the reasons list becomes one '; '-separated text cell."""
     flat = scores.copy()
@@ -104,7 +114,7 @@ def _train(config: AppConfig, data: InputData, cutoff: pd.Timestamp, horizon_day
         config.training.tuning.trials = trials
     result = train_and_register(data, cutoff, horizon_days, config.training, config.features, config.policy,
                                 config.data.personal_data_columns, config.model_dump(mode="json"),
-                                progress=log.info)
+                                progress=log.info, engine=bucket_engine(config))
     return Training(result, tracking_uri())
 
 
@@ -131,12 +141,26 @@ def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
         return None, str(err)
 
 
-def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path) -> Scoring:
+def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bundle: ModelBundle | None,
+                     horizon_days: int, reason: str = "no champion models") -> pd.DataFrame:
+    """:func:`tiercast.serving.scorer.score` of every customer, bucket by bucket on the local engine."""
+    from tiercast.features.buckets import in_customer_order
     from tiercast.serving.scorer import score as score_customers
 
+    engine = bucket_engine(config)
+    buckets = engine.split(data.transactions, data.customers, data.interactions)
+
+    def scores(b: int) -> pd.DataFrame:
+        bucket = buckets.bucket(b)
+        return score_customers(bucket.transactions, as_of, config.policy, config.features, bundle, config.fallback,
+                               bucket.customers, bucket.interactions, horizon_days, reason)
+
+    return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
+
+
+def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path) -> Scoring:
     bundle, reason = _champion_bundle(config)
-    scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions, horizon_days, reason)
+    scores = score_in_buckets(config, data, as_of, bundle, horizon_days, reason)
     return Scoring(scores, write_table(flat_scores(scores), out), reason)
 
 
@@ -178,7 +202,6 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
              ) -> Backtest:
     """Train before ``cutoff`` (nothing registered), score at it, and compare with what happened next."""
     from tiercast.serving.scorer import ModelBundle
-    from tiercast.serving.scorer import score as score_customers
     from tiercast.training.evaluation import compare_at
     from tiercast.training.labels import make_labels
     from tiercast.training.pipeline import fit_models
@@ -186,10 +209,9 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
     check_output_file(out, TABLE_SUFFIXES)
     data = inputs.load(config)
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
-                         config.data.personal_data_columns, progress=log.info)
+                         config.data.personal_data_columns, progress=log.info, engine=bucket_engine(config))
     bundle = ModelBundle.from_trained(trained, config.policy, horizon_days, {"backtest": "unregistered"})
-    scores = score_customers(data.transactions, cutoff, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions)
+    scores = score_in_buckets(config, data, cutoff, bundle, horizon_days)
     labels = make_labels(data.transactions, cutoff, horizon_days)
     scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
     written = write_table(flat_scores(scores), out)
@@ -278,8 +300,9 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
     check_output_file(quality_report_path(out))
     data = inputs.load(config)
     require_history(data, as_of, inputs.transactions)
-    table = FeatureBuilder(config.features, config.data.personal_data_columns).fit_transform(
-        data.transactions, as_of, data.customers, data.interactions)
+    engine = bucket_engine(config)
+    table = engine.fit_transform(FeatureBuilder(config.features, config.data.personal_data_columns),
+                                 engine.split(data.transactions, data.customers, data.interactions), as_of)
     written = write_table(table.reset_index(), out)
     quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
     report = quality_report_path(written)

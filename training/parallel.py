@@ -8,6 +8,7 @@ so a row gets exactly the same numbers in any batch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -17,6 +18,15 @@ import numpy as np
 # Below this many rows, starting the second half costs more than it saves (see docs/performance.md).
 SPLIT_FROM_ROWS = 96
 _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercast-rows")
+
+
+def _new_helper() -> None:
+    """A forked process (a batch engine's worker) inherits the executor but not its thread: a fresh one."""
+    global _HELPER
+    _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercast-rows")
+
+
+os.register_at_fork(after_in_child=_new_helper)
 
 Output = TypeVar("Output", np.ndarray, tuple[np.ndarray, ...])
 

@@ -21,6 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from tiercast.features.buckets import BucketEngine, Buckets, in_customer_order
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
@@ -29,6 +30,7 @@ from tiercast.training.boosters import ChurnModel, ValueModel
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
 from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.config import LightGBMParams, TrainingConfig
+from tiercast.training.customer_sample import CustomerSample, sample_customers
 from tiercast.training.extension import HorizonExtension
 from tiercast.training.labels import seasonal_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
@@ -64,6 +66,8 @@ class TrainedModels:
     windows: LabelWindows  # the label windows the models were trained (and validated) on
     horizon_days: int  # the horizon they predict: windows.label_days, or longer through ``extension``
     extension: HorizonExtension | None  # carries predictions from windows.label_days to horizon_days
+    sample: CustomerSample  # the customers learnt from: all, or a sample above training.max_customers
+    inputs: InputData  # their rows
 
     def predicted_value(self, features: pd.DataFrame) -> np.ndarray:
         """Predicted value over ``horizon_days`` of each row of ``features`` (the builder's columns)."""
@@ -119,32 +123,51 @@ def _short_history_note(cutoff: pd.Timestamp, horizon_days: int, windows: LabelW
     return None
 
 
+def _examples_in_buckets(engine: BucketEngine, buckets: Buckets, cutoff: pd.Timestamp, label_days: int,
+                         builder: FeatureBuilder, windows: LabelWindows, seasonal: list[pd.Timestamp]
+                         ) -> pd.DataFrame:
+    """:func:`training_examples` of every bucket (the builder fitted), oldest window first and by customer
+    within each, as they come at once."""
+    def examples(b: int) -> pd.DataFrame:
+        bucket = buckets.bucket(b)
+        return training_examples(bucket.transactions, cutoff, label_days, builder, windows.n_windows,
+                                 windows.step_days, bucket.customers, bucket.interactions, seasonal)
+
+    table = in_customer_order(engine.map(examples, buckets, "building training examples"), "customer_id")
+    return table.take(np.argsort(table["window_cutoff"].to_numpy(), kind="stable")).reset_index(drop=True)
+
+
 def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
                spec: FeatureSpec, personal_data_columns: list[str],
                progress: Callable[[str], None] = log.info,
-               previous_segments: SegmentModel | None = None) -> TrainedModels:
+               previous_segments: SegmentModel | None = None, engine: BucketEngine | None = None) -> TrainedModels:
     """Fit, tune and evaluate every model on data before ``cutoff``; labels of all windows end by it.
 
     The latest window validates (early stopping, calibration, tuning, the gate); the earlier ones train.
     When the history is too short for label windows of ``horizon_days`` (see :func:`require_enough_data`),
     the models learn shorter ones and ``extension`` carries their predictions to ``horizon_days``.
-    ``previous_segments`` (the champion's) lends its names to the segments that match it.
+    ``previous_segments`` (the champion's) lends its names to the segments that match it. Above
+    ``config.max_customers`` customers, a seeded sample of them is learnt from (:mod:`customer_sample`).
+    Features and examples are built bucket by bucket on ``engine`` (default: one bucket, this process).
     """
     cutoff = pd.Timestamp(cutoff)
     windows = require_enough_data(data, cutoff, horizon_days, config)
     note = _short_history_note(cutoff, horizon_days, windows, config)
     if note:
         log.warning(note)
+    data, sample = sample_customers(data, cutoff, config.max_customers, config.seed)
+    engine = engine or BucketEngine.at_once()
     label_days = windows.label_days
     tx = data.transactions
+    buckets = engine.split(tx, data.customers, data.interactions)
     builder = FeatureBuilder(spec, personal_data_columns)
-    features_at_cutoff = builder.fit_transform(tx, cutoff, data.customers, data.interactions)
+    features_at_cutoff = engine.fit_transform(builder, buckets, cutoff)
     seasonal = (seasonal_cutoffs(cutoff, label_days, tx["timestamp"].min(), config.sufficiency.min_history_days)
                 if config.seasonal_windows else [])
     progress(f"building training examples before {cutoff.date()}: {windows}"
              + (f", and last year's same season from {seasonal[0].date()}" if seasonal else ""))
-    examples = training_examples(tx, cutoff, label_days, builder, windows.n_windows, windows.step_days,
-                                 data.customers, data.interactions, seasonal).set_index("customer_id")
+    examples = _examples_in_buckets(engine, buckets, cutoff, label_days, builder, windows,
+                                    seasonal).set_index("customer_id")
     window = examples["window_cutoff"]
     latest = (window == window.max()).to_numpy()
     if latest.all() or len(examples) == 0:
@@ -184,7 +207,7 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     scores = comparison.loc[evaluation.MODEL].to_dict()
     return TrainedModels(builder, value.model, churn.model, segments, classic, validation, scores, comparison,
                          predictions, {"value": value.trials, "churn": churn.trials}, features_at_cutoff,
-                         int((~latest).sum()), windows, horizon_days, extension)
+                         int((~latest).sum()), windows, horizon_days, extension, sample, data)
 
 
 def _champion_segments(config: TrainingConfig) -> SegmentModel | None:
@@ -212,7 +235,7 @@ def _horizons(metadata: dict[str, Any]) -> tuple[int, int]:
     return int(metadata.get("label_horizon_days", horizon)), horizon
 
 
-def _champion_scores(validation: pd.DataFrame, data: InputData, config: TrainingConfig
+def _champion_scores(validation: pd.DataFrame, data: InputData, config: TrainingConfig, engine: BucketEngine
                      ) -> tuple[dict[str, float] | None, tuple[int, int] | None]:
     """The current champion's gate metrics on this run's validation window and its (label window days,
     horizon days); (None, None) without a champion. The champion's features come from its own logged
@@ -226,14 +249,15 @@ def _champion_scores(validation: pd.DataFrame, data: InputData, config: Training
     builder = FeatureBuilder.from_dict(meta["feature_builder"])
     label_days, horizon = _horizons(meta)
     window = validation["window_cutoff"].iloc[0]
-    population = builder.transform(data.transactions, window, data.customers, data.interactions)
+    population = engine.transform(builder, engine.split(data.transactions, data.customers, data.interactions),
+                                  window)
     classic = ClassicFeatures(label_days, seasonal_clock(data.transactions, window, label_days)).fit(population)
     population = population.join(classic.transform(population))
     X = population.loc[validation.index, builder.feature_names_ + CLASSIC_COLUMNS]
     return _gate_scores(value, churn, X, validation), (label_days, horizon)
 
 
-def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig
+def _gate(trained: TrainedModels, config: TrainingConfig, engine: BucketEngine
           ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
     """(promote?, decision, challenger's gate scores, champion's gate scores).
 
@@ -242,7 +266,7 @@ def _gate(trained: TrainedModels, data: InputData, config: TrainingConfig
     X = trained.validation[trained.value.feature_names_]
     challenger = _gate_scores(trained.value, trained.churn, X, trained.validation)
     try:
-        champion, horizons = _champion_scores(trained.validation, data, config)
+        champion, horizons = _champion_scores(trained.validation, trained.inputs, config, engine)
     except Exception as err:  # an unloadable or failing champion cannot defend its title
         return True, f"the champion could not be scored ({type(err).__name__}: {err}): promoted", challenger, {}
     if champion is None:
@@ -313,6 +337,7 @@ def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int,
         "value_best_iterations": str(trained.value.best_iterations_),
         "churn_best_iterations": str(trained.churn.best_iterations_),
         **{f"bgnbd_{k}": round(v, 6) for k, v in bgnbd._asdict().items()},
+        **trained.sample.params(),
         "seasonal_index": "none (calendar time)" if trained.classic.clock.index is None
         else " ".join(f"{v:.3f}" for v in trained.classic.clock.index),
     }
@@ -323,13 +348,15 @@ def _run_params(trained: TrainedModels, cutoff: pd.Timestamp, horizon_days: int,
 
 def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config: TrainingConfig,
                        spec: FeatureSpec, policy: TierPolicy, personal_data_columns: list[str],
-                       config_dump: dict[str, Any], progress: Callable[[str], None] = log.info) -> TrainResult:
+                       config_dump: dict[str, Any], progress: Callable[[str], None] = log.info,
+                       engine: BucketEngine | None = None) -> TrainResult:
     """Train, log everything to one MLflow run, register the models and apply the champion gate.
 
     The tier thresholds of ``policy`` are fitted on the training population's predicted values and frozen
     with the models.
     """
     cutoff = pd.Timestamp(cutoff)
+    engine = engine or BucketEngine.at_once()
     # Checked here as well as in fit_models so that too little data leaves no failed run behind in MLflow.
     require_enough_data(data, cutoff, horizon_days, config)
     configure_mlflow()
@@ -340,7 +367,7 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
     repair_alias(names, names.challenger_alias)
     with mlflow.start_run(run_name=f"train-{cutoff.date()}-h{horizon_days}", tags=process_tags()) as run:
         trained = fit_models(data, cutoff, horizon_days, config, spec, personal_data_columns, progress,
-                             _champion_segments(config))
+                             _champion_segments(config), engine)
         mlflow.log_params(_run_params(trained, cutoff, horizon_days, config))
         mlflow.log_metrics({k: v for k, v in trained.metrics.items() if np.isfinite(v)})
         mlflow.log_metrics({f"baseline_{name}_{metric}": value for name, row in trained.comparison.iterrows()
@@ -364,7 +391,7 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         }
         tag_set(names, versions)
         point_alias(names, names.challenger_alias, versions)
-        promoted, decision, challenger, champion = _gate(trained, data, config)
+        promoted, decision, challenger, champion = _gate(trained, config, engine)
         if promoted:
             point_alias(names, names.champion_alias, versions)
         mlflow.log_metrics({f"gate_challenger_{k}": v for k, v in challenger.items() if np.isfinite(v)})

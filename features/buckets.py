@@ -1,0 +1,205 @@
+"""Customer buckets: the inputs split by a stable hash of customer_id, and per-bucket work run on every core.
+
+Every row of a customer (transactions, profile, interactions) lands in the same bucket, so the features,
+labels and scores of a bucket need no other bucket, and memory beyond the loaded inputs follows the bucket,
+not the log. The work runs in a pool of worker processes forked after loading: they read the parent's
+frames without copying them, and return only their bucket's (small) result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from tiercast.features.builder import FeatureBuilder, FitParts
+from tiercast.features.encoding import IntArray, encode
+from tiercast.features.privacy import PersonalData
+
+log = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+
+
+def bucket_keys(customer_ids: pd.Series | np.ndarray, n_buckets: int) -> IntArray:
+    """The bucket (0..n_buckets-1) of each row's customer id: a hash of the id's text, the same in every
+    process, run and frame. Rows without an id go to bucket 0 (no customer's work reads them)."""
+    return _keys(*encode(customer_ids), n_buckets)
+
+
+def _keys(codes: IntArray, uniques: np.ndarray, n_buckets: int) -> IntArray:
+    hashes = pd.util.hash_array(np.asarray([str(u) for u in uniques], dtype=object), categorize=False)
+    of_unique = (hashes % np.uint64(n_buckets)).astype(np.int64)
+    return np.where(codes >= 0, of_unique[codes] if len(of_unique) else 0, 0)
+
+
+def _bucket_rows(keys: IntArray, n_buckets: int) -> list[IntArray]:
+    """Row positions of each bucket, in their original order."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(n_buckets + 1))
+    return [order[bounds[b]:bounds[b + 1]] for b in range(n_buckets)]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket's rows of each input (None where the input is None)."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame | None
+    interactions: pd.DataFrame | None
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """The inputs and where each bucket's rows are; `bucket(b)` takes them out when a worker needs them."""
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame | None
+    interactions: pd.DataFrame | None
+    rows: dict[str, list[IntArray]]
+    count: int
+
+    @classmethod
+    def split(cls, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
+              interactions: pd.DataFrame | None = None, bucket_customers: int = 100_000,
+              personal_data_columns: Sequence[str] = ()) -> Buckets:
+        """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions).
+        The buckets' profiles leave out the personal-data columns: no batch work reads them."""
+        if bucket_customers < 1:
+            raise ValueError(f"bucket_customers must be at least 1, got {bucket_customers}")
+        codes, uniques = encode(transactions["customer_id"])
+        count = max(1, math.ceil(len(uniques) / bucket_customers))
+        rows = {"transactions": _bucket_rows(_keys(codes, uniques, count), count)}
+        for name, frame in (("customers", customers), ("interactions", interactions)):
+            if frame is not None:
+                rows[name] = _bucket_rows(bucket_keys(frame["customer_id"], count), count)
+        if customers is not None:
+            personal = PersonalData(personal_data_columns)
+            customers = customers[[c for c in customers.columns if c not in personal]]
+        return cls(transactions, customers, interactions, rows, count)
+
+    @property
+    def held_as_objects(self) -> list[str]:
+        """The inputs' columns held as Python objects (object dtype): a forked worker taking rows of them
+        changes their reference counts, and so copies the pages that hold them."""
+        frames = {"transactions": self.transactions, "customers": self.customers,
+                  "interactions": self.interactions}
+        return [f"{name}.{column}" for name, frame in frames.items() if frame is not None
+                for column in frame.columns if frame[column].dtype == object]
+
+    def bucket(self, b: int) -> Bucket:
+        def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            return None if frame is None else frame.take(self.rows[name][b])
+        return Bucket(take("transactions", self.transactions), take("customers", self.customers),
+                      take("interactions", self.interactions))
+
+
+def default_workers() -> int:
+    """The cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# The task of the running pool, set before its workers fork so that they inherit it (and what it reads).
+_task: Callable[[int], Any] | None = None
+
+
+def _run_task(b: int) -> Any:
+    assert _task is not None
+    return _task(b)
+
+
+def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterator[Result]:
+    global _task
+    if workers <= 1 or count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from (task(b) for b in range(count))
+        return
+    _task = task
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, count)) as pool:
+            yield from pool.imap(_run_task, range(count))
+    finally:
+        _task = None
+
+
+def map_buckets(task: Callable[[int], Result], count: int, workers: int, what: str,
+                progress: Callable[[str], None] | None = None) -> list[Result]:
+    """``[task(b) for b in range(count)]``, computed by ``workers`` forked processes (in this one when 1).
+    ``progress`` hears of about every tenth of the buckets done, naming ``what`` is being done."""
+    step = max(1, math.ceil(count / 10))
+    out: list[Result] = []
+    for done, result in enumerate(_results(task, count, workers), start=1):
+        out.append(result)
+        if progress is not None and count > 1 and (done % step == 0 or done == count):
+            progress(f"{what}: {done}/{count} buckets done")
+    return out
+
+
+def in_customer_order(parts: Sequence[pd.DataFrame], column: str | None = None) -> pd.DataFrame:
+    """Per-bucket tables (each sorted by customer id) as one, sorted by customer id as the builder sorts
+    (Python string order): by the index, or by ``column`` when given."""
+    if len(parts) == 1:
+        return parts[0]
+    table = pd.concat(parts, ignore_index=column is not None)
+    ids = (table.index if column is None else table[column]).to_numpy(dtype=object)
+    table = table.take(np.argsort(ids, kind="stable"))
+    return table if column is None else table.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BucketEngine:
+    """How batch work is split and run: buckets of about ``bucket_customers`` customers, ``workers``
+    processes (1: in this one), and ``progress`` hearing how far long jobs are."""
+
+    workers: int = 1
+    bucket_customers: int = 100_000
+    progress: Callable[[str], None] | None = None
+    personal_data_columns: Sequence[str] = ()
+
+    @classmethod
+    def at_once(cls) -> BucketEngine:
+        """Everything in one bucket, in this process."""
+        return cls(1, sys.maxsize)
+
+    def split(self, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
+              interactions: pd.DataFrame | None = None) -> Buckets:
+        return Buckets.split(transactions, customers, interactions, self.bucket_customers,
+                             self.personal_data_columns)
+
+    def map(self, task: Callable[[int], Result], buckets: Buckets, what: str) -> list[Result]:
+        """``task`` of every bucket, in bucket order. Inputs holding Python-object strings run in this process,
+        one bucket after the other: every worker would copy them as it read them."""
+        workers = self.workers
+        if workers > 1 and buckets.count > 1 and buckets.held_as_objects:
+            log.info("%s: one process, as the inputs hold Python-object columns (%s) that each worker would "
+                     "copy", what, ", ".join(buckets.held_as_objects))
+            workers = 1
+        return map_buckets(task, buckets.count, workers, what, self.progress)
+
+    def fit_transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
+        """``builder.fit_transform`` of the buckets' inputs: fitted from the buckets' parts, then the
+        features of each bucket, in customer order."""
+        if buckets.count == 1:
+            return builder.fit_transform(buckets.transactions, as_of, buckets.customers, buckets.interactions)
+
+        def parts(b: int) -> FitParts:
+            bucket = buckets.bucket(b)
+            return builder.fit_parts(bucket.transactions, as_of, bucket.customers, bucket.interactions)
+
+        builder.fit_from_parts(FitParts.combine(self.map(parts, buckets, "fitting features")))
+        return self.transform(builder, buckets, as_of)
+
+    def transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
+        """``builder.transform`` of the buckets' inputs, bucket by bucket, in customer order."""
+        def features(b: int) -> pd.DataFrame:
+            bucket = buckets.bucket(b)
+            return builder.transform(bucket.transactions, as_of, bucket.customers, bucket.interactions)
+
+        return in_customer_order(self.map(features, buckets, "building features"))

@@ -1,0 +1,95 @@
+"""Customer buckets: a partition of the customers, the same in every frame, and features built bucket by bucket
+in worker processes equal to the features built at once."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tiercast.features.buckets import BucketEngine, Buckets, bucket_keys, map_buckets
+from tiercast.features.builder import FeatureBuilder
+from tiercast.features.spec import FeatureSpec
+from tiercast.simulation.line_items import line_items
+from tiercast.simulation.world import WorldConfig, simulate_world
+
+AS_OF = pd.Timestamp("2024-09-01")
+PERSONAL = ("name", "email", "phone")
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate_world(WorldConfig(n_customers=900, seed=5))
+
+
+def test_bucket_of_a_customer_is_the_same_in_every_frame_and_run(world) -> None:
+    tx, customers = world.transactions, world.customers
+    keys = bucket_keys(tx["customer_id"], 7)
+    assert keys.min() >= 0 and keys.max() <= 6 and len(np.unique(keys)) == 7
+    per_customer = pd.Series(keys).groupby(tx["customer_id"].to_numpy()).nunique()
+    assert (per_customer == 1).all()
+    of_profile = dict(zip(customers["customer_id"], bucket_keys(customers["customer_id"], 7), strict=True))
+    assert all(of_profile[c] == k for c, k in zip(tx["customer_id"], keys, strict=True))
+    # Arrow-backed strings hash as the same text.
+    assert np.array_equal(bucket_keys(tx["customer_id"].astype("string[pyarrow]"), 7), keys)
+    assert bucket_keys(pd.Series(["C0000001", None]), 7)[1] == 0
+
+
+def test_split_keeps_every_row_once_in_its_order(world) -> None:
+    buckets = Buckets.split(world.transactions, world.customers, world.interactions, bucket_customers=100,
+                            personal_data_columns=PERSONAL)
+    assert buckets.count == 9  # 900 customers with transactions, 100 a bucket
+    assert list(buckets.bucket(0).customers.columns) == [c for c in world.customers.columns if c not in PERSONAL]
+    for name, frame in (("transactions", world.transactions), ("interactions", world.interactions)):
+        rows = np.concatenate(buckets.rows[name])
+        assert np.array_equal(np.sort(rows), np.arange(len(frame)))
+        assert all((np.diff(r) > 0).all() for r in buckets.rows[name])
+    ids = [set(buckets.bucket(b).transactions["customer_id"]) for b in range(buckets.count)]
+    assert sum(len(i) for i in ids) == len(set().union(*ids))
+
+
+def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype({c: "string[pyarrow]" for c in frame.columns if frame[c].dtype == object})
+
+
+@pytest.mark.parametrize("kind", ["orders", "line_items"])
+@pytest.mark.parametrize(("workers", "strings"), [(1, "object"), (2, "object"), (2, "arrow")])
+def test_features_in_buckets_equal_features_at_once(world, kind: str, workers: int, strings: str, caplog) -> None:
+    tx = world.transactions if kind == "orders" else line_items(world)
+    frames = (tx, world.customers, world.interactions)
+    if strings == "arrow":
+        frames = tuple(_arrow_strings(f) for f in frames)
+    spec = FeatureSpec(min_profile_level_count=2)
+    whole = FeatureBuilder(spec, PERSONAL)
+    expected = whole.fit_transform(*frames[:1], AS_OF, *frames[1:])
+    engine = BucketEngine(workers=workers, bucket_customers=64, personal_data_columns=PERSONAL)
+    buckets = engine.split(*frames)
+    builder = FeatureBuilder(spec, PERSONAL)
+    with caplog.at_level("INFO", logger="tiercast"):
+        features = engine.fit_transform(builder, buckets, AS_OF)
+    assert buckets.count > 10
+    assert builder.to_dict() == whole.to_dict()
+    pd.testing.assert_frame_equal(features, expected)
+    # Python-object strings would be copied into every worker: those buckets run in this process.
+    assert ("one process, as the inputs hold Python-object columns (transactions.customer_id" in caplog.text) == (
+        workers == 2 and strings == "object")
+
+
+def test_workers_run_in_other_processes_and_answer_in_bucket_order() -> None:
+    heard: list[str] = []
+    pids = map_buckets(lambda b: (b, os.getpid()), 6, 2, "testing", heard.append)
+    assert [b for b, _ in pids] == list(range(6))
+    assert os.getpid() not in {pid for _, pid in pids}
+    assert heard[-1] == "testing: 6/6 buckets done"
+
+
+def test_a_failing_bucket_fails_the_job() -> None:
+    def task(b: int) -> int:
+        if b == 3:
+            raise ValueError("bucket 3 is bad")
+        return b
+
+    with pytest.raises(ValueError, match="bucket 3 is bad"):
+        map_buckets(task, 5, 2, "testing")

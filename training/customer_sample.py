@@ -1,0 +1,57 @@
+"""The customers a training learns from: all of them, or, above ``training.max_customers``, a seeded sample.
+
+Models learn as well from a few hundred thousand customers as from millions, while the examples (several
+windows of features per customer) and LightGBM's memory grow with every one; so above the cap a uniform
+sample of the customers with history before the cutoff is kept, with all their rows. Same inputs and seed,
+same sample; the training says so in its log and its MLflow run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tiercast.features.encoding import lookup, sorted_codes
+from tiercast.features.loading import InputData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CustomerSample:
+    """How many customers had history before the cutoff, and how many the training kept."""
+
+    customers: int
+    kept: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.kept < self.customers
+
+    def params(self) -> dict[str, int | bool]:
+        """What an MLflow run records of it."""
+        return {"training_customers": self.kept, "customers_before_cutoff": self.customers,
+                "customers_sampled": self.sampled}
+
+
+def sample_customers(data: InputData, cutoff: pd.Timestamp, max_customers: int | None, seed: int
+                     ) -> tuple[InputData, CustomerSample]:
+    """``data`` restricted to at most ``max_customers`` customers with history before ``cutoff`` (drawn with
+    ``seed``; every row of a kept customer stays), and what was kept. Under the cap, ``data`` itself."""
+    tx = data.transactions
+    before = (tx["timestamp"] < cutoff).to_numpy() & tx["customer_id"].notna().to_numpy()
+    _, ids = sorted_codes(tx["customer_id"], before)
+    if max_customers is None or len(ids) <= max_customers:
+        return data, CustomerSample(len(ids), len(ids))
+    kept = ids[np.sort(np.random.default_rng(seed).choice(len(ids), max_customers, replace=False))]
+    sample = CustomerSample(len(ids), max_customers)
+    log.warning("training on %s of the %s customers with history before %s: a sample drawn with seed %s "
+                "(training.max_customers)", f"{sample.kept:,}", f"{sample.customers:,}", cutoff.date(), seed)
+
+    def of_kept(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if frame is None else frame.loc[lookup(frame["customer_id"], kept) >= 0]
+
+    return InputData(of_kept(tx), of_kept(data.customers), of_kept(data.interactions), data.reports), sample
