@@ -63,7 +63,7 @@ class SparkInput:
     kind: str
     uri: str
     frame: DataFrame
-    columns: list[str]  # the canonical columns (and the customers' attributes) present, in the loader's order
+    columns: list[str]  # the canonical columns present (customers: and the attributes that are not personal data)
     report: CleaningReport
 
 
@@ -379,7 +379,11 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
             raise DataError(uri, f"required column missing; columns found: {found}",
                             column=mapping.get(column, column))
     present = [c for c in table.names if c in raw.columns]
-    columns = present if kind != "customers" else [c for c in raw.columns if c != _CORRUPT]
+    columns = present
+    if kind == "customers":  # profile attributes too, but no personal data: no batch work reads it
+        attributes = [c for c in raw.columns if c not in (_CORRUPT, "customer_id")]
+        personal = PersonalData(config.personal_data_columns)
+        columns = ["customer_id", *(c for c in attributes if c not in personal)]
     # Every column of a CSV file reaches the executors, where each is checked to decode (as the local loader
     # reads the whole file); Parquet columns are typed, so only the table's are read.
     raw = raw if source.format == "csv" else raw.select(*columns)
@@ -401,6 +405,8 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
         cleaned.unpersist()
         _raise_first_error(errors, source, table)
     report = CleaningReport(uri, kind, rows_read=0)
+    if kind == "customers":
+        report.summary = {"attributes": attributes}
     for m in meta:
         for what, count in m.get("changes", {}).items():
             report.changes[what] = report.changes.get(what, 0) + count
@@ -450,7 +456,7 @@ def finish_reports(inputs: dict[str, SparkInput], config: DataConfig) -> None:
                 sample = pd.DataFrame({"customer_id": [r[p + "customer_id"] for r in found]}, index=[""] * len(found))
                 raise DataError(item.uri, f"{int(total):,} rows repeat a customer_id", "customer_id", sample)
             item.report.finish(rows)
-            item.report.summary = {"customers": rows, "attributes": [c for c in item.columns if c != "customer_id"]}
+            item.report.summary = {"customers": rows, "attributes": item.report.summary["attributes"]}
         else:
             kinds = item.frame.groupBy(p + "kind").count().orderBy(F.desc("count"), p + "kind").collect()
             item.report.finish(rows)
