@@ -168,7 +168,7 @@ def _read_csv(spark: SparkSession, source: _Source, config: DataConfig) -> DataF
     names = [(value or "").strip() for value in header]
     if names:
         names[0] = names[0].lstrip("\ufeff").strip()
-    _refuse_repeated_names(Path(source.uri), [n for n in names if n])
+    _refuse_repeated_names(source.uri, [n for n in names if n])
     fields = [f"_c{i}" for i in range(len(names))]
     schema = StructType([StructField(f, StringType()) for f in [*fields, _CORRUPT]])
     raw = (reader.schema(schema).option("header", True).option("mode", "PERMISSIVE")
@@ -187,7 +187,7 @@ def _read(spark: SparkSession, source: _Source, config: DataConfig) -> DataFrame
     if source.format == "csv":
         return _read_csv(spark, source, config)
     frame = spark.read.parquet(source.uri)
-    _refuse_repeated_names(Path(source.uri), list(frame.columns))
+    _refuse_repeated_names(source.uri, list(frame.columns))
     return frame
 
 
@@ -253,7 +253,8 @@ class _Cleaning:
 
         for name, zoned in self.nanos.items():
             index = batch.schema.get_field_index(name)
-            batch = batch.set_column(index, name, batch.column(index).cast(pa.timestamp("ns", "UTC" if zoned else None)))
+            instants = batch.column(index).cast(pa.timestamp("ns", "UTC" if zoned else None))
+            batch = batch.set_column(index, name, instants)
         frame = batch.to_pandas()
         return frame.fillna("") if self.csv else frame
 
@@ -370,7 +371,7 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
     source = _Source(uri, kind, files, _format(uri, files))
     mapping = getattr(config.columns, kind)
     raw = _read(spark, source, config)
-    renamed = _apply_mapping(pd.DataFrame(columns=raw.columns), mapping, Path(uri)).columns
+    renamed = _apply_mapping(pd.DataFrame(columns=raw.columns), mapping, uri).columns
     raw = raw.toDF(*[str(name) for name in renamed])
     table = TABLES[kind]
     for column in table.required:

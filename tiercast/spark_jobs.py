@@ -217,12 +217,13 @@ def _per_bucket(data: SparkData, work: Any, sample: pd.DataFrame) -> DataFrame:
     return data.rows.groupBy(BUCKET).applyInArrow(run, schema)
 
 
-def _sample_frames(data: SparkData) -> dict[str, pd.DataFrame | None]:
-    """The frames of one customer (the first with a transaction): what a result's schema is learned on."""
+def _sample_frames(data: SparkData, as_of: pd.Timestamp) -> dict[str, pd.DataFrame | None]:
+    """The frames of one customer with a transaction before ``as_of``: what a result's schema is learned on."""
     from pyspark.sql import functions as F
 
     ids = [F.col(PREFIX[kind] + "customer_id") for kind in data.inputs]
-    first = data.rows.filter(F.col(TABLE) == "transactions").select(PREFIX["transactions"] + "customer_id").first()
+    before = (F.col(TABLE) == "transactions") & (F.col(PREFIX["transactions"] + "timestamp") < as_of.value)
+    first = data.rows.filter(before).select(PREFIX["transactions"] + "customer_id").first()
     return data.frames(data.rows.filter(F.coalesce(*ids) == first[0]).toArrow())
 
 
@@ -267,7 +268,7 @@ def features(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, ou
         return fitted.value.transform(frames["transactions"], as_of, frames["customers"],
                                       frames["interactions"]).reset_index()
 
-    sample_frames = _sample_frames(data)
+    sample_frames = _sample_frames(data, as_of)
     sample = builder.transform(sample_frames["transactions"], as_of, sample_frames["customers"],
                                sample_frames["interactions"]).reset_index()
     result = _per_bucket(data, transform, sample).persist()
@@ -310,7 +311,7 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
     def work(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         return scored(frames, shipped.value) if _with_history(frames, as_of) else sample.iloc[:0]
 
-    sample = scored(_sample_frames(data), bundle)
+    sample = scored(_sample_frames(data, as_of), bundle)
     log.info("scoring every bucket with %s; writing %s", bundle.version_label if bundle else "the rules", out)
     result = _per_bucket(data, work, sample).persist()
     write_dataset(spark, result, out)
@@ -335,7 +336,8 @@ def train(config: AppConfig, inputs: jobs.InputFiles, cutoff: pd.Timestamp, hori
     """Train on the inputs cleaned in Spark, collected to the driver (LightGBM trains on one machine)."""
     from tiercast import jobs
 
-    return jobs.train(config, _Collected(session(config), inputs), cutoff, horizon_days, trials)  # type: ignore[arg-type]
+    collected = _Collected(session(config), inputs)
+    return jobs.train(config, collected, cutoff, horizon_days, trials)  # type: ignore[arg-type]
 
 
 def backtest(config: AppConfig, inputs: jobs.InputFiles, cutoff: pd.Timestamp, horizon_days: int, out: Any
@@ -343,4 +345,5 @@ def backtest(config: AppConfig, inputs: jobs.InputFiles, cutoff: pd.Timestamp, h
     """The local backtest on the inputs cleaned in Spark and collected to the driver."""
     from tiercast import jobs
 
-    return jobs.backtest(config, _Collected(session(config), inputs), cutoff, horizon_days, out)  # type: ignore[arg-type]
+    collected = _Collected(session(config), inputs)
+    return jobs.backtest(config, collected, cutoff, horizon_days, out)  # type: ignore[arg-type]
