@@ -6,8 +6,8 @@ loader's checks (:mod:`tiercast.features.loading`) in a pandas function on the e
 clean a value the same way. A batch that breaks a rule yields, instead of its rows, the loader's
 :class:`DataError`; the driver raises the first (by the table's column order), its row count summed over
 the batches that broke the same rule, with sample rows named by their values (Spark knows no file lines).
-Cleaned rows carry their customer's bucket (a stable hash of the cleaned ``customer_id``) and their reading
-position, so that a bucket rebuilds exactly the frames the loader would give for its customers
+Cleaned rows carry their customer's slot (a stable hash of the cleaned ``customer_id``; a job's buckets are
+slots taken together) and their reading position, so that a bucket rebuilds exactly the frames the loader would give for its customers
 (:func:`bucket_frames`): file order within a customer, identical rows counted (dropped when
 ``data.drop_identical_rows``), sorted by customer and time.
 
@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 TABLES: dict[str, Table] = {"transactions": TRANSACTIONS, "customers": CUSTOMERS, "interactions": INTERACTIONS}
 PREFIX = {"transactions": "t__", "customers": "c__", "interactions": "i__"}
-BUCKET, POSITION, TABLE, META = "_bucket", "_position", "_table", "_meta"
+SLOT, BUCKET, POSITION, TABLE, META = "_slot", "_bucket", "_position", "_table", "_meta"
+# A customer's slot is a hash of their id; a job's buckets are slots taken together (slot modulo the bucket
+# count), so the count can follow the number of customers, known only once the inputs are cleaned.
+SLOTS = 1 << 16
 NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
 
 # The loader names a bad row by its place in the file; a batch on an executor has none, and a name with
@@ -192,10 +195,10 @@ def _read(spark: SparkSession, source: _Source, config: DataConfig) -> DataFrame
 
 
 # ------------------------------------------------------------------------------------------- cleaning
-def bucket_of(ids: pd.Series, buckets: int) -> np.ndarray:
-    """Each customer's bucket: a hash of the id's text that is the same in every process and on every run."""
+def slot_of(ids: pd.Series) -> np.ndarray:
+    """Each customer's slot: a hash of the id's text that is the same in every process and on every run."""
     hashes = pd.util.hash_pandas_object(ids.astype(object), index=False).to_numpy()
-    return (hashes % np.uint64(buckets)).astype(np.int32)
+    return (hashes % np.uint64(SLOTS)).astype(np.int32)
 
 
 def _instant_ns(values: pd.Series) -> pd.Series:
@@ -230,7 +233,7 @@ def _error_row(err: DataError, columns: list[str], kind: str) -> pd.DataFrame:
 
 def _meta_row(meta: dict, columns: list[str], kind: str) -> pd.DataFrame:
     row = pd.DataFrame({PREFIX[kind] + c: [None] for c in columns})
-    row[BUCKET], row[POSITION], row[META] = -1, -1, json.dumps(meta, default=str)
+    row[SLOT], row[POSITION], row[META] = -1, -1, json.dumps(meta, default=str)
     return row
 
 
@@ -243,7 +246,6 @@ class _Cleaning:
     csv: bool
     nanos: dict[str, bool]  # instant columns Spark read as integer nanoseconds -> stored with a zone
     config: DataConfig
-    buckets: int
     schema: Any  # the Arrow schema of the output
 
     def _frame(self, batch: Any) -> pd.DataFrame:
@@ -320,7 +322,7 @@ class _Cleaning:
             for what, count in report.changes.items():
                 changes[what] = changes.get(what, 0) + count
             out = _canonical(frame, self.kind, self.columns)
-            out[BUCKET] = bucket_of(frame["customer_id"], self.buckets)
+            out[SLOT] = slot_of(frame["customer_id"])
             out[POSITION] = position
             out[META] = None
             yield self._batch(out)
@@ -340,7 +342,7 @@ def _output_schema(raw: DataFrame, kind: str, columns: list[str]) -> Any:
         else:
             kind_of = {"instant": LongType(), "number": DoubleType()}.get(declared.kind, StringType())
         fields.append(StructField(PREFIX[kind] + name, kind_of))
-    return StructType([*fields, StructField(BUCKET, IntegerType()), StructField(POSITION, LongType()),
+    return StructType([*fields, StructField(SLOT, IntegerType()), StructField(POSITION, LongType()),
                        StructField(META, StringType())])
 
 
@@ -359,7 +361,7 @@ def _raise_first_error(errors: list[dict], source: _Source, table: Table) -> Non
     raise DataError(source.uri, problem, first["column"], sample)
 
 
-def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets: int) -> SparkInput:
+def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig) -> SparkInput:
     """Read one input and clean it on the executors; raises DataError (naming ``uri``) for a bad input."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -396,8 +398,7 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig, buckets:
         columns = [*columns, "score"]
     schema = _output_schema(raw.select(*[c for c in columns if c != "score"]).withColumn("score", F.lit(0.0)), kind,
                             columns)
-    cleaning = _Cleaning(kind, columns, source.format == "csv", source.nanos, config, buckets,
-                         to_arrow_schema(schema))
+    cleaning = _Cleaning(kind, columns, source.format == "csv", source.nanos, config, to_arrow_schema(schema))
     cleaned = raw.withColumn(POSITION, F.monotonically_increasing_id()).mapInArrow(cleaning, schema)
     cleaned = cleaned.persist()
     meta = [json.loads(row[META]) for row in cleaned.filter(F.col(META).isNotNull()).select(META).collect()]
@@ -472,16 +473,16 @@ def timestamp_range(item: SparkInput) -> tuple[pd.Timestamp | None, pd.Timestamp
 
 
 # ------------------------------------------------------------------------------------------- buckets
-def bucketed(inputs: dict[str, SparkInput]) -> DataFrame:
-    """Every input's rows in one frame (columns prefixed by table, ``_table`` naming it), ready to group by
-    bucket: all of a customer's rows, in every input, share a bucket."""
+def bucketed(inputs: dict[str, SparkInput], buckets: int) -> DataFrame:
+    """Every input's rows in one frame (columns prefixed by table, ``_table`` naming it) with their bucket, one
+    of ``buckets``, ready to group by: all of a customer's rows, in every input, share a bucket."""
     from pyspark.sql import functions as F
 
     frames = [item.frame.withColumn(TABLE, F.lit(kind)) for kind, item in inputs.items()]
     union = frames[0]
     for frame in frames[1:]:
         union = union.unionByName(frame, allowMissingColumns=True)
-    return union
+    return union.withColumn(BUCKET, F.col(SLOT) % buckets).drop(SLOT)
 
 
 def bucket_frames(rows: Any, columns: dict[str, list[str]], drop_identical_rows: bool

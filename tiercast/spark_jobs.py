@@ -169,14 +169,17 @@ class SparkData:
 
 def load(spark: SparkSession, config: AppConfig, inputs: jobs.InputFiles) -> SparkData:
     """Read, check and clean the inputs in Spark; raises DataError before anything is written."""
-    buckets = max(2, 4 * spark.sparkContext.defaultParallelism)
     uris = {"transactions": inputs.transactions, "customers": inputs.customers, "interactions": inputs.interactions}
-    items = {kind: clean(spark, str(uri), kind, config.data, buckets) for kind, uri in uris.items() if uri}
+    items = {kind: clean(spark, str(uri), kind, config.data) for kind, uri in uris.items() if uri}
     finish_reports(items, config.data)
     for item in items.values():
         for line in item.report.lines():
             log.info(line)
-    rows = bucketed(items).repartition(buckets, BUCKET).persist()
+    # Buckets of at most engine.bucket_customers customers (a Python worker holds one at a time), and a few
+    # per core so that every core stays busy.
+    customers = int(items["transactions"].report.summary["customers"])
+    buckets = max(2, 4 * spark.sparkContext.defaultParallelism, -(-customers // config.engine.bucket_customers))
+    rows = bucketed(items, buckets).repartition(buckets, BUCKET).persist()
     log.info("inputs checked and cleaned on Spark (%s), in %d customer buckets", spark.sparkContext.master, buckets)
     layout = _Layout({kind: item.columns for kind, item in items.items()}, config.data.drop_identical_rows)
     return SparkData(items, rows, layout)

@@ -10,7 +10,9 @@ Spark tests skip, except under ``CI=true``, where they fail.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -222,17 +224,23 @@ def _report(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("world", ["lines", "orders"])
-def test_features_on_spark_equal_the_local_engines(spark, worlds, world, tmp_path):
+def test_features_on_spark_equal_the_local_engines(spark, worlds, world, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tiercast")
     files = worlds[world]
     # Spark reads the Parquet world's transactions as a dataset folder, the CSV world's through a glob.
     spark_transactions = (files["transactions"].with_name("transactions_dataset") if world == "orders"
                           else files["transactions"].with_name("transact*.csv"))
+    # Buckets of at most 40 customers in the Parquet world: both engines then split its 600 customers in 15.
+    config = tmp_path / "small_buckets.yaml"
+    config.write_text("engine: {bucket_customers: 40}\n" if world == "orders" else "{}\n")
     local, on_spark = tmp_path / "local.parquet", tmp_path / "spark_features"
-    assert main(["features", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
-    assert main(["features", "--engine", "spark", *_inputs(files, spark_transactions), "--as-of", AS_OF,
-                 "--out", str(on_spark)]) == 0
+    assert main(["--config", str(config), "features", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
+    assert main(["--config", str(config), "features", "--engine", "spark", *_inputs(files, spark_transactions),
+                 "--as-of", AS_OF, "--out", str(on_spark)]) == 0
     expected = pd.read_parquet(local)
     assert len(expected) > 300
+    buckets = int(re.search(r"in (\d+) customer buckets", caplog.text).group(1))
+    assert buckets > 10 if world == "orders" else buckets == 8  # 4 per core of local[2]
     assert expected.filter(like="profile_").shape[1] and expected.filter(like="survey").shape[1]
     _same_as_local(expected, pd.read_parquet(on_spark))
     assert _report(Path(f"{on_spark}.quality.json")) == _report(Path(f"{local}.quality.json"))
