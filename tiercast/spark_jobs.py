@@ -81,6 +81,14 @@ def check_output_dataset(spark: SparkSession, out: str) -> str:
         if others:
             raise OutputError(out, f"it is a folder holding other files than a Parquet dataset's "
                               f"({', '.join(sorted(others)[:5])}); give a new path or remove the folder")
+    _, _, probe = _sibling(spark, out)
+    try:  # tried for real before the work: a folder the job may not write in is found now, not at the end
+        fs.mkdirs(probe)
+        fs.delete(probe, True)
+    except Exception as err:
+        java = getattr(err, "java_exception", None)
+        why = java.toString() if java is not None else str(err).splitlines()[0]
+        raise OutputError(out, f"cannot create a folder beside it ({why})") from None
     return out
 
 

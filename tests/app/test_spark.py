@@ -294,6 +294,9 @@ def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path,
     assert main([*args, "--out", str(taken)]) == 2
     assert "holding other files than a Parquet dataset's (keep.txt)" in capsys.readouterr().err
     assert (taken / "keep.txt").read_text() == "mine"
+    # Under a file: found before the work, not when writing at the end.
+    assert main([*args, "--out", str(taken / "keep.txt" / "features")]) == 2
+    assert "cannot create a folder beside it" in capsys.readouterr().err
 
 
 def test_the_local_engine_and_help_never_import_pyspark(tmp_path):
