@@ -7,9 +7,9 @@ clean a value the same way. A batch that breaks a rule yields, instead of its ro
 :class:`DataError`; the driver raises the first (by the table's column order), its row count summed over
 the batches that broke the same rule, with sample rows named by their values (Spark knows no file lines).
 Cleaned rows carry their customer's slot (a stable hash of the cleaned ``customer_id``; a job's buckets are
-slots taken together) and their reading position, so that a bucket rebuilds exactly the frames the loader would give for its customers
-(:func:`bucket_frames`): file order within a customer, identical rows counted (dropped when
-``data.drop_identical_rows``), sorted by customer and time.
+slots taken together) and their reading position, so that a bucket rebuilds exactly the frames the loader would
+give for its customers (:func:`bucket_frames`): file order within a customer, identical rows counted (dropped
+when ``data.drop_identical_rows``), sorted by customer and time.
 
 Parquet timestamps in nanoseconds (what pandas and PyArrow write by default) reach Spark 4 as integers
 (``spark.sql.legacy.parquet.nanosAsLong``); the files' footers, read with PyArrow, say which columns they
@@ -430,14 +430,16 @@ def finish_reports(inputs: dict[str, SparkInput], config: DataConfig) -> None:
         item.report.rows_read = rows
         if kind == "transactions":
             canonical = [p + c for c in item.columns]
-            repeats = rows - item.frame.select(*canonical).distinct().count()
+            distinct = item.frame.select(*canonical).distinct()
+            repeats = rows - distinct.count()
+            kept = distinct if config.drop_identical_rows else item.frame  # what the summary describes
             if config.drop_identical_rows:
                 item.report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)",
                                          repeats)
             else:
                 item.report.note_counted("rows identical to an earlier row, kept (data.drop_identical_rows: "
                                          "false)", repeats)
-            stats = item.frame.agg(
+            stats = kept.agg(
                 F.countDistinct(p + "customer_id").alias("customers"), F.min(p + "timestamp").alias("first"),
                 F.max(p + "timestamp").alias("last"), F.sum((F.col(p + "amount") < 0).cast("long")).alias("refunds"),
                 F.sum((F.col(p + "amount") == 0).cast("long")).alias("zeros"), F.min(p + "amount").alias("low"),

@@ -230,9 +230,11 @@ def test_features_on_spark_equal_the_local_engines(spark, worlds, world, tmp_pat
     # Spark reads the Parquet world's transactions as a dataset folder, the CSV world's through a glob.
     spark_transactions = (files["transactions"].with_name("transactions_dataset") if world == "orders"
                           else files["transactions"].with_name("transact*.csv"))
-    # Buckets of at most 40 customers in the Parquet world: both engines then split its 600 customers in 15.
-    config = tmp_path / "small_buckets.yaml"
-    config.write_text("engine: {bucket_customers: 40}\n" if world == "orders" else "{}\n")
+    # The Parquet world in buckets of at most 40 customers (both engines split its customers in more than 10);
+    # the invoice lines with their identical rows dropped (data.drop_identical_rows).
+    config = tmp_path / "engine.yaml"
+    config.write_text("engine: {bucket_customers: 40}\n" if world == "orders"
+                      else "data: {drop_identical_rows: true}\n")
     local, on_spark = tmp_path / "local.parquet", tmp_path / "spark_features"
     assert main(["--config", str(config), "features", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
     assert main(["--config", str(config), "features", "--engine", "spark", *_inputs(files, spark_transactions),
@@ -244,8 +246,9 @@ def test_features_on_spark_equal_the_local_engines(spark, worlds, world, tmp_pat
     assert expected.filter(like="profile_").shape[1] and expected.filter(like="survey").shape[1]
     _same_as_local(expected, pd.read_parquet(on_spark))
     assert _report(Path(f"{on_spark}.quality.json")) == _report(Path(f"{local}.quality.json"))
-    if world == "lines":  # identical invoice lines are counted the same way
-        assert _report(Path(f"{local}.quality.json"))["transactions"]["summary"]["identical_rows"] > 0
+    if world == "lines":  # identical invoice lines are counted and dropped the same way
+        report = _report(Path(f"{local}.quality.json"))["transactions"]
+        assert report["summary"]["identical_rows"] > 0 and report["rows_kept"] < report["rows_read"]
 
 
 def test_score_on_spark_equals_the_local_engines(spark, worlds, tmp_path, monkeypatch):
