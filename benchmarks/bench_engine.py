@@ -1,7 +1,7 @@
 """The local engine's buckets: ``tiercast features`` and ``tiercast score`` end to end, before and after.
 
     python benchmarks/bench_engine.py WORLD [--runs 3] [--as-of 2025-01-02] [--commands features score]
-                                            [--bucket-customers 100000] [--workers N]
+                                            [--bucket-customers 25000] [--workers N]
 
 WORLD is a folder written by ``tiercast simulate --format parquet`` (transactions, customers, interactions).
 Each command runs as a subprocess from the files on disk, once per run and engine setting:
@@ -10,8 +10,8 @@ Each command runs as a subprocess from the files on disk, once per run and engin
 ``score`` needs champion models in the MLflow store that ``MLFLOW_TRACKING_URI`` names (train some first).
 Printed per run: wall time; the peak memory of the whole process tree (the sum of its processes' PSS,
 sampled every 0.1 s: forked workers share the parent's pages, PSS counts each shared page once); and the
-peak beyond the loaded inputs (after the last "rows read" log line: the peak less the least, the loaded
-inputs with the loader's temporaries freed).
+peak beyond the loaded inputs (after the last "rows read" log line: the peak less the least before it,
+the loaded inputs with the loader's temporaries freed).
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def run(command: list[str]) -> dict[str, float]:
     # freed, the work not yet grown).
     loaded = max(loaded_at) if loaded_at else started
     after = [m for t, m in samples if t > loaded]
+    peak = after.index(max(after)) if after else 0
     return {"wall_s": wall, "peak_mb": max(m for _, m in samples),
-            "beyond_loaded_mb": (max(after) - min(after)) if after else float("nan")}
+            "beyond_loaded_mb": (after[peak] - min(after[:peak + 1])) if after else float("nan")}
 
 
 def main() -> None:
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--as-of", default="2025-01-02")
     parser.add_argument("--commands", nargs="+", default=["features", "score"])
-    parser.add_argument("--bucket-customers", type=int, default=100_000)
+    parser.add_argument("--bucket-customers", type=int, default=25_000)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     settings = {"before": {"bucket_customers": 10**12, "workers": 1},

@@ -69,7 +69,7 @@ class Buckets:
 
     @classmethod
     def split(cls, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
-              interactions: pd.DataFrame | None = None, bucket_customers: int = 100_000,
+              interactions: pd.DataFrame | None = None, bucket_customers: int = 25_000,
               personal_data_columns: Sequence[str] = ()) -> Buckets:
         """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions).
         The buckets' profiles leave out the personal-data columns: no batch work reads them."""
@@ -144,13 +144,20 @@ def map_buckets(task: Callable[[int], Result], count: int, workers: int, what: s
 
 def in_customer_order(parts: Sequence[pd.DataFrame], column: str | None = None) -> pd.DataFrame:
     """Per-bucket tables (each sorted by customer id) as one, sorted by customer id as the builder sorts
-    (Python string order): by the index, or by ``column`` when given."""
+    (Python string order): by the index, or by ``column`` when given (the index then 0..n-1). Gathered a
+    column at a time, so the whole table exists once beside the parts, not twice."""
     if len(parts) == 1:
         return parts[0]
-    table = pd.concat(parts, ignore_index=column is not None)
-    ids = (table.index if column is None else table[column]).to_numpy(dtype=object)
-    table = table.take(np.argsort(ids, kind="stable"))
-    return table if column is None else table.reset_index(drop=True)
+    ids = np.concatenate([(p.index if column is None else p[column]).to_numpy(dtype=object) for p in parts])
+    order = np.argsort(ids, kind="stable")
+    columns: dict[str, Any] = {}
+    for name in parts[0].columns:
+        gathered = pd.concat([p[name] for p in parts], ignore_index=True).take(order)
+        columns[name] = (gathered.array if isinstance(gathered.dtype, pd.api.extensions.ExtensionDtype)
+                         else gathered.to_numpy())
+    index = (pd.RangeIndex(len(ids)) if column is not None
+             else pd.Index(ids[order], dtype=object, name=parts[0].index.name))
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ class BucketEngine:
     processes (1: in this one), and ``progress`` hearing how far long jobs are."""
 
     workers: int = 1
-    bucket_customers: int = 100_000
+    bucket_customers: int = 25_000
     progress: Callable[[str], None] | None = None
     personal_data_columns: Sequence[str] = ()
 

@@ -72,7 +72,7 @@ class EngineConfig(BaseModel):
     # The local engine: worker processes (unset: every core this process may use), and customers per bucket,
     # which bounds the memory the work takes beyond the loaded inputs.
     workers: int | None = Field(default=None, ge=1)
-    bucket_customers: int = Field(default=100_000, ge=1)
+    bucket_customers: int = Field(default=25_000, ge=1)
 
 
 def session_options(config: EngineConfig) -> dict[str, str]:

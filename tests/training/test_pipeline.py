@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
 from tiercast.training.config import SegmentConfig, TrainingConfig, TuningConfig
+from tiercast.training.customer_sample import CustomerSample
 from tiercast.training.evaluation import BASELINES, MODEL
 from tiercast.training.pipeline import fit_models, train_and_register
 from tiercast.training.policy import TierPolicy
@@ -74,12 +75,24 @@ def test_nothing_at_or_after_the_cutoff_changes_the_models(data, trained):
     assert again.comparison.equals(trained.comparison)
 
 
-def test_a_run_logs_params_metrics_charts_tables_and_nested_trials(two_runs):
+def test_above_the_customer_cap_the_models_learn_from_a_seeded_sample(data, trained):
+    capped = UNTUNED.model_copy(update={"max_customers": 1500})
+    sampled = fit_models(data, CUTOFF, HORIZON, capped, FeatureSpec(), [])
+    n = trained.sample.customers
+    assert trained.sample == CustomerSample(n, n) and sampled.sample == CustomerSample(n, 1500)
+    assert len(sampled.features_at_cutoff) == 1500 and len(trained.features_at_cutoff) == n
+    assert set(sampled.validation.index) <= set(sampled.features_at_cutoff.index)
+
+
+def test_a_run_logs_params_metrics_charts_tables_and_nested_trials(data, two_runs):
     client, first, _ = two_runs
     run = client.get_run(first.run_id)
     params, logged = run.data.params, run.data.metrics
     assert params["cutoff"] == "1998-07-01" and params["horizon_days"] == "181" and params["trials"] == "2"
     assert {"bgnbd_r", "value_learning_rate", "churn_num_leaves", "segments_k"} <= set(params)
+    assert params["customers_sampled"] == "False"
+    before = data.transactions.loc[data.transactions["timestamp"] < CUTOFF, "customer_id"].nunique()
+    assert params["training_customers"] == params["customers_before_cutoff"] == str(before)
     for name in ("value_gini", "value_top20_capture", "value_decile_error", "churn_auc", "churn_brier",
                  "baseline_bgnbd_gamma_gamma_value_gini", "baseline_recency_rule_churn_auc",
                  "gate_challenger_value_gini"):
