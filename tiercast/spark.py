@@ -69,8 +69,8 @@ class EngineConfig(BaseModel):
     master: str = "local[2]"
     # Any Spark option (spark.executor.memory, spark.sql.shuffle.partitions, ...); they override tiercast's.
     options: dict[str, str] = Field(default_factory=dict)
-    # The local engine: worker processes (unset: every core this process may use), and customers per bucket,
-    # which bounds the memory the work takes beyond the loaded inputs.
+    # The local engine's worker processes (unset: every core this process may use), and both engines' customers
+    # per bucket, which bounds the memory the work takes beyond the loaded inputs.
     workers: int | None = Field(default=None, ge=1)
     bucket_customers: int = Field(default=25_000, ge=1)
 
