@@ -71,6 +71,9 @@ def session(config: AppConfig) -> SparkSession:
 def check_output_dataset(spark: SparkSession, out: str) -> str:
     """``out`` as a Parquet dataset a job may write: new, or a folder holding only a dataset's files (which the
     job replaces). An existing file or another folder is refused with an :class:`OutputError`."""
+    if out.lower().rstrip("/").endswith((".csv", ".csv.gz")):
+        raise OutputError(out, "the Spark engine writes a Parquet dataset (a folder of part files), not CSV: give "
+                          "a name without .csv")
     fs, path = hadoop_fs(spark, out)
     if fs.exists(path):
         if not fs.getFileStatus(path).isDirectory():

@@ -297,6 +297,8 @@ def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path,
     assert main([*args, "--out", str(taken)]) == 2
     assert "holding other files than a Parquet dataset's (keep.txt)" in capsys.readouterr().err
     assert (taken / "keep.txt").read_text() == "mine"
+    assert main([*args, "--out", str(tmp_path / "features.csv")]) == 2
+    assert "writes a Parquet dataset (a folder of part files), not CSV" in capsys.readouterr().err
     # Under a file: found before the work, not when writing at the end.
     assert main([*args, "--out", str(taken / "keep.txt" / "features")]) == 2
     assert "cannot create a folder beside it" in capsys.readouterr().err
