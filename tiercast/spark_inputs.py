@@ -5,7 +5,8 @@ Each input is read raw (CSV cells as text, Parquet as stored), then every Arrow 
 loader's checks (:mod:`tiercast.features.loading`) in a pandas function on the executors, so both engines
 clean a value the same way. A batch that breaks a rule yields, instead of its rows, the loader's
 :class:`DataError`; the driver raises the first (by the table's column order), its row count summed over
-the batches that broke the same rule, with sample rows named by their values (Spark knows no file lines).
+the batches that broke the same rule, with sample rows named by their values (Spark knows no file lines). The
+one rule about a whole column, a single currency sign in a number column, is checked over all batches.
 Cleaned rows carry their customer's slot (a stable hash of the cleaned ``customer_id``; a job's buckets are
 slots taken together) and their reading position, so that a bucket rebuilds exactly the frames the loader would
 give for its customers (:func:`bucket_frames`): file order within a customer, identical rows counted (dropped
@@ -37,6 +38,7 @@ from tiercast.features.loading import (
     _refuse_repeated_names,
     identical_repeats,
 )
+from tiercast.features.number_text import read_formatted
 from tiercast.features.privacy import PersonalData
 from tiercast.features.schema import CUSTOMERS, INTERACTIONS, TRANSACTIONS, DataConfig, DataError, Table
 
@@ -295,8 +297,27 @@ class _Cleaning:
                 "count": int(bad.sum()), "column": None,
                 "sample": frame.loc[bad, shown].head(self.config.error_sample_rows).to_json(orient="split")}
 
+    def _currencies(self, frame: pd.DataFrame) -> dict[str, dict[str, list]]:
+        """Per text number column, each currency sign its cells are written with: [cells, sample rows]. The
+        loader refuses a column of several signs, which the batches of one file can only see together."""
+        found: dict[str, dict[str, list]] = {}
+        for column in TABLES[self.kind].columns:
+            name = column.name
+            if column.kind != "number" or name not in frame.columns or pd.api.types.is_numeric_dtype(frame[name]):
+                continue
+            text = frame[name].astype(object).where(frame[name].notna(), "").astype(str).str.strip()
+            unread = pd.to_numeric(text, errors="coerce").isna() & text.ne("")
+            if not unread.any():
+                continue
+            signs = pd.Series(read_formatted(text[unread]).currency, index=text[unread].index)
+            for sign, rows in signs[signs != ""].groupby(signs[signs != ""]):
+                shown = frame.loc[rows.index[:self.config.error_sample_rows], [name, "customer_id"]]
+                found.setdefault(name, {})[sign] = [len(rows), shown.to_json(orient="split")]
+        return found
+
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         changes: dict[str, int] = {}
+        currencies: list[dict] = []
         for batch in batches:
             position = batch.column(POSITION).to_numpy()
             if self.csv:
@@ -312,6 +333,7 @@ class _Cleaning:
                 continue
             frame = frame[[name for name in self.columns if name in frame.columns]]
             report = CleaningReport(str(_BATCH), self.kind, rows_read=len(frame))
+            signs = self._currencies(frame)
             try:
                 _check(frame, TABLES[self.kind], _BATCH, report, self.config)
             except DataError as err:
@@ -321,13 +343,15 @@ class _Cleaning:
                 frame["score"] = np.nan
             for what, count in report.changes.items():
                 changes[what] = changes.get(what, 0) + count
+            if signs:
+                currencies.append(signs)
             out = _canonical(frame, self.kind, self.columns)
             out[SLOT] = slot_of(frame["customer_id"])
             out[POSITION] = position
             out[META] = None
             yield self._batch(out)
-        if changes:
-            yield self._batch(_meta_row({"changes": changes}, self.columns, self.kind))
+        if changes or currencies:
+            yield self._batch(_meta_row({"changes": changes, "currencies": currencies}, self.columns, self.kind))
 
 
 def _output_schema(raw: DataFrame, kind: str, columns: list[str]) -> Any:
@@ -359,6 +383,27 @@ def _raise_first_error(errors: list[dict], source: _Source, table: Table) -> Non
     counted = [e["count"] for e in same if e["count"] is not None]
     problem = f"{sum(counted):,} {first['error']}" if counted else first["error"]
     raise DataError(source.uri, problem, first["column"], sample)
+
+
+def _refuse_currency_mix(batches: list[dict], source: _Source, config: DataConfig) -> None:
+    """The loader's refusal of a number column written in several currencies, over all of a file's batches."""
+    for name in dict.fromkeys(name for found in batches for name in found):
+        counts: dict[str, int] = {}
+        samples: dict[str, list[pd.DataFrame]] = {}
+        for found in batches:
+            for sign, (count, sample) in found.get(name, {}).items():
+                counts[sign] = counts.get(sign, 0) + count
+                samples.setdefault(sign, []).append(pd.read_json(io.StringIO(sample), orient="split", dtype=False))
+        if len(counts) < 2:
+            continue
+        usual = max(counts, key=lambda sign: counts[sign])  # the first of the most frequent, as the loader's
+        others = [sign for sign in counts if sign != usual]
+        sample = pd.concat([part for sign in others for part in samples[sign]], ignore_index=True)
+        sample = sample.head(config.error_sample_rows)
+        sample.index = [""] * len(sample)
+        raise DataError(source.uri, f"{sum(counts[sign] for sign in others):,} values have another currency sign "
+                        f"than the column's usual '{usual}' (signs found: {' '.join(sorted(counts))}): amounts in "
+                        "different currencies cannot be added up; convert them to one currency first", name, sample)
 
 
 def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig) -> SparkInput:
@@ -406,6 +451,7 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig) -> Spark
     if errors:
         cleaned.unpersist()
         _raise_first_error(errors, source, table)
+    _refuse_currency_mix([c for m in meta for c in m.get("currencies", [])], source, config)
     report = CleaningReport(uri, kind, rows_read=0)
     if kind == "customers":
         report.summary = {"attributes": attributes}

@@ -289,6 +289,22 @@ def test_bad_input_on_spark_exits_2_naming_file_column_and_rows_and_writes_nothi
     assert "1 rows hold bytes that are not utf-8 text" in capsys.readouterr().err and not out.exists()
 
 
+def test_a_column_of_two_currencies_is_refused_even_when_each_batch_holds_one(spark, tmp_path, capsys):
+    money = tmp_path / "money.csv"
+    money.write_text('customer_id,timestamp,amount\nA,2024-01-01,"¥1,200.00"\nB,2024-01-02,¥5.00\n'
+                     'C,2024-01-03,"$1,300.00"\nD,2024-01-04,$7.00\nE,2024-01-05,¥9.00\n')
+    config = tmp_path / "two_rows_a_batch.yaml"
+    config.write_text("engine: {options: {spark.sql.execution.arrow.maxRecordsPerBatch: '2'}}\n")
+    try:
+        assert main(["--config", str(config), "features", "--engine", "spark", "--transactions", str(money),
+                     "--as-of", AS_OF, "--out", str(tmp_path / "features")]) == 2
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    error = capsys.readouterr().err
+    assert "column 'amount': 2 values have another currency sign than the column's usual '¥' (signs found: $ ¥)" \
+        in error and "$1,300.00" in error
+
+
 def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path, capsys):
     taken = tmp_path / "notes"
     taken.mkdir()
