@@ -13,8 +13,9 @@ returns the running) session with the settings every tiercast Spark job relies o
 
 Parquet files written by pandas or PyArrow hold nanosecond timestamps by default, which Spark 4 refuses
 (``PARQUET_TYPE_ILLEGAL``; its nanosecond types are a preview PySpark cannot read back, and
-``spark.sql.legacy.parquet.nanosAsLong`` turns the instants into bare integers). Files meant for Spark are
-therefore written with :func:`write_parquet_for_spark`, which stores microseconds and refuses to drop finer
+``spark.sql.legacy.parquet.nanosAsLong`` turns the instants into bare integers). tiercast's own Spark jobs read
+them as those integers and make them instants again (:mod:`tiercast.spark_inputs`); files meant for other Spark
+code are written with :func:`write_parquet_for_spark`, which stores microseconds and refuses to drop finer
 digits silently.
 
 PySpark is an optional dependency: ``pip install 'tiercast[spark]'`` (``make test`` installs it).
