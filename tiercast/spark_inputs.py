@@ -70,6 +70,10 @@ class SparkInput:
     frame: DataFrame
     columns: list[str]  # the canonical columns present (customers: and the attributes that are not personal data)
     report: CleaningReport
+    cached: DataFrame  # what ``frame`` is read from, kept until the rows are bucketed (``release``)
+
+    def release(self) -> None:
+        self.cached.unpersist()
 
 
 @dataclass
@@ -459,7 +463,7 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig) -> Spark
         for what, count in m.get("changes", {}).items():
             report.changes[what] = report.changes.get(what, 0) + count
     data = cleaned.filter(F.col(META).isNull()).drop(META)
-    return SparkInput(kind, uri, data, columns, report)
+    return SparkInput(kind, uri, data, columns, report, cleaned)
 
 
 # -------------------------------------------------------------------------------------- checks, reports

@@ -191,6 +191,9 @@ def load(spark: SparkSession, config: AppConfig, inputs: jobs.InputFiles) -> Spa
     customers = int(items["transactions"].report.summary["customers"])
     buckets = max(2, 4 * spark.sparkContext.defaultParallelism, -(-customers // config.engine.bucket_customers))
     rows = bucketed(items, buckets).repartition(buckets, BUCKET).persist()
+    rows.count()  # bucketed and kept: the cleaned inputs need not be kept beside them
+    for item in items.values():
+        item.release()
     log.info("inputs checked and cleaned on Spark (%s), in %d customer buckets", spark.sparkContext.master, buckets)
     layout = _Layout({kind: item.columns for kind, item in items.items()}, config.data.drop_identical_rows)
     return SparkData(items, rows, layout)
