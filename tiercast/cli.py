@@ -51,13 +51,26 @@ def _positive_int(text: str) -> int:
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--transactions", type=Path, required=True, help="transactions file (.csv, .parquet, CDNOW .txt)")
-    parser.add_argument("--customers", type=Path, help="optional customer profiles file")
-    parser.add_argument("--interactions", type=Path, help="optional interactions file (surveys, tickets)")
+    # Kept as given (not as Path, which would fold s3://bucket into s3:/bucket): the Spark engine reads URIs.
+    parser.add_argument("--transactions", required=True,
+                        help="transactions file (.csv, .parquet, CDNOW .txt); with --engine spark also a Parquet "
+                        "dataset folder, a glob or any URI Spark reads")
+    parser.add_argument("--customers", help="optional customer profiles file")
+    parser.add_argument("--interactions", help="optional interactions file (surveys, tickets)")
+    parser.add_argument("--engine", choices=["local", "spark"],
+                        help="where the work runs: local (this process) or spark (config engine: master and "
+                        "options); default: config engine.name, local")
 
 
-def _inputs(args: argparse.Namespace) -> jobs.InputFiles:
-    return jobs.InputFiles(args.transactions, args.customers, args.interactions)
+def _spark(args: argparse.Namespace, config: AppConfig) -> bool:
+    """Whether the command runs on Spark: --engine, else the config's engine.name."""
+    return (args.engine or config.engine.name) == "spark"
+
+
+def _inputs(args: argparse.Namespace, spark: bool = False) -> jobs.InputFiles:
+    """The input files; as Paths for the local engine, as given (URIs) for Spark."""
+    given = (args.transactions, args.customers, args.interactions)
+    return jobs.InputFiles(*(value if spark or value is None else Path(value) for value in given))
 
 
 def _amount(text: str) -> float:
@@ -106,28 +119,51 @@ def _print_training(training: jobs.Training) -> None:
 
 def _print_scores(scoring: jobs.Scoring) -> None:
     scores = scoring.scores
-    print(f"Scored {len(scores):,} customers -> {scoring.out}")
-    if scoring.fallback_reason:
+    tiers = scores.groupby("tier").agg(customers=("customer_id", "size"), predicted_value=("predicted_value", "sum"))
+    _print_score_summary(len(scores), scoring.out, scoring.fallback_reason, scores["source"].value_counts().to_dict(),
+                         tiers)
+
+
+def _print_score_summary(customers: int, out: object, fallback_reason: str, sources: dict, tiers: pd.DataFrame
+                         ) -> None:
+    """What a scoring did: customers, where they went, by which source, and each tier's customers and value."""
+    print(f"Scored {customers:,} customers -> {out}")
+    if fallback_reason:
         print(f"tiercast: warning: every customer was scored by the rule-based fallback, not the models: "
-              f"{scoring.fallback_reason}", file=sys.stderr)
-    print(f"  sources: {scores['source'].value_counts().to_dict()}")
-    summary = scores.groupby("tier").agg(customers=("customer_id", "size"),
-                                         predicted_value=("predicted_value", "sum"))
-    print(summary.sort_values("predicted_value", ascending=False).to_string(float_format=lambda v: f"{v:,.0f}"))
+              f"{fallback_reason}", file=sys.stderr)
+    print(f"  sources: {sources}")
+    print(tiers.sort_values("predicted_value", ascending=False).to_string(float_format=lambda v: f"{v:,.0f}"))
 
 
 def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
-    _print_training(jobs.train(config, _inputs(args), args.cutoff, args.horizon_days, args.trials))
+    if _spark(args, config):
+        from tiercast import spark_jobs
+
+        training = spark_jobs.train(config, _inputs(args, spark=True), args.cutoff, args.horizon_days, args.trials)
+    else:
+        training = jobs.train(config, _inputs(args), args.cutoff, args.horizon_days, args.trials)
+    _print_training(training)
     return 0
 
 
 def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
-    _print_scores(jobs.score(config, _inputs(args), args.as_of, args.out))
+    if _spark(args, config):
+        from tiercast import spark_jobs
+
+        done = spark_jobs.score(config, _inputs(args, spark=True), args.as_of, args.out)
+        _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers)
+    else:
+        _print_scores(jobs.score(config, _inputs(args), args.as_of, Path(args.out)))
     return 0
 
 
 def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
-    backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, args.out)
+    if _spark(args, config):
+        from tiercast import spark_jobs
+
+        backtest = spark_jobs.backtest(config, _inputs(args, spark=True), args.cutoff, args.horizon_days, args.out)
+    else:
+        backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, args.out)
     print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(backtest.scores):,} customers "
           f"-> {args.out}")
     print(backtest.comparison.T.to_string(float_format=lambda v: f"{v:.3f}"))
@@ -169,8 +205,15 @@ def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
-    done = jobs.features(config, _inputs(args), args.as_of, args.out)
-    print(f"Features for {len(done.features):,} customers at {args.as_of.date()} -> {done.out}\n"
+    if _spark(args, config):
+        from tiercast import spark_jobs
+
+        done = spark_jobs.features(config, _inputs(args, spark=True), args.as_of, args.out)
+        customers = done.customers
+    else:
+        done = jobs.features(config, _inputs(args), args.as_of, Path(args.out))
+        customers = len(done.features)
+    print(f"Features for {customers:,} customers at {args.as_of.date()} -> {done.out}\n"
           f"  data-quality report -> {done.quality_report}")
     return 0
 
@@ -223,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     score_cmd = command("score", cmd_score, "score every customer with the champion models (or the rules)")
     _add_input_args(score_cmd)
     score_cmd.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
-    score_cmd.add_argument("--out", type=Path, required=True, help="scored file (.csv or .parquet)")
+    score_cmd.add_argument("--out", required=True,
+                           help="scored file (.csv or .parquet); with --engine spark a Parquet dataset (a folder)")
 
     backtest = command("backtest", cmd_backtest, "train before the cutoff, predict at it, compare with what happened")
     _add_input_args(backtest)
@@ -261,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     features = command("features", cmd_features, "write point-in-time features, one row per customer")
     _add_input_args(features)
     features.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
-    features.add_argument("--out", type=Path, required=True, help="features file (.csv or .parquet)")
+    features.add_argument("--out", required=True,
+                          help="features file (.csv or .parquet); with --engine spark a Parquet dataset (a folder)")
 
     plan = command("plan", cmd_plan, "pick whom to contact for retention within a budget; print the expected return")
     plan.add_argument("--scores", type=Path, required=True, help="scored file from tiercast score (.csv or .parquet)")

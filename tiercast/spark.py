@@ -13,8 +13,9 @@ returns the running) session with the settings every tiercast Spark job relies o
 
 Parquet files written by pandas or PyArrow hold nanosecond timestamps by default, which Spark 4 refuses
 (``PARQUET_TYPE_ILLEGAL``; its nanosecond types are a preview PySpark cannot read back, and
-``spark.sql.legacy.parquet.nanosAsLong`` turns the instants into bare integers). Files meant for Spark are
-therefore written with :func:`write_parquet_for_spark`, which stores microseconds and refuses to drop finer
+``spark.sql.legacy.parquet.nanosAsLong`` turns the instants into bare integers). tiercast's own Spark jobs read
+them as those integers and make them instants again (:mod:`tiercast.spark_inputs`); files meant for other Spark
+code are written with :func:`write_parquet_for_spark`, which stores microseconds and refuses to drop finer
 digits silently.
 
 PySpark is an optional dependency: ``pip install 'tiercast[spark]'`` (``make test`` installs it).
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 INSTALL_HINT = "PySpark is not installed: pip install 'tiercast[spark]' (make test installs it)"
 
 # Warnings and errors only, set before the JVM starts (SparkContext.setLogLevel comes too late for the
-# start-up messages). Errors only from three loggers whose warnings are notices, not problems: the host name
-# resolving to a loopback address, no native Hadoop library, a long query plan shortened in a message.
+# start-up messages). Errors only from loggers whose warnings are notices, not problems: the host name
+# resolving to a loopback address, no native Hadoop library, a long query plan shortened in a message, a CSV
+# header whose names differ from the schema tiercast reads the file with (by position, on purpose).
 LOG4J2_PROPERTIES = """\
 rootLogger.level = warn
 rootLogger.appenderRef.stderr.ref = console
@@ -53,6 +55,8 @@ logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
 logger.plans.name = org.apache.spark.util.SparkStringUtils
 logger.plans.level = error
+logger.csvheader.name = org.apache.spark.sql.catalyst.csv.CSVHeaderChecker
+logger.csvheader.level = error
 """
 
 
@@ -66,8 +70,8 @@ class EngineConfig(BaseModel):
     master: str = "local[2]"
     # Any Spark option (spark.executor.memory, spark.sql.shuffle.partitions, ...); they override tiercast's.
     options: dict[str, str] = Field(default_factory=dict)
-    # The local engine: worker processes (unset: every core this process may use), and customers per bucket,
-    # which bounds the memory the work takes beyond the loaded inputs.
+    # The local engine's worker processes (unset: every core this process may use), and both engines' customers
+    # per bucket, which bounds the memory the work takes beyond the loaded inputs.
     workers: int | None = Field(default=None, ge=1)
     bucket_customers: int = Field(default=25_000, ge=1)
 

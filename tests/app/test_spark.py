@@ -1,12 +1,19 @@
-"""The Spark session tiercast starts, and docs/spark.md's example run for real: registered models scoring
-feature rows in Spark through ``mlflow.pyfunc.spark_udf``, giving the models' own predictions.
+"""The Spark session tiercast starts, ``--engine spark`` giving exactly the local engine's features and scores
+on simulated worlds (through the command line, in-process, on one ``local[2]`` session), its refusals of bad
+input, and docs/spark.md's example run for real: registered models scoring feature rows in Spark through
+``mlflow.pyfunc.spark_udf``, giving the models' own predictions.
 
-Needs PySpark (``pip install 'tiercast[spark]'``; ``make test`` installs it) and Java 17+.
+Needs PySpark (``pip install 'tiercast[spark]'``; ``make test`` installs it) and Java 17+; without PySpark the
+Spark tests skip, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,15 +30,17 @@ from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import load_transactions
 from tiercast.spark import INSTALL_HINT, EngineConfig, session_options, write_parquet_for_spark
+from tiercast.spark_inputs import NANOS_AS_LONG
 
 ROOT = Path(__file__).resolve().parents[2]
 CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
 CUTOFF = "1998-01-01"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def spark():
-    """A local[2] session; the tests that need one skip without PySpark, except in CI, which installs it."""
+    """One local[2] session for the test run (the jobs run by ``main`` find it running); the tests that need one
+    skip without PySpark, except in CI, which installs it."""
     if os.environ.get("CI") != "true":
         pytest.importorskip("pyspark", reason=INSTALL_HINT)
     from tiercast.spark import spark_session
@@ -105,7 +114,9 @@ def test_timestamps_reach_spark_to_the_microsecond_and_nanoseconds_are_refused(s
     assert pq.read_schema(next((tmp_path / "from_spark").glob("*.parquet"))).field("timestamp").type == \
         pa.timestamp("us", tz="UTC")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "from_spark"), aware, check_dtype=False)
-    # What pandas writes by default (nanoseconds), Spark 4 refuses: the reason the writer above exists.
+    # What pandas writes by default (nanoseconds), Spark 4 refuses: the reason the writer above exists. (tiercast's
+    # own jobs read such files as integers and turn them back into instants: tiercast.spark_inputs.)
+    spark.conf.set(NANOS_AS_LONG, "false")
     frame.to_parquet(tmp_path / "ns.parquet")
     with pytest.raises(Exception, match="PARQUET_TYPE_ILLEGAL|Illegal Parquet type"):
         spark.read.parquet(str(tmp_path / "ns.parquet")).collect()
@@ -166,3 +177,154 @@ def test_spark_udf_scores_feature_rows_as_the_models_do(spark, registered):
     tiercast_scores = pd.read_parquet(folder / "scores.parquet").set_index("customer_id").loc[scored.index]
     np.testing.assert_allclose(scored["predicted_value"], tiercast_scores["predicted_value"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(scored["churn_probability"], tiercast_scores["churn_probability"], rtol=0, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------ --engine spark = local
+AS_OF = "2025-01-01"
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory) -> dict[str, dict[str, Path]]:
+    """Two simulated worlds of 600 customers with customers and interactions files: invoice lines without a
+    product column in CSV (identical lines included), and orders in Parquet as PyArrow writes them
+    (nanosecond timestamps), its transactions also as a dataset folder of two part files."""
+    folder = tmp_path_factory.mktemp("worlds")
+    assert main(["simulate", "--customers", "600", "--out", str(folder / "lines"), "--line-items",
+                 "--no-product-id"]) == 0
+    assert main(["simulate", "--customers", "600", "--seed", "1", "--out", str(folder / "orders"), "--format",
+                 "parquet"]) == 0
+    dataset = folder / "orders" / "transactions_dataset"
+    dataset.mkdir()
+    orders = pq.read_table(folder / "orders" / "transactions.parquet")
+    assert orders.schema.field("timestamp").type == pa.timestamp("ns")
+    half = orders.num_rows // 2
+    pq.write_table(orders.slice(0, half), dataset / "part-0.parquet")
+    pq.write_table(orders.slice(half), dataset / "part-1.parquet")
+    return {world: {kind: folder / world / f"{kind}.{suffix}" for kind in ("transactions", "customers", "interactions")}
+            for world, suffix in (("lines", "csv"), ("orders", "parquet"))}
+
+
+def _inputs(files: dict[str, Path], transactions: Path | str | None = None) -> list[str]:
+    return ["--transactions", str(transactions or files["transactions"]), "--customers", str(files["customers"]),
+            "--interactions", str(files["interactions"])]
+
+
+def _same_as_local(local: pd.DataFrame, on_spark: pd.DataFrame) -> None:
+    """Exactly equal; pandas' categorical columns come back from Spark's Parquet as text (None where missing)."""
+    for column in local.columns[local.dtypes == "category"]:
+        local[column] = local[column].astype(object).where(local[column].notna(), None)
+    pd.testing.assert_frame_equal(local, on_spark)
+
+
+def _report(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    for kind in ("transactions", "customers", "interactions"):
+        report[kind].pop("path")
+    return report
+
+
+@pytest.mark.parametrize("world", ["lines", "orders"])
+def test_features_on_spark_equal_the_local_engines(spark, worlds, world, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tiercast")
+    files = worlds[world]
+    # Spark reads the Parquet world's transactions as a dataset folder, the CSV world's through a glob.
+    spark_transactions = (files["transactions"].with_name("transactions_dataset") if world == "orders"
+                          else files["transactions"].with_name("transact*.csv"))
+    # The Parquet world in buckets of at most 40 customers (both engines split its customers in more than 10);
+    # the invoice lines with their identical rows dropped (data.drop_identical_rows).
+    config = tmp_path / "engine.yaml"
+    config.write_text("engine: {bucket_customers: 40}\n" if world == "orders"
+                      else "data: {drop_identical_rows: true}\n")
+    local, on_spark = tmp_path / "local.parquet", tmp_path / "spark_features"
+    assert main(["--config", str(config), "features", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
+    assert main(["--config", str(config), "features", "--engine", "spark", *_inputs(files, spark_transactions),
+                 "--as-of", AS_OF, "--out", str(on_spark)]) == 0
+    expected = pd.read_parquet(local)
+    assert len(expected) > 300
+    buckets = int(re.search(r"in (\d+) customer buckets", caplog.text).group(1))
+    assert buckets > 10 if world == "orders" else buckets == 8  # 4 per core of local[2]
+    assert expected.filter(like="profile_").shape[1] and expected.filter(like="survey").shape[1]
+    _same_as_local(expected, pd.read_parquet(on_spark))
+    assert _report(Path(f"{on_spark}.quality.json")) == _report(Path(f"{local}.quality.json"))
+    if world == "lines":  # identical invoice lines are counted and dropped the same way
+        report = _report(Path(f"{local}.quality.json"))["transactions"]
+        assert report["summary"]["identical_rows"] > 0 and report["rows_kept"] < report["rows_read"]
+
+
+def test_score_on_spark_equals_the_local_engines(spark, worlds, tmp_path, monkeypatch):
+    files = worlds["lines"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)
+    # Trained on the inputs Spark checked and cleaned, collected to the driver: the champion both engines score with.
+    assert main(["train", "--engine", "spark", *_inputs(files), "--cutoff", AS_OF, "--horizon-days", "90",
+                 "--trials", "0"]) == 0
+    local, on_spark = tmp_path / "local.parquet", tmp_path / "spark_scores"
+    assert main(["score", *_inputs(files), "--as-of", AS_OF, "--out", str(local)]) == 0
+    assert main(["score", "--engine", "spark", *_inputs(files), "--as-of", AS_OF, "--out", str(on_spark)]) == 0
+    expected = pd.read_parquet(local)
+    assert (expected["source"] == "model").mean() > 0.9
+    _same_as_local(expected, pd.read_parquet(on_spark))
+
+
+def test_bad_input_on_spark_exits_2_naming_file_column_and_rows_and_writes_nothing(spark, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,timestamp,amount\nA,2024-01-01,5\nB,2024-01-02 25:00,3\nC,2024-01-03,1\n")
+    out = tmp_path / "features"
+    assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert f"{bad}, column 'timestamp': 1 values are not ISO 8601" in error and "2024-01-02 25:00" in error
+    assert not out.exists() and not Path(f"{out}.quality.json").exists()
+
+    bad.write_text("customer_id,timestamp\nA,2024-01-01\n")
+    assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
+    assert "column 'amount': required column missing" in capsys.readouterr().err
+
+    bad.write_text("customer_id,timestamp,amount\nA,2024-01-01,5\nB,2024-01-02\n")
+    assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
+    assert "1 rows do not have the header's 3 fields" in capsys.readouterr().err and not out.exists()
+
+    # Spark decodes what it cannot with U+FFFD, silently; the job refuses such rows, in any column, as the loader does.
+    bad.write_bytes(b"customer_id,timestamp,amount,note\nA,2024-01-01,5,J\xe9r\xf4me\nB,2024-01-02,3,ok\n")
+    assert main(["features", "--engine", "spark", "--transactions", str(bad), "--as-of", AS_OF, "--out", str(out)]) == 2
+    assert "1 rows hold bytes that are not utf-8 text" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_column_of_two_currencies_is_refused_even_when_each_batch_holds_one(spark, tmp_path, capsys):
+    money = tmp_path / "money.csv"
+    money.write_text('customer_id,timestamp,amount\nA,2024-01-01,"¥1,200.00"\nB,2024-01-02,¥5.00\n'
+                     'C,2024-01-03,"$1,300.00"\nD,2024-01-04,$7.00\nE,2024-01-05,¥9.00\n')
+    config = tmp_path / "two_rows_a_batch.yaml"
+    config.write_text("engine: {options: {spark.sql.execution.arrow.maxRecordsPerBatch: '2'}}\n")
+    try:
+        assert main(["--config", str(config), "features", "--engine", "spark", "--transactions", str(money),
+                     "--as-of", AS_OF, "--out", str(tmp_path / "features")]) == 2
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    error = capsys.readouterr().err
+    assert "column 'amount': 2 values have another currency sign than the column's usual '¥' (signs found: $ ¥)" \
+        in error and "$1,300.00" in error
+
+
+def test_spark_refuses_to_replace_what_is_not_a_dataset(spark, worlds, tmp_path, capsys):
+    taken = tmp_path / "notes"
+    taken.mkdir()
+    (taken / "keep.txt").write_text("mine")
+    args = ["features", "--engine", "spark", *_inputs(worlds["lines"]), "--as-of", AS_OF]
+    assert main([*args, "--out", str(taken)]) == 2
+    assert "holding other files than a Parquet dataset's (keep.txt)" in capsys.readouterr().err
+    assert (taken / "keep.txt").read_text() == "mine"
+    assert main([*args, "--out", str(tmp_path / "features.csv")]) == 2
+    assert "writes a Parquet dataset (a folder of part files), not CSV" in capsys.readouterr().err
+    # Under a file: found before the work, not when writing at the end.
+    assert main([*args, "--out", str(taken / "keep.txt" / "features")]) == 2
+    assert "cannot create a folder beside it" in capsys.readouterr().err
+
+
+def test_the_local_engine_and_help_never_import_pyspark(tmp_path):
+    log = tmp_path / "tx.csv"
+    log.write_text("customer_id,timestamp,amount\nA,2024-01-01,5\nB,2024-06-02,3\n")
+    probe = ("import sys; from tiercast.cli import main; "
+             f"code = main(['features', '--transactions', {str(log)!r}, '--as-of', '2025-01-01', '--out', "
+             f"{str(tmp_path / 'f.csv')!r}]); "
+             "assert code == 0 and 'pyspark' not in sys.modules, sorted(m for m in sys.modules if 'spark' in m)")
+    subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True)
