@@ -199,6 +199,21 @@ def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.monitor(config, args.scores, _inputs(args), args.as_of, args.out)
+    result = done.result
+    realized = result["realized"]
+    print(f"Monitored the scoring of {result['scored_as_of']} at {result['as_of']} ({result['models']}):")
+    print(f"  realised on {realized['n']:,} customers, "
+          + ("full window" if realized["horizon_complete"] else
+             f"partial window ({realized['elapsed_days']} of {realized['horizon_days']} days)") + ": "
+          + ", ".join(f"{name} {realized[name]:.3f}" for name in ("norm_gini", "top20_capture", "churn_auc",
+                                                                  "total_ratio") if realized.get(name) is not None))
+    print(f"  {result['verdict']}")
+    print(f"  -> {done.out} (MLflow run {done.run_id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiercast", description="Customer tiering with measured, explained predictions.",
@@ -279,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, help="output folder (index.html and PNG charts)")
     report.add_argument("--model-alias", help="registry alias whose model-quality card the report shows "
                         "(default: config service.model_alias)")
+
+    monitor = command("monitor", cmd_monitor, "how an earlier scoring did so far, and how far the customers "
+                      "drifted from the champion's training population; recommends a retrain or not")
+    monitor.add_argument("--scores", type=Path, required=True, help="an earlier scored file (.csv or .parquet)")
+    _add_input_args(monitor)
+    monitor.add_argument("--as-of", type=_date, required=True,
+                         help="YYYY-MM-DD, after the scored file's as_of; only data before it is used")
+    monitor.add_argument("--out", type=Path, default=Path("monitor"),
+                         help="output folder for monitor.json and drift.png (default: ./monitor)")
 
     evaluate_plan = command("evaluate-plan", cmd_evaluate_plan,
                             "measure a plan's uplift in value and retention: treated against control customers")

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
+    from tiercast.monitoring import Monitoring
     from tiercast.simulation.world import World
     from tiercast.serving.scorer import ModelBundle
     from tiercast.training.pipeline import TrainResult
@@ -375,3 +376,32 @@ def evaluate_plan(config: AppConfig, plan_path: Path, transactions_path: Path, s
     if out:
         out = write_atomically(out, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
     return PlanEvaluation(result, out)
+
+
+# ---------------------------------------------------------------------------------------- monitor, cycle
+def _champion_models(config: AppConfig, command: str) -> ModelBundle:
+    """The champion models, which ``command`` cannot do without (no rule fallback measures drift)."""
+    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
+    from tiercast.training.registry import configure_mlflow
+
+    configure_mlflow()
+    try:
+        return ModelBundle.load(config.training.registry, config.service.model_alias)
+    except ModelsUnavailable as err:
+        raise ModelsUnavailableError(f"{err}. {command} measures the champion models; nothing was written") from err
+
+
+def monitor(config: AppConfig, scores_path: Path, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Monitoring:
+    """How the scoring in ``scores_path`` did up to ``as_of`` and how far the customers drifted from the
+    champion's training population: ``out/monitor.json``, a chart and an MLflow monitoring run."""
+    from tiercast.monitoring import monitor as run_monitor
+    from tiercast.monitoring import read_monitored_scores
+
+    check_output_folder(out)
+    scores, then = read_monitored_scores(scores_path)
+    if not then < as_of:
+        raise OptionError(f"--as-of {as_of.date()} must come after the scored file's as_of, {then.date()}: "
+                          "nothing has happened since it yet")
+    data = inputs.load(config)
+    require_history(data, as_of, inputs.transactions)
+    return run_monitor(config, scores, then, data, as_of, out, _champion_models(config, "tiercast monitor"))
