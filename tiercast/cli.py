@@ -214,6 +214,20 @@ def cmd_monitor(args: argparse.Namespace, config: AppConfig) -> int:
     return 0
 
 
+def cmd_cycle(args: argparse.Namespace, config: AppConfig) -> int:
+    from tiercast.cycle import cycle
+
+    done = cycle(config, _inputs(args), args.as_of, args.dir)
+    record = done.record
+    if done.already_done:
+        print(f"Cycle {record['as_of']} was already complete in {done.folder}: nothing redone")
+    else:
+        print(f"Cycle {record['as_of']} in {done.folder}:")
+    for decision in record["decisions"]:
+        print(f"  {decision}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tiercast", description="Customer tiering with measured, explained predictions.",
@@ -303,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="YYYY-MM-DD, after the scored file's as_of; only data before it is used")
     monitor.add_argument("--out", type=Path, default=Path("monitor"),
                          help="output folder for monitor.json and drift.png (default: ./monitor)")
+
+    cycle = command("cycle", cmd_cycle, "the periodic re-tiering job, once per as_of: monitor the latest earlier "
+                    "run in DIR, retrain when recommended, score, report with tier migration (idempotent)")
+    _add_input_args(cycle)
+    cycle.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
+    cycle.add_argument("--dir", type=Path, required=True, help="the cycle directory; this run goes to DIR/<as_of>/")
 
     evaluate_plan = command("evaluate-plan", cmd_evaluate_plan,
                             "measure a plan's uplift in value and retention: treated against control customers")

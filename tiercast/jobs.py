@@ -379,7 +379,7 @@ def evaluate_plan(config: AppConfig, plan_path: Path, transactions_path: Path, s
 
 
 # ---------------------------------------------------------------------------------------- monitor, cycle
-def _champion_models(config: AppConfig, command: str) -> ModelBundle:
+def champion_models(config: AppConfig, command: str) -> ModelBundle:
     """The champion models, which ``command`` cannot do without (no rule fallback measures drift)."""
     from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
     from tiercast.training.registry import configure_mlflow
@@ -404,4 +404,4 @@ def monitor(config: AppConfig, scores_path: Path, inputs: InputFiles, as_of: pd.
                           "nothing has happened since it yet")
     data = inputs.load(config)
     require_history(data, as_of, inputs.transactions)
-    return run_monitor(config, scores, then, data, as_of, out, _champion_models(config, "tiercast monitor"))
+    return run_monitor(config, scores, then, data, as_of, out, champion_models(config, "tiercast monitor"))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tiercast.analysis.history import MONITOR_FILE
 from tiercast.analysis.monitor import (MONITOR_REQUIRED, drift_chart, drift_reasons, drift_summary,
                                        quality_reasons, realized_quality, verdict)
 from tiercast.config import AppConfig
@@ -27,7 +28,6 @@ from tiercast.outputs import check_output_folder, write_atomically
 
 log = logging.getLogger("tiercast")
 
-MONITOR_FILE = "monitor.json"
 CHART_FILE = "drift.png"
 
 
