@@ -184,7 +184,7 @@ def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
-    done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias)
+    done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias, args.history)
     print(card_text(done.quality_card) if done.quality_card else f"Model quality: no card ({done.card_source})")
     print(f"Report on {done.customers:,} customers -> {done.page}")
     return 0
@@ -308,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, help="output folder (index.html and PNG charts)")
     report.add_argument("--model-alias", help="registry alias whose model-quality card the report shows "
                         "(default: config service.model_alias)")
+    report.add_argument("--history", type=Path, help="a tiercast cycle directory: adds tier shares over its runs, "
+                        "realised against promised quality per run and drift per feature")
 
     monitor = command("monitor", cmd_monitor, "how an earlier scoring did so far, and how far the customers "
                       "drifted from the champion's training population; recommends a retrain or not")

@@ -332,17 +332,22 @@ class Report:
 
 
 def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | None = None,
-           model_alias: str | None = None) -> Report:
-    """The HTML report on a scored file, with the quality card of the models behind ``model_alias``."""
+           model_alias: str | None = None, history: Path | None = None) -> Report:
+    """The HTML report on a scored file, with the quality card of the models behind ``model_alias`` and, for a
+    ``tiercast cycle`` directory ``history``, the history of its runs."""
+    from tiercast.analysis.history import cycle_history
     from tiercast.analysis.report import REPORT_REQUIRED, write_report
     from tiercast.features.loading import read_scores
 
     check_output_folder(out)
+    if history is not None and not Path(history).is_dir():
+        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in")
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)
     page = write_report(scores, out, config.policy, earlier, source=str(scores_path),
-                        previous_source=str(previous or ""), quality_card=card, card_source=card_source)
+                        previous_source=str(previous or ""), quality_card=card, card_source=card_source,
+                        history=cycle_history(history) if history is not None else None)
     return Report(len(scores), page, card, card_source)
 
 

@@ -5,13 +5,15 @@ trained the champion, is tests/app/conftest.py's; real files, store and models t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-import pytest
 import yaml
 from mlflow import MlflowClient
+from PIL import Image
 
 from tiercast.cli import main
 from tiercast.training.config import RegistryConfig
@@ -115,3 +117,25 @@ def test_a_shifted_world_retrains_once_however_often_the_run_is_repeated(in_worl
     assert versions(in_world) == before + 1
     assert any("not trained again" in d for d in again["decisions"])
     assert (run / "scores.csv").read_bytes() == files["scores.csv"][0]
+
+
+def test_the_report_of_a_cycle_shows_its_history_in_a_real_browser(in_world, headless_browser, tmp_path):
+    if not (in_world.runs / FULL / "cycle.json").exists():
+        assert cycle(in_world, in_world.stable, FULL, in_world.runs) == 0
+    out = tmp_path / "report"
+    assert main(["--config", str(in_world.config), "report", "--scores", str(in_world.runs / FULL / "scores.csv"),
+                 "--history", str(in_world.runs), "--out", str(out)]) == 0
+    dom = headless_browser(out / "index.html")
+    headings = re.findall(r"<h[23][^>]*>(.*?)</h[23]>", dom)
+    assert {"History of the runs", "Realised against promised quality", "Drift per feature"} <= set(headings)
+    shares, quality, drift = re.findall(r"<table.*?</table>", dom.split("History of the runs</h2>")[1], re.S)[:3]
+    assert re.findall(r"<th>(\d{4}-\d\d-\d\d)</th>", shares) == [CUTOFF, FULL]  # one row per run
+    assert CUTOFF in quality and "partial" not in quality  # measured over the full window
+    assert "spend" in drift or "tenure" in drift
+    for source in re.findall(r'<img src="([^"]+)"', dom):
+        assert (out / source).read_bytes()[:4] == b"\x89PNG"
+    # The picture as drawn: charts, not a blank page, with the history chart's tier colours in it.
+    shot = Image.open(headless_browser(out / "index.html", tmp_path / "page.png")).convert("RGB")
+    pixels = np.asarray(shot).reshape(-1, 3)
+    assert (pixels.min(axis=1) < 200).mean() > 0.05
+    assert (np.abs(pixels.astype(int) - [0x1f, 0x77, 0xb4]).sum(axis=1) < 12).sum() > 1000  # matplotlib's first colour
