@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 
 from tiercast.analysis.monitor import MonitorConfig, drift_summary
 from tiercast.cli import main
+from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import load_transactions, read_scores
 from tiercast.training import metrics
 from tiercast.training.labels import make_labels
@@ -121,3 +122,31 @@ def test_models_without_a_training_reference_get_a_message_not_a_crash(in_world)
     assert found["drift"]["tier_shares"]["psi_now_vs_then"] > 0  # still compared from the scored files
     assert found["retrain_recommended"] is True  # the overstated total is measured all the same
     assert np.isfinite(found["realized"]["norm_gini"])
+
+
+def test_nothing_at_or_after_as_of_changes_the_finding_and_the_same_inputs_give_the_same_one(in_world):
+    first = monitor(in_world, in_world.stable, PARTIAL, "once")
+    tx = pd.read_csv(in_world.stable, dtype={"customer_id": str})
+    later = tx.sample(300, random_state=0).assign(timestamp=PARTIAL, amount=1e5)
+    (in_world.folder / "later.csv").write_text(pd.concat([tx, later]).to_csv(index=False))
+    again = monitor(in_world, in_world.folder / "later.csv", PARTIAL, "later")
+    same = monitor(in_world, in_world.stable, PARTIAL, "twice")
+    for found in (again, same):
+        assert found.pop("mlflow_run_id") != first["mlflow_run_id"]
+    first.pop("mlflow_run_id")
+    assert again == first and same == first
+
+
+def test_the_champion_carries_its_training_reference(in_world):
+    from tiercast.training.registry import configure_mlflow, metadata_by_alias
+
+    configure_mlflow()
+    metadata = metadata_by_alias("tiercast-value", "champion")
+    reference = metadata["monitoring_reference"]
+    names = FeatureBuilder.from_dict(metadata["feature_builder"]).feature_names_
+    assert sorted(reference["features"]) == sorted(names)  # every feature the models were trained on
+    assert reference["customers"] > 1000 and len(reference["features"]) > 40
+    assert sum(reference["tier_shares"].values()) == pytest.approx(1.0)
+    for entry in [*reference["features"].values(), reference["predicted_value"]]:
+        assert sum(entry["shares"]) == pytest.approx(1.0)
+        assert entry["kind"] == "categorical" or len(entry["shares"]) == len(entry["edges"]) + 2
