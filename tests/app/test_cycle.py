@@ -139,3 +139,9 @@ def test_the_report_of_a_cycle_shows_its_history_in_a_real_browser(in_world, hea
     pixels = np.asarray(shot).reshape(-1, 3)
     assert (pixels.min(axis=1) < 200).mean() > 0.05
     assert (np.abs(pixels.astype(int) - [0x1f, 0x77, 0xb4]).sum(axis=1) < 12).sum() > 1000  # matplotlib's first colour
+
+
+def test_a_history_that_is_not_a_folder_exits_2(tmp_path, capsys):
+    assert main(["report", "--scores", str(tmp_path / "scores.csv"), "--history", str(tmp_path / "cycles"),
+                 "--out", str(tmp_path / "report")]) == 2
+    assert "cycles" in capsys.readouterr().err and not (tmp_path / "report").exists()

@@ -94,10 +94,12 @@ def test_bad_input_exits_2_and_writes_nothing(in_world, capsys):
     assert not (folder / "no").exists()
 
 
-def test_without_a_champion_monitor_exits_3(tmp_path, store, monitored_world, capsys):
-    assert main(["monitor", "--scores", str(monitored_world.scores), "--transactions", str(monitored_world.stable),
-                 "--as-of", FULL, "--out", str(tmp_path / "m")]) == 3
-    assert "no 'champion' models" in capsys.readouterr().err
+def test_without_champion_models_monitor_exits_3(in_world, tmp_path, capsys):
+    config = tmp_path / "elsewhere.yaml"
+    config.write_text(yaml.safe_dump({"service": {"model_alias": "nobody"}}))  # an alias no model has
+    assert main(["--config", str(config), "monitor", "--scores", str(in_world.scores), "--transactions",
+                 str(in_world.stable), "--as-of", FULL, "--out", str(tmp_path / "m")]) == 3
+    assert "no 'nobody' models" in capsys.readouterr().err
     assert not (tmp_path / "m" / "monitor.json").exists()
 
 
