@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,12 @@ def _finite(values: dict[str, Any], prefix: str) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
 
 
+def metric_name(text: str) -> str:
+    """``text`` as an MLflow metric name: features named after the data's own levels (a channel, a category)
+    may hold characters MLflow refuses in names."""
+    return re.sub(r"[^\w.\- /]", "_", text)
+
+
 def _log_run(config: AppConfig, result: dict[str, Any], chart: Path) -> str:
     """One MLflow run in the monitoring experiment: metrics, tags, the JSON and the chart."""
     import mlflow
@@ -66,7 +73,7 @@ def _log_run(config: AppConfig, result: dict[str, Any], chart: Path) -> str:
         mlflow.set_tags({"scored_as_of": result["scored_as_of"], "models": result["models"],
                          "retrain_recommended": str(result["retrain_recommended"])})
         mlflow.log_metrics({**_finite(result["realized"], "realized_"),
-                            **{f"psi_{name}": float(v["psi"]) for name, v in result["drift"]["features"].items()},
+                            **{metric_name(f"psi_{name}"): float(v["psi"]) for name, v in result["drift"]["features"].items()},
                             "drifted_features": float(len(result["drift"]["drifted"])),
                             "tier_share_psi": float(result["drift"]["tier_shares"]["psi_now_vs_then"]),
                             "retrain_recommended": float(result["retrain_recommended"])})
