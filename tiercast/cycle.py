@@ -24,7 +24,7 @@ import pandas as pd
 from tiercast import jobs
 from tiercast.analysis.history import MARKER, MONITOR_FILE, SCORES_FILE, completed_runs, cycle_history
 from tiercast.config import AppConfig
-from tiercast.features.loading import read_scores
+from tiercast.features.loading import InputData, read_scores
 from tiercast.monitoring import plain
 from tiercast.outputs import check_output_folder, write_atomically, write_table
 
@@ -50,12 +50,12 @@ def _write_json(path: Path, content: dict[str, Any]) -> Path:
     return write_atomically(path, lambda tmp: tmp.write_text(json.dumps(plain(content), indent=2, allow_nan=False)))
 
 
-def _decide(folder: Path, log_line: list[str], text: str) -> None:
+def _decide(folder: Path, decisions: list[str], text: str) -> None:
     log.info("cycle %s: %s", folder.name, text)
-    log_line.append(text)
+    decisions.append(text)
 
 
-def _train(config: AppConfig, data: Any, as_of: pd.Timestamp, folder: Path) -> dict[str, Any]:
+def _train(config: AppConfig, data: InputData, as_of: pd.Timestamp, folder: Path) -> dict[str, Any]:
     """Train at ``as_of``; the outcome is recorded in ``training.json`` as soon as the models are registered."""
     from tiercast.training.pipeline import train_and_register
 
@@ -67,10 +67,53 @@ def _train(config: AppConfig, data: Any, as_of: pd.Timestamp, folder: Path) -> d
     return record
 
 
+def _monitor_previous(config: AppConfig, data: InputData, as_of: pd.Timestamp, folder: Path,
+                      previous: tuple[pd.Timestamp, Path] | None, decisions: list[str]) -> dict[str, Any] | None:
+    """The monitoring of the previous run by the champion (monitor.json), None when there is nothing to
+    monitor or no champion to monitor with."""
+    from tiercast.monitoring import monitor
+
+    if previous is None:
+        _decide(folder, decisions, f"no earlier completed run in {folder.parent}: nothing to monitor")
+        return None
+    if (folder / MONITOR_FILE).exists():  # an earlier attempt judged the champion before it retrained
+        found = json.loads((folder / MONITOR_FILE).read_text())
+        _decide(folder, decisions, f"reusing the monitoring of this as_of's earlier attempt: {found['verdict']}")
+        return found
+    try:
+        bundle = jobs.champion_models(config, "tiercast cycle")
+    except jobs.ModelsUnavailableError as err:
+        _decide(folder, decisions, f"cannot monitor the run of {previous[0].date()}: {err}")
+        return None
+    found = monitor(config, read_scores(previous[1] / SCORES_FILE), previous[0], data, as_of, folder, bundle).result
+    _decide(folder, decisions, f"monitored the run of {previous[0].date()}: {found['verdict']}")
+    return found
+
+
+def _retrain_if_needed(config: AppConfig, data: InputData, as_of: pd.Timestamp, folder: Path,
+                       found: dict[str, Any] | None, decisions: list[str]) -> dict[str, Any] | None:
+    """The training of this as_of (training.json), made when the monitor recommends one or there is no
+    champion, and never twice; None when the champion is kept."""
+    if (folder / TRAINING_FILE).exists():
+        training = json.loads((folder / TRAINING_FILE).read_text())
+        _decide(folder, decisions, f"already trained in an earlier attempt (MLflow run {training['run_id']}): "
+                f"not trained again; {training['decision']}")
+        return training
+    if found is not None and found["retrain_recommended"]:
+        _decide(folder, decisions, "retraining: " + "; ".join(found["reasons"]))
+    elif found is None and not _has_champion(config):
+        _decide(folder, decisions, "no champion models yet: training the first ones")
+    else:
+        _decide(folder, decisions, "no retrain: the champion is kept")
+        return None
+    training = _train(config, data, as_of, folder)
+    _decide(folder, decisions, training["decision"])
+    return training
+
+
 def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root: Path) -> CycleRun:
     """Run (or find done) the cycle for ``as_of`` in ``root``."""
     from tiercast.analysis.report import migration_matrix, write_report
-    from tiercast.monitoring import monitor
     from tiercast.serving.scorer import score as score_customers
 
     check_output_folder(root)
@@ -87,40 +130,10 @@ def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root:
     decisions: list[str] = []
     record: dict[str, Any] = {"as_of": str(as_of.date()), "previous": str(previous[0].date()) if previous else None}
 
-    found = None
-    if previous is None:
-        _decide(folder, decisions, f"no earlier completed run in {root}: nothing to monitor")
-    elif (folder / MONITOR_FILE).exists():  # an earlier attempt judged the champion before it retrained
-        found = json.loads((folder / MONITOR_FILE).read_text())
-        _decide(folder, decisions, f"reusing the monitoring of this as_of's earlier attempt: {found['verdict']}")
-    else:
-        try:
-            bundle = jobs.champion_models(config, "tiercast cycle")
-        except jobs.ModelsUnavailableError as err:
-            _decide(folder, decisions, f"cannot monitor the run of {previous[0].date()}: {err}")
-        else:
-            previous_scores = read_scores(previous[1] / SCORES_FILE)
-            found = monitor(config, previous_scores, previous[0], data, as_of, folder, bundle).result
-            _decide(folder, decisions, f"monitored the run of {previous[0].date()}: {found['verdict']}")
+    found = _monitor_previous(config, data, as_of, folder, previous, decisions)
     record["monitor"] = ({"retrain_recommended": found["retrain_recommended"], "reasons": found["reasons"],
                           "realized": found["realized"], "drifted": found["drift"]["drifted"]} if found else None)
-
-    if (folder / TRAINING_FILE).exists():
-        training = json.loads((folder / TRAINING_FILE).read_text())
-        _decide(folder, decisions, f"already trained in an earlier attempt (MLflow run {training['run_id']}): "
-                f"not trained again; {training['decision']}")
-    elif found is not None and found["retrain_recommended"]:
-        _decide(folder, decisions, "retraining: " + "; ".join(found["reasons"]))
-        training = _train(config, data, as_of, folder)
-        _decide(folder, decisions, training["decision"])
-    elif found is None and not _has_champion(config):
-        _decide(folder, decisions, "no champion models yet: training the first ones")
-        training = _train(config, data, as_of, folder)
-        _decide(folder, decisions, training["decision"])
-    else:
-        training = None
-        _decide(folder, decisions, "no retrain: the champion is kept")
-    record["training"] = training
+    record["training"] = _retrain_if_needed(config, data, as_of, folder, found, decisions)
 
     bundle = jobs.champion_models(config, "tiercast cycle")
     scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
