@@ -6,6 +6,9 @@ never change it in place.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +51,30 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     return uri
+
+
+@pytest.fixture(scope="session")
+def headless_browser(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path | str]:
+    """``headless_browser(page, screenshot=None)``: the DOM of a local HTML page as Chromium renders it, or,
+    with ``screenshot`` (a PNG path), the page's picture at 1200 px wide. Skipped without Chromium, except
+    in CI (``CI=true``), where a missing browser fails the test."""
+    browser = next((found for name in ("chromium", "chromium-browser", "google-chrome")
+                    if (found := shutil.which(name))), None)
+    if browser is None:
+        message = "no headless browser: install Chromium (Debian: apt-get install -y chromium) to check pages"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+
+    def render(page: Path, screenshot: Path | None = None, height: int = 8000) -> Path | str:
+        args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                "--hide-scrollbars", f"--window-size=1200,{height}"]
+        args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+        done = subprocess.run([*args, Path(page).resolve().as_uri()], capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return screenshot if screenshot else done.stdout
+
+    return render

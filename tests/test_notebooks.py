@@ -27,11 +27,16 @@ def store(tmp_path_factory, cdnow_first) -> tuple[str, Path]:
         patch.chdir(folder)
         assert main(["train", "--transactions", str(data), "--cutoff", "1998-07-01", "--horizon-days", "181",
                      "--trials", "2"]) == 0
+        # A monitoring run for monitoring.ipynb: a scoring of April measured at July's end of the data (by
+        # the champion trained at July: the notebook reads runs, it does not judge them).
+        assert main(["score", "--transactions", str(data), "--as-of", "1998-04-01", "--out", "april.csv"]) == 0
+        assert main(["monitor", "--scores", "april.csv", "--transactions", str(data), "--as-of", "1998-07-01",
+                     "--out", "monitor"]) == 0
     return uri, folder
 
 
 def test_there_are_notebooks():
-    assert {p.name for p in NOTEBOOKS} >= {"compare_runs.ipynb", "champion.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {"compare_runs.ipynb", "champion.ipynb", "monitoring.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -51,5 +56,7 @@ def test_notebook_runs_top_to_bottom(path, store, monkeypatch):
     if path.name == "champion.ipynb":
         assert "decile error" in text and "tiercast-value v1" in "".join(
             o.get("data", {}).get("text/markdown", "") for o in outputs)
+    elif path.name == "monitoring.ipynb":
+        assert "1998-07-01: The scoring was checked on 3,000 customers over the 91 of 181 days" in text
     else:
         assert "train-1998-07-01-h181" in text  # the run table lists the training run

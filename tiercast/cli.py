@@ -227,7 +227,7 @@ def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
 
 
 def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
-    done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias)
+    done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias, args.history)
     print(card_text(done.quality_card) if done.quality_card else f"Model quality: no card ({done.card_source})")
     print(f"Report on {done.customers:,} customers -> {done.page}")
     return 0
@@ -239,6 +239,35 @@ def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
     print("\n".join(done.result.lines()))
     if done.out:
         print(f"  result -> {done.out}")
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace, config: AppConfig) -> int:
+    done = jobs.monitor(config, args.scores, _inputs(args), args.as_of, args.out)
+    result = done.result
+    realized = result["realized"]
+    print(f"Monitored the scoring of {result['scored_as_of']} at {result['as_of']} ({result['models']}):")
+    print(f"  realised on {realized['n']:,} customers, "
+          + ("full window" if realized["horizon_complete"] else
+             f"partial window ({realized['elapsed_days']} of {realized['horizon_days']} days)") + ": "
+          + ", ".join(f"{name} {realized[name]:.3f}" for name in ("norm_gini", "top20_capture", "churn_auc",
+                                                                  "total_ratio") if realized.get(name) is not None))
+    print(f"  {result['verdict']}")
+    print(f"  -> {done.out} (MLflow run {done.run_id})")
+    return 0
+
+
+def cmd_cycle(args: argparse.Namespace, config: AppConfig) -> int:
+    from tiercast.cycle import cycle
+
+    done = cycle(config, _inputs(args), args.as_of, args.dir)
+    record = done.record
+    if done.already_done:
+        print(f"Cycle {record['as_of']} was already complete in {done.folder}: nothing redone")
+    else:
+        print(f"Cycle {record['as_of']} in {done.folder}:")
+    for decision in record["decisions"]:
+        print(f"  {decision}")
     return 0
 
 
@@ -324,6 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, help="output folder (index.html and PNG charts)")
     report.add_argument("--model-alias", help="registry alias whose model-quality card the report shows "
                         "(default: config service.model_alias)")
+    report.add_argument("--history", type=Path, help="a tiercast cycle directory: adds tier shares over its runs, "
+                        "realised against promised quality per run and drift per feature")
+
+    monitor = command("monitor", cmd_monitor, "how an earlier scoring did so far, and how far the customers "
+                      "drifted from the champion's training population; recommends a retrain or not")
+    monitor.add_argument("--scores", type=Path, required=True, help="an earlier scored file (.csv or .parquet)")
+    _add_input_args(monitor)
+    monitor.add_argument("--as-of", type=_date, required=True,
+                         help="YYYY-MM-DD, after the scored file's as_of; only data before it is used")
+    monitor.add_argument("--out", type=Path, default=Path("monitor"),
+                         help="output folder for monitor.json and drift.png (default: ./monitor)")
+
+    cycle = command("cycle", cmd_cycle, "the periodic re-tiering job, once per as_of: monitor the latest earlier "
+                    "run in DIR, retrain when recommended, score, report with tier migration (idempotent)")
+    _add_input_args(cycle)
+    cycle.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
+    cycle.add_argument("--dir", type=Path, required=True, help="the cycle directory; this run goes to DIR/<as_of>/")
 
     evaluate_plan = command("evaluate-plan", cmd_evaluate_plan,
                             "measure a plan's uplift in value and retention: treated against control customers")

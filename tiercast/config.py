@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tiercast.analysis.monitor import MonitorConfig
 from tiercast.analysis.plan import PlanConfig
 from tiercast.features.schema import DataConfig
 from tiercast.features.spec import FeatureSpec
@@ -50,6 +51,7 @@ class AppConfig(BaseModel):
     policy: TierPolicy = Field(default_factory=TierPolicy)
     fallback: FallbackRules = Field(default_factory=FallbackRules)
     plan: PlanConfig = Field(default_factory=PlanConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from tiercast.features.buckets import BucketEngine
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
+    from tiercast.monitoring import Monitoring
     from tiercast.simulation.world import World
     from tiercast.serving.scorer import ModelBundle
     from tiercast.training.pipeline import TrainResult
@@ -354,17 +355,22 @@ class Report:
 
 
 def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | None = None,
-           model_alias: str | None = None) -> Report:
-    """The HTML report on a scored file, with the quality card of the models behind ``model_alias``."""
+           model_alias: str | None = None, history: Path | None = None) -> Report:
+    """The HTML report on a scored file, with the quality card of the models behind ``model_alias`` and, for a
+    ``tiercast cycle`` directory ``history``, the history of its runs."""
+    from tiercast.analysis.history import cycle_history
     from tiercast.analysis.report import REPORT_REQUIRED, write_report
     from tiercast.features.loading import read_scores
 
     check_output_folder(out)
+    if history is not None and not Path(history).is_dir():
+        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in")
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)
     page = write_report(scores, out, config.policy, earlier, source=str(scores_path),
-                        previous_source=str(previous or ""), quality_card=card, card_source=card_source)
+                        previous_source=str(previous or ""), quality_card=card, card_source=card_source,
+                        history=cycle_history(history) if history is not None else None)
     return Report(len(scores), page, card, card_source)
 
 
@@ -398,3 +404,32 @@ def evaluate_plan(config: AppConfig, plan_path: Path, transactions_path: Path, s
     if out:
         out = write_atomically(out, lambda tmp: tmp.write_text(json.dumps(result.to_dict(), indent=2)))
     return PlanEvaluation(result, out)
+
+
+# ---------------------------------------------------------------------------------------- monitor, cycle
+def champion_models(config: AppConfig, command: str) -> ModelBundle:
+    """The champion models, which ``command`` cannot do without (no rule fallback measures drift)."""
+    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
+    from tiercast.training.registry import configure_mlflow
+
+    configure_mlflow()
+    try:
+        return ModelBundle.load(config.training.registry, config.service.model_alias)
+    except ModelsUnavailable as err:
+        raise ModelsUnavailableError(f"{err}. {command} measures the champion models; nothing was written") from err
+
+
+def monitor(config: AppConfig, scores_path: Path, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Monitoring:
+    """How the scoring in ``scores_path`` did up to ``as_of`` and how far the customers drifted from the
+    champion's training population: ``out/monitor.json``, a chart and an MLflow monitoring run."""
+    from tiercast.monitoring import monitor as run_monitor
+    from tiercast.monitoring import read_monitored_scores
+
+    check_output_folder(out)
+    scores, then = read_monitored_scores(scores_path)
+    if not then < as_of:
+        raise OptionError(f"--as-of {as_of.date()} must come after the scored file's as_of, {then.date()}: "
+                          "nothing has happened since it yet")
+    data = inputs.load(config)
+    require_history(data, as_of, inputs.transactions)
+    return run_monitor(config, scores, then, data, as_of, out, champion_models(config, "tiercast monitor"))

@@ -31,6 +31,7 @@ from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures,
 from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.config import LightGBMParams, TrainingConfig
 from tiercast.training.customer_sample import CustomerSample, sample_customers
+from tiercast.training.drift import training_reference
 from tiercast.training.extension import HorizonExtension
 from tiercast.training.labels import seasonal_cutoffs, training_examples
 from tiercast.training.policy import TierPolicy
@@ -73,6 +74,17 @@ class TrainedModels:
         """Predicted value over ``horizon_days`` of each row of ``features`` (the builder's columns)."""
         value = self.value.predict(features[self.builder.feature_names_])
         return value if self.extension is None else self.extension.extend_value(features, value)
+
+    def monitoring_reference(self, policy: TierPolicy, thresholds: list[float]) -> dict[str, Any]:
+        """The training population's feature, prediction and tier histograms
+        (:func:`tiercast.training.drift.training_reference`), stored with the models for ``tiercast monitor``."""
+        features = self.features_at_cutoff
+        X = features[self.builder.feature_names_]
+        value, churn = self.value.predict(X), self.churn.predict_proba(X)
+        if self.extension is not None:
+            value, churn = self.extension.extend(features, value, churn)
+        tiers = policy.assign(value, policy.model_thresholds(thresholds), churn, features["lifecycle_stage"])["tier"]
+        return training_reference(X, value, pd.Series(tiers))
 
     def tier_thresholds(self, policy: TierPolicy) -> list[float]:
         """The policy's value-tier thresholds fitted on the predicted values of the customers at the cutoff,
@@ -382,7 +394,8 @@ def train_and_register(data: InputData, cutoff: pd.Timestamp, horizon_days: int,
         # The models predict label_horizon_days; a ModelBundle extends them to horizon_days when longer.
         metadata = {"feature_builder": trained.builder.to_dict(), "horizon_days": horizon_days,
                     "label_horizon_days": trained.windows.label_days,
-                    "cutoff": str(cutoff.date()), "tier_thresholds": thresholds, "quality_card": card}
+                    "cutoff": str(cutoff.date()), "tier_thresholds": thresholds, "quality_card": card,
+                    "monitoring_reference": trained.monitoring_reference(policy, thresholds)}
         progress("logging and registering the models")
         versions = {
             "value": log_model(trained.value, "value_model", names.value_model, X, metadata).version,

@@ -29,7 +29,8 @@ class QualityGrades(BaseModel):
         return self
 
 
-def _grade(lift: float, grades: QualityGrades) -> str:
+def grade(lift: float, grades: QualityGrades) -> str:
+    """The grade of a lift over random: the first (best) grade whose lowest lift it reaches."""
     return next((g for g, lowest in grades.lift_for_grade.items() if lift >= lowest),
                 list(grades.lift_for_grade)[-1])
 
@@ -53,7 +54,7 @@ def quality_card(actual: pd.DataFrame, model: pd.DataFrame, baseline: pd.DataFra
     lines = [f"On the holdout window {window}, the {top} of customers by predicted value held "
              f"{capture:.0%} of the value customers actually brought: {lift:.1f} times what a random "
              f"{grades.share:.0%} would hold."]
-    card: dict[str, object] = {"window": window, "customers": len(actual), "grade": _grade(lift, grades),
+    card: dict[str, object] = {"window": window, "customers": len(actual), "grade": grade(lift, grades),
                                "value_top_share": grades.share, "value_top_capture": capture,
                                "lift_over_random": lift, "churn_auc": auc}
     base_auc = None

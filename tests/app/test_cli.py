@@ -40,7 +40,7 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    for command in ("demo", "train", "score", "backtest", "serve", "simulate", "features"):
+    for command in ("demo", "train", "score", "backtest", "serve", "simulate", "features", "monitor", "cycle"):
         assert command in text
 
 

@@ -23,6 +23,7 @@ from matplotlib import font_manager, rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tiercast.analysis.history import CycleHistory, history_section
 from tiercast.training.policy import TierPolicy
 
 log = logging.getLogger(__name__)
@@ -256,12 +257,14 @@ table.t th{background:#eef2f7}table.t tr:nth-child(even) td{background:#f8f9fb}i
 
 def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
                  previous: pd.DataFrame | None = None, source: str = "", previous_source: str = "",
-                 quality_card: dict[str, Any] | None = None, card_source: str = "") -> Path:
+                 quality_card: dict[str, Any] | None = None, card_source: str = "",
+                 history: CycleHistory | None = None) -> Path:
     """Write ``index.html`` and its PNG charts into ``out_dir``; returns the page's path.
 
     ``scores`` (and ``previous``) are scored tables with at least :data:`REPORT_REQUIRED`; ``source`` and
     ``previous_source`` name where they came from on the page. ``quality_card`` (tiercast.training.quality_card)
-    tells readers how good the models are, ``card_source`` which models it describes or why it is absent."""
+    tells readers how good the models are, ``card_source`` which models it describes or why it is absent.
+    ``history`` (:func:`tiercast.analysis.history.cycle_history`) adds the runs of a cycle directory."""
     missing = [c for c in REPORT_REQUIRED if c not in scores.columns]
     if missing:
         raise ValueError(f"scores lack column(s) {missing}")
@@ -329,6 +332,8 @@ def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
             parts += ["<h2>Membership levels</h2>",
                       f"<p class=note>By net spend over the trailing {policy.membership.window_days} days.</p>",
                       _table(levels), '<p><img src="membership.png" alt="membership levels in each tier"></p>']
+        if history is not None:
+            parts.append(history_section(history, out, _table))
     if "actual_value" in scores:
         check, falls = holdout_check(scores, policy)
         verdict = "; ".join(f"{esc(k)}: {'falls tier by tier' if v else 'does NOT fall tier by tier'}"

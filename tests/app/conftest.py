@@ -1,0 +1,59 @@
+"""A simulated world with a champion trained on it, shared by the monitor and cycle tests (one training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from tiercast.cli import main
+from tiercast.simulation.shift import shift_world
+from tiercast.simulation.world import WorldConfig, simulate_world
+
+CUTOFF = "2024-07-01"  # the champion is trained here, and both worlds agree before it
+QUICK = {"training": {"tuning": {"trials": 0}, "segments": {"k_max": 4, "sample_size": 2000}}}
+
+
+@dataclass(frozen=True)
+class MonitoredWorld:
+    folder: Path  # the working directory, holding the MLflow store
+    stable: Path  # transactions of a world that goes on as before
+    shifted: Path  # the same world, spending half per order and buying 40% less often from CUTOFF
+    config: Path
+    runs: Path  # a cycle directory whose first run, at CUTOFF, trained the champion and scored
+    store: str
+
+    @property
+    def scores(self) -> Path:
+        return self.runs / CUTOFF / "scores.csv"
+
+
+@pytest.fixture(scope="session")
+def monitored_world(tmp_path_factory) -> MonitoredWorld:
+    folder = tmp_path_factory.mktemp("monitored")
+    world = simulate_world(WorldConfig(n_customers=2000, seed=3))
+    world.transactions.to_csv(folder / "stable.csv", index=False)
+    shifted = shift_world(world, CUTOFF, spend_multiplier=0.5, order_keep_share=0.6, seed=1)
+    shifted.transactions.to_csv(folder / "shifted.csv", index=False)
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump(QUICK))
+    store = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", store)
+        patch.chdir(folder)
+        assert main(["--config", str(config), "cycle", "--transactions", str(folder / "stable.csv"), "--as-of",
+                     CUTOFF, "--dir", str(folder / "runs")]) == 0
+    mlflow.set_tracking_uri(None)
+    return MonitoredWorld(folder, folder / "stable.csv", folder / "shifted.csv", config, folder / "runs", store)
+
+
+@pytest.fixture
+def in_world(monitored_world, monkeypatch) -> MonitoredWorld:
+    """The monitored world's store and folder for one test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", monitored_world.store)
+    monkeypatch.chdir(monitored_world.folder)
+    yield monitored_world
+    mlflow.set_tracking_uri(None)
