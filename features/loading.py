@@ -596,6 +596,9 @@ class InputData:
     customers: pd.DataFrame | None
     interactions: pd.DataFrame | None
     reports: list[CleaningReport]
+    # Set when the rows are already a training sample of whole customers (the Spark engine draws it before
+    # collecting): how many customers had history before the cutoff in all.
+    sampled_from: int | None = None
 
     def quality_report(self) -> dict[str, object]:
         return {report.kind: report.to_dict() for report in self.reports}

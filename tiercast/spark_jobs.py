@@ -7,8 +7,9 @@ then asks every bucket for its share of the population state (``FeatureBuilder.f
 binary column), combines the parts on the driver (``FitParts.combine``, ``fit_from_parts``: the builder
 ``fit`` would give) and transforms each bucket with that builder, broadcast once. ``score`` transforms and
 scores each bucket with the champion :class:`~tiercast.serving.scorer.ModelBundle`, broadcast once, through
-:func:`tiercast.serving.scorer.score`. ``train`` and ``backtest`` collect the cleaned inputs to the driver
-and train there with the local code (LightGBM trains on one machine).
+:func:`tiercast.serving.scorer.score`. ``train`` collects the customers it learns from (above
+``training.max_customers``, the seeded sample the local engine would draw, drawn in Spark) to the driver and
+trains there with the local code (LightGBM trains on one machine); ``backtest`` collects every cleaned row.
 
 Outputs of ``features`` and ``score`` are Parquet datasets (a folder of part files, rows in customer_id
 order), written into a hidden sibling folder and renamed into place when complete. This module imports
@@ -24,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from tiercast.config import AppConfig
@@ -339,21 +341,49 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
 
 
 class _Collected:
-    """Inputs cleaned in Spark and collected to the driver, for the local training code (``load``)."""
+    """Inputs cleaned in Spark and collected to the driver, for the local training code (``load``): every
+    customer, or, given a ``cutoff``, the training sample of them (``training.max_customers``)."""
 
-    def __init__(self, spark: SparkSession, inputs: jobs.InputFiles) -> None:
-        self.spark, self.inputs = spark, inputs
+    def __init__(self, spark: SparkSession, inputs: jobs.InputFiles, cutoff: pd.Timestamp | None = None) -> None:
+        self.spark, self.inputs, self.cutoff = spark, inputs, cutoff
 
     def load(self, config: AppConfig) -> InputData:
-        return load(self.spark, config, self.inputs).collect()
+        data = load(self.spark, config, self.inputs)
+        if self.cutoff is None or config.training.max_customers is None:
+            return data.collect()
+        return _training_sample(self.spark, data, self.cutoff, config.training.max_customers, config.training.seed)
+
+
+def _training_sample(spark: SparkSession, data: SparkData, cutoff: pd.Timestamp, max_customers: int, seed: int
+                     ) -> InputData:
+    """The rows of the customers the local training would sample (the same draw), collected to the driver:
+    above the cap, only the sample leaves the executors."""
+    from pyspark.sql import functions as F
+
+    from tiercast.training.customer_sample import draw_customers
+
+    customer = PREFIX["transactions"] + "customer_id"
+    before = ((F.col(TABLE) == "transactions") & (F.col(PREFIX["transactions"] + "timestamp") < cutoff.value)
+              & F.col(customer).isNotNull())
+    ids = data.rows.filter(before).select(customer).distinct().toArrow().column(0).to_pylist()
+    if len(ids) <= max_customers:
+        return data.collect()
+    kept = draw_customers(np.array(sorted(ids), dtype=object), cutoff, max_customers, seed)
+    kept_ids = spark.createDataFrame(pd.DataFrame({"_kept": kept.astype(str)}))
+    of_row = F.coalesce(*(F.col(PREFIX[kind] + "customer_id") for kind in data.inputs))
+    rows = data.rows.join(F.broadcast(kept_ids), of_row == F.col("_kept"), "left_semi")
+    frames = data.frames(rows.toArrow())
+    return InputData(frames["transactions"], frames["customers"], frames["interactions"],
+                     [item.report for item in data.inputs.values()], sampled_from=len(ids))
 
 
 def train(config: AppConfig, inputs: jobs.InputFiles, cutoff: pd.Timestamp, horizon_days: int,
           trials: int | None = None) -> jobs.Training:
-    """Train on the inputs cleaned in Spark, collected to the driver (LightGBM trains on one machine)."""
+    """Train on the inputs cleaned in Spark, the training's customers (all, or the sample above
+    ``training.max_customers``) collected to the driver: LightGBM trains on one machine."""
     from tiercast import jobs
 
-    collected = _Collected(session(config), inputs)
+    collected = _Collected(session(config), inputs, cutoff)
     return jobs.train(config, collected, cutoff, horizon_days, trials)  # type: ignore[arg-type]
 
 

@@ -44,14 +44,23 @@ def sample_customers(data: InputData, cutoff: pd.Timestamp, max_customers: int |
     tx = data.transactions
     before = (tx["timestamp"] < cutoff).to_numpy() & tx["customer_id"].notna().to_numpy()
     _, ids = sorted_codes(tx["customer_id"], before)
+    if data.sampled_from is not None:  # drawn already where the rows were read, by draw_customers
+        return data, CustomerSample(data.sampled_from, len(ids))
     if max_customers is None or len(ids) <= max_customers:
         return data, CustomerSample(len(ids), len(ids))
-    kept = ids[np.sort(np.random.default_rng(seed).choice(len(ids), max_customers, replace=False))]
-    sample = CustomerSample(len(ids), max_customers)
-    log.warning("training on %s of the %s customers with history before %s: a sample drawn with seed %s "
-                "(training.max_customers)", f"{sample.kept:,}", f"{sample.customers:,}", cutoff.date(), seed)
+    kept = draw_customers(ids, cutoff, max_customers, seed)
 
     def of_kept(frame: pd.DataFrame | None) -> pd.DataFrame | None:
         return None if frame is None else frame.loc[lookup(frame["customer_id"], kept) >= 0]
 
-    return InputData(of_kept(tx), of_kept(data.customers), of_kept(data.interactions), data.reports), sample
+    return (InputData(of_kept(tx), of_kept(data.customers), of_kept(data.interactions), data.reports),
+            CustomerSample(len(ids), len(kept)))
+
+
+def draw_customers(ids: np.ndarray, cutoff: pd.Timestamp, max_customers: int, seed: int) -> np.ndarray:
+    """The seeded sample of ``max_customers`` of ``ids`` (the distinct ids with history before ``cutoff``, in
+    sorted order), in sorted order, logged. The one draw of both engines, so both learn from the same customers."""
+    kept = ids[np.sort(np.random.default_rng(seed).choice(len(ids), max_customers, replace=False))]
+    log.warning("training on %s of the %s customers with history before %s: a sample drawn with seed %s "
+                "(training.max_customers)", f"{len(kept):,}", f"{len(ids):,}", cutoff.date(), seed)
+    return kept

@@ -163,11 +163,13 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     Features and examples are built bucket by bucket on ``engine`` (default: one bucket, this process).
     """
     cutoff = pd.Timestamp(cutoff)
+    # The sample first, so the windows are judged on the customers learnt from, as on the Spark engine, which
+    # draws it before the rows reach this process.
+    data, sample = sample_customers(data, cutoff, config.max_customers, config.seed)
     windows = require_enough_data(data, cutoff, horizon_days, config)
     note = _short_history_note(cutoff, horizon_days, windows, config)
     if note:
         log.warning(note)
-    data, sample = sample_customers(data, cutoff, config.max_customers, config.seed)
     engine = engine or BucketEngine.at_once()
     label_days = windows.label_days
     tx = data.transactions

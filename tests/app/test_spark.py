@@ -266,6 +266,45 @@ def test_score_on_spark_equals_the_local_engines(spark, worlds, tmp_path, monkey
     _same_as_local(expected, pd.read_parquet(on_spark))
 
 
+def _run_of_the_champion(store: Path) -> mlflow.entities.Run:
+    client = MlflowClient(f"sqlite:///{store}")
+    version = client.get_model_version_by_alias("tiercast-value", "champion")
+    return client.get_run(version.run_id)
+
+
+def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, worlds, tmp_path, monkeypatch):
+    """Above training.max_customers only the sample leaves the executors: the same draw as the local engine's,
+    so the same models, and the run records the sample the same way."""
+    files = worlds["orders"]
+    config = tmp_path / "cap.yaml"
+    config.write_text("training: {max_customers: 250}\n")
+    monkeypatch.chdir(tmp_path)
+    runs = {}
+    for engine in ("local", "spark"):
+        store = tmp_path / f"{engine}.db"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+        assert main(["--config", str(config), "train", "--engine", engine, *_inputs(files), "--cutoff", AS_OF,
+                     "--horizon-days", "90", "--trials", "0"]) == 0
+        runs[engine] = _run_of_the_champion(store)
+    local, on_spark = runs["local"].data, runs["spark"].data
+    assert on_spark.params["training_customers"] == "250" and on_spark.params["customers_sampled"] == "True"
+    assert int(on_spark.params["customers_before_cutoff"]) > 400
+    assert {k: v for k, v in on_spark.params.items() if k.startswith(("training_", "customers_"))} == \
+        {k: v for k, v in local.params.items() if k.startswith(("training_", "customers_"))}
+    assert on_spark.metrics and on_spark.metrics == local.metrics
+
+
+def test_backtest_on_spark_equals_the_local_engines(spark, worlds, tmp_path):
+    files = worlds["lines"]
+    local, on_spark = tmp_path / "local.csv", tmp_path / "spark.csv"
+    for engine, out in (("local", local), ("spark", on_spark)):
+        assert main(["backtest", "--engine", engine, *_inputs(files), "--cutoff", AS_OF, "--horizon-days", "90",
+                     "--out", str(out)]) == 0
+    expected = pd.read_csv(local)
+    assert len(expected) > 300 and expected["actual_value"].notna().all()
+    pd.testing.assert_frame_equal(expected, pd.read_csv(on_spark))
+
+
 def test_bad_input_on_spark_exits_2_naming_file_column_and_rows_and_writes_nothing(spark, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("customer_id,timestamp,amount\nA,2024-01-01,5\nB,2024-01-02 25:00,3\nC,2024-01-03,1\n")
