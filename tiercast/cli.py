@@ -22,12 +22,13 @@ import pandas as pd
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.features.schema import EARLIEST, LATEST, DataError
-from tiercast.outputs import InfiniteOutput, OutputError
+from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
 from tiercast.training.quality_card import card_text
 from tiercast.training.sufficiency import InsufficientData
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_MODELS = 3
+EXIT_BUSY = 4  # another run holds the folder (tiercast cycle)
 
 
 def _date(text: str) -> pd.Timestamp:
@@ -407,6 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except jobs.ModelsUnavailableError as err:
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return EXIT_NO_MODELS
+    except FolderBusy as err:
+        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BUSY
     except InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
         print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
         return 1

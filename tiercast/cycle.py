@@ -9,6 +9,9 @@ against the earlier run (``report/index.html``) and the migration itself (``migr
 Idempotent per ``as_of``: a run with its marker is not redone; a run that stopped half-way reuses what it
 had finished (the monitoring verdict, and ``training.json`` once a training was registered), so a second
 attempt neither trains twice nor judges against a champion it has itself replaced.
+
+One run at a time per ``DIR``: a run holds ``DIR/.cycle.lock`` (an advisory lock the system releases when
+the process ends, however it ends); a second run started meanwhile stops at once with ``FolderBusy``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from tiercast.analysis.history import MARKER, MONITOR_FILE, SCORES_FILE, complet
 from tiercast.config import AppConfig
 from tiercast.features.loading import InputData, read_scores
 from tiercast.monitoring import plain
-from tiercast.outputs import check_output_folder, write_atomically, write_table
+from tiercast.outputs import check_output_folder, holding_lock, write_atomically, write_table
 
 log = logging.getLogger("tiercast")
 
+LOCK_FILE = ".cycle.lock"
 TRAINING_FILE = "training.json"
 MIGRATION_FILE = "migration.csv"
 REPORT_FOLDER = "report"
@@ -112,11 +116,17 @@ def _retrain_if_needed(config: AppConfig, data: InputData, as_of: pd.Timestamp, 
 
 
 def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root: Path) -> CycleRun:
-    """Run (or find done) the cycle for ``as_of`` in ``root``."""
+    """Run (or find done) the cycle for ``as_of`` in ``root``, holding its lock."""
+    check_output_folder(root)
+    Path(root).mkdir(parents=True, exist_ok=True)
+    with holding_lock(Path(root) / LOCK_FILE, "tiercast cycle"):
+        return _cycle(config, inputs, as_of, root)
+
+
+def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root: Path) -> CycleRun:
     from tiercast.analysis.report import migration_matrix, write_report
     from tiercast.serving.scorer import score as score_customers
 
-    check_output_folder(root)
     folder = run_folder(root, as_of)
     if (folder / MARKER).exists():
         record = json.loads((folder / MARKER).read_text())

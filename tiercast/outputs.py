@@ -11,9 +11,11 @@ sees half a file, and removes the temporary file whatever happens.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import socket
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,31 @@ from typing import Any
 import pandas as pd
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class FolderBusy(Exception):
+    """Another process holds the lock of the folder a command writes in."""
+
+
+@contextlib.contextmanager
+def holding_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold the advisory lock ``path`` while the block runs (the system releases it when the process ends,
+    however it ends); :class:`FolderBusy`, naming the holder, when another process holds it."""
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderBusy(f"another {what} is running in {path.parent} ({holder}, holding {path.name}); "
+                             "nothing was done: run again when it has finished") from None
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
 
 
 class OutputError(Exception):

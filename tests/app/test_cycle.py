@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,30 @@ def test_running_a_completed_as_of_again_changes_nothing(in_world, capsys):
     assert cycle(in_world, in_world.stable, FULL, in_world.runs) == 0
     assert contents(run) == files and versions(in_world) == before
     assert "already complete" in capsys.readouterr().out
+
+
+def test_a_second_run_while_one_holds_the_directory_stops_with_4_and_does_nothing(in_world, capsys):
+    run = in_world.runs / FULL
+    if not (run / "cycle.json").exists():
+        assert cycle(in_world, in_world.stable, FULL, in_world.runs) == 0
+    files = contents(in_world.runs)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from tiercast.outputs import holding_lock\n"
+         "with holding_lock(Path(sys.argv[1]) / '.cycle.lock', 'tiercast cycle'):\n"
+         "    print('held', flush=True); time.sleep(60)", str(in_world.runs)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cycle(in_world, in_world.stable, "2024-12-01", in_world.runs) == 4
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "nothing was done" in err
+        assert not (in_world.runs / "2024-12-01").exists()
+    finally:
+        holder.kill()  # killed, not let go: the system releases the lock
+        holder.wait()
+    assert cycle(in_world, in_world.stable, FULL, in_world.runs) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert {k: v for k, v in contents(in_world.runs).items() if k != ".cycle.lock"} == \
+        {k: v for k, v in files.items() if k != ".cycle.lock"}
 
 
 def test_bad_input_exits_2_and_leaves_no_run(in_world, capsys):
