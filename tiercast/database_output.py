@@ -1,10 +1,13 @@
 """Outputs to a database table: ``--out postgresql://...?table=NAME`` replaces the table in one transaction.
 
 The rows go to a new table beside the named one (``NAME__tiercast_new``, loaded with COPY through ADBC for
-PostgreSQL, with pandas' ``to_sql`` for the other SQLAlchemy dialects), which is then swapped in: the old table
-dropped and the new one renamed, all in one transaction, so a reader (a CRM) sees the old table or the new one,
-never half of either. An existing table whose columns or types differ from the new one is refused by name,
-nothing changed, unless ``output.replace_other_shape`` allows replacing it.
+PostgreSQL, with pandas' ``to_sql`` for the other SQLAlchemy dialects), all in one transaction that ends by
+putting them in place: into the existing table (its rows deleted, the new ones inserted), so that a reader (a
+CRM) sees the old rows or the new ones, never half and never none; a table that did not exist is the new one
+renamed. An existing table whose columns or types differ from the new one is refused by name, nothing changed,
+unless ``output.replace_other_shape`` allows replacing it: it is then dropped and the new one renamed in the
+same transaction, and a reader whose query waited for that swap may find the table empty (PostgreSQL reads the
+new table in the snapshot its query started with).
 
 A target prints as its URL with the password masked (:class:`tiercast.features.database.DatabaseURL`).
 """
@@ -89,9 +92,17 @@ class DatabaseTarget:
                 raise OutputError(self, f"the existing table {self.table} has another shape than the one "
                                        f"written ({_difference(old, written)}), so it is left as it is; drop "
                                        "it, write to another table, or set output.replace_other_shape: true")
-            if old is not None:
-                connection.execute(f"DROP TABLE {target}")
-            connection.execute(f"ALTER TABLE {new} RENAME TO {quoted_name(name, self)}")
+            if old == written:
+                # Rows replaced in place: a reader's statement sees the rows of its own snapshot, old or new. A
+                # swap of tables would not do: a reader waiting on the DROP reads the new table in its older
+                # snapshot, which holds none of its rows.
+                connection.execute(f"DELETE FROM {target}")
+                connection.execute(f"INSERT INTO {target} SELECT * FROM {new}")
+                connection.execute(f"DROP TABLE {new}")
+            else:
+                if old is not None:
+                    connection.execute(f"DROP TABLE {target}")
+                connection.execute(f"ALTER TABLE {new} RENAME TO {quoted_name(name, self)}")
             connection.commit()
         return self
 

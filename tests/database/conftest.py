@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc
+import pandas as pd
 import pytest
 
 USER = "tiercast"
@@ -60,7 +62,7 @@ def server_binaries() -> Path | None:
     return debian[-1].parent if debian else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -85,6 +87,20 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
+def ingest(server: PostgresServer, name: str, frame: pd.DataFrame) -> None:
+    """``frame`` as the table ``name`` (replaced), with the column types ADBC gives its Arrow types."""
+    with adbc.connect(server.url()) as connection, connection.cursor() as cursor:
+        cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
+        cursor.adbc_ingest(name, frame, mode="create")
+        connection.commit()
+
+
+def fetch(server: PostgresServer, statement: str) -> pd.DataFrame:
+    with adbc.connect(server.url()) as connection, connection.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetch_arrow_table().to_pandas()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A running PostgreSQL server with a database and a password user of its own, stopped at the end."""
@@ -101,7 +117,7 @@ def postgres() -> Iterator[PostgresServer]:
         os.chmod(folder, 0o700)
         os.chown(folder, uid, -1)
         os.chown(password_file, uid, -1)
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120, check=False)

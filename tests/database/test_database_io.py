@@ -17,10 +17,14 @@ import pytest
 import yaml
 
 from tiercast.cli import main
+from tiercast.database_output import DatabaseTarget
 from tiercast.simulation.world import WorldConfig, simulate_world
+
+from .conftest import fetch, ingest
 
 CUTOFF = "2025-01-01"
 AS_OF = "2025-04-01"
+LATER = "2025-06-01"  # more customers have bought by then
 QUICK = {"training": {"tuning": {"trials": 0}, "segments": {"k_max": 4, "sample_size": 2000}}}
 
 
@@ -30,19 +34,6 @@ class WorldInDatabase:
     files: dict[str, Path]  # transactions, customers, interactions as CSV
     config: Path
     store: str  # the SQLite MLflow store holding a champion trained on the files
-
-
-def ingest(server, name: str, frame: pd.DataFrame) -> None:
-    with adbc.connect(server.url()) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{name}"')
-        cursor.adbc_ingest(name, frame, mode="create")
-        connection.commit()
-
-
-def fetch(server, statement: str) -> pd.DataFrame:
-    with adbc.connect(server.url()) as connection, connection.cursor() as cursor:
-        cursor.execute(statement)
-        return cursor.fetch_arrow_table().to_pandas()
 
 
 @pytest.fixture(scope="module")
@@ -119,42 +110,73 @@ def test_scores_written_to_a_table_equal_the_file(in_world, postgres, tmp_path):
     assert fetch(postgres, "SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE '%tiercast_new'")["n"][0] == 0
 
 
-def test_a_reader_sees_the_old_table_or_the_new_one_never_half(in_world, postgres):
-    """A reader polling the table while it is replaced (and rows grow from 1,000 to every customer) only ever
-    counts the old rows or the new ones."""
-    ingest(postgres, "swapped", pd.DataFrame({"customer_id": [f"X{i}" for i in range(1000)]}))
-    seen: list[int] = []
-    done = threading.Event()
-    errors: list[BaseException] = []
+class Readers:
+    """Threads counting a table's rows as fast as they can until stopped; what they saw and any error."""
 
-    def poll() -> None:
+    def __init__(self, server, table: str, threads: int = 2) -> None:
+        self.server, self.table = server, table
+        self.seen: list[int] = []
+        self.errors: list[BaseException] = []
+        self.done = threading.Event()
+        self.threads = [threading.Thread(target=self._poll) for _ in range(threads)]
+
+    def _poll(self) -> None:
         try:
-            with adbc.connect(postgres.url(), autocommit=True) as connection, connection.cursor() as cursor:
-                while not done.is_set():
-                    cursor.execute("SELECT count(*) FROM swapped")
-                    seen.append(cursor.fetchone()[0])
-        except BaseException as err:  # noqa: BLE001 - reported by the test below
-            errors.append(err)
+            with adbc.connect(self.server.url(), autocommit=True) as connection, connection.cursor() as cursor:
+                while not self.done.is_set():
+                    cursor.execute(f"SELECT count(*) FROM {self.table}")
+                    self.seen.append(cursor.fetchone()[0])
+        except BaseException as err:  # noqa: BLE001 - reported by the tests
+            self.errors.append(err)
 
-    reader = threading.Thread(target=poll)
-    reader.start()
-    try:
-        time.sleep(0.2)
-        assert score(in_world, postgres.url() + "?table=swapped", str(in_world.files["transactions"]),
-                     str(in_world.files["customers"]), ) == 2  # another shape: refused, table untouched
-        assert fetch(postgres, "SELECT count(*) AS n FROM swapped")["n"][0] == 1000
-        config = in_world.folder / "replace.yaml"
-        config.write_text(yaml.safe_dump({**QUICK, "output": {"replace_other_shape": True}}))
-        assert main(["--config", str(config), "score", "--transactions", str(in_world.files["transactions"]),
-                     "--as-of", AS_OF, "--out", postgres.url() + "?table=swapped"]) == 0
-        time.sleep(0.2)
-    finally:
-        done.set()
-        reader.join(30)
-    assert not errors, errors
-    new = fetch(postgres, "SELECT count(*) AS n FROM swapped")["n"][0]
-    assert new > 1000
-    assert set(seen) == {1000, new}, sorted(set(seen))
+    def until_seen(self, count: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while count not in self.seen and not self.errors and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def __enter__(self) -> Readers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(60)
+
+
+def test_a_reader_sees_the_old_scores_or_the_new_ones_never_half(in_world, postgres):
+    """Readers polling a scores table while ``score --out`` replaces it (scored at a later date: more
+    customers) and back again only ever count the old rows or the new ones."""
+    out = postgres.url() + "?table=polled"
+
+    def score_at(as_of: str) -> int:
+        assert main(["--config", str(in_world.config), "score", "--transactions", str(in_world.files["transactions"]),
+                     "--as-of", as_of, "--out", out]) == 0
+        return int(fetch(postgres, "SELECT count(*) AS n FROM polled")["n"][0])
+
+    old = score_at(AS_OF)
+    with Readers(postgres, "polled") as readers:
+        readers.until_seen(old)
+        new = score_at(LATER)
+        readers.until_seen(new)
+        assert score_at(AS_OF) == old
+    assert not readers.errors, readers.errors
+    assert new > old > 1000
+    assert set(readers.seen) == {old, new}, sorted(set(readers.seen))
+
+
+def test_repeated_replacements_never_show_a_reader_an_empty_or_partial_table(database):
+    """Many quick replacements under readers: a reader waiting on a table swap would find it empty."""
+    target = DatabaseTarget.parse(database.url() + "?table=flipping")
+    sizes = (10, 20_000)
+    target.write(pd.DataFrame({"n": range(sizes[0])}))
+    with Readers(database, "flipping", threads=3) as readers:
+        readers.until_seen(sizes[0])
+        for round in range(20):
+            target.write(pd.DataFrame({"n": range(sizes[(round + 1) % 2])}))
+    assert not readers.errors, readers.errors
+    assert set(readers.seen) == set(sizes), sorted(set(readers.seen))
 
 
 def test_another_shape_is_refused_by_name_and_left_as_it_is(in_world, postgres, capsys):
