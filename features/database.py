@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import pyarrow as pa
 
@@ -53,9 +53,11 @@ class DatabaseURL:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         params = {key: value for key, value in pairs if key in own}
         kept = urlencode([(key, value) for key, value in pairs if key not in own], quote_via=quote)
-        scheme = "postgresql" if dialect == "postgresql" else parts.scheme  # libpq knows no +driver
         secret = parts.password or next((value for key, value in pairs if key in _SECRET_PARAMETERS), None)
-        connect = urlunsplit((scheme, parts.netloc, parts.path, kept, ""))
+        # by text, not urlunsplit, which folds sqlite:////abs/path into sqlite://abs/path
+        connect = url.split("?", 1)[0].split("#", 1)[0] + (f"?{kept}" if kept else "")
+        if dialect == "postgresql":  # libpq knows no +driver and no postgres+ scheme
+            connect = "postgresql" + connect[connect.index("://"):]
         return cls(connect, dialect, params, unquote(secret) if secret else None)
 
     def masked(self) -> str:
@@ -66,7 +68,8 @@ class DatabaseURL:
             netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
         pairs = [(key, MASK if key in _SECRET_PARAMETERS else value)
                  for key, value in parse_qsl(parts.query, keep_blank_values=True)]
-        return urlunsplit((parts.scheme, netloc, parts.path, urlencode(pairs, safe="*"), ""))
+        query = urlencode(pairs, safe="*")
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
     def scrub(self, text: str) -> str:
         """``text`` (a driver's message) without the password, in either its plain or its URL-encoded form."""

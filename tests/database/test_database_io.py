@@ -236,3 +236,25 @@ def test_features_written_to_a_table_equal_the_file(in_world, postgres, tmp_path
     assert list(from_table.columns) == list(from_file.columns) and len(from_table) == len(from_file)
     numbers = from_file.select_dtypes("number").columns
     pd.testing.assert_frame_equal(from_table[numbers].astype(float), from_file[numbers].astype(float))
+
+
+def test_another_sqlalchemy_dialect_sqlite_reads_and_writes_alike(in_world, tmp_path):
+    """SQLite through SQLAlchemy (its driver is Python's own): scoring from its tables equals scoring from files,
+    and --out writes a table of the same rows."""
+    import sqlalchemy
+
+    database = tmp_path / "crm.db"
+    engine = sqlalchemy.create_engine(f"sqlite:///{database}")
+    for kind in ("transactions", "customers"):
+        pd.read_csv(in_world.files[kind], dtype=str).to_sql(kind, engine, index=False)
+    engine.dispose()
+    url = f"sqlite:///{database}"
+    assert score(in_world, str(tmp_path / "files.csv"), str(in_world.files["transactions"]),
+                 str(in_world.files["customers"])) == 0
+    assert score(in_world, url + "?table=scores", url + "?table=transactions", url + "?table=customers") == 0
+    assert score(in_world, str(tmp_path / "sqlite.csv"), url + "?table=transactions", url + "?table=customers") == 0
+    assert (tmp_path / "sqlite.csv").read_bytes() == (tmp_path / "files.csv").read_bytes()
+    written = pd.read_sql_table("scores", sqlalchemy.create_engine(url))
+    expected = pd.read_csv(tmp_path / "files.csv", float_precision="round_trip", dtype={"customer_id": str})
+    assert written["customer_id"].tolist() == expected["customer_id"].tolist()
+    assert written["predicted_value"].tolist() == expected["predicted_value"].tolist()
