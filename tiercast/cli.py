@@ -22,7 +22,7 @@ import pandas as pd
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.database_output import database_target
-from tiercast.features.database import DatabaseSource, is_database_url
+from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import InfiniteOutput, OutputError
 from tiercast.training.quality_card import card_text
@@ -77,9 +77,9 @@ def _inputs(args: argparse.Namespace, spark: bool = False) -> jobs.InputFiles:
     if spark and any(is_database_url(value) for value in given):
         raise jobs.OptionError("--engine spark reads files and Parquet datasets: read a database URL with "
                                "--engine local")
-    return jobs.InputFiles(*(value if spark or value is None else
-                             DatabaseSource.parse(value) if is_database_url(value) else Path(value)
-                             for value in given))
+    from tiercast.features.loading import input_path
+
+    return jobs.InputFiles(*(value if spark or value is None else input_path(value) for value in given))
 
 
 def _out(args: argparse.Namespace, config: AppConfig, spark: bool = False) -> object:
