@@ -39,6 +39,7 @@ bench: $(STAMP)  ## Run the benchmarks (slow: ten-million-row worlds)
 	$(BIN)/python benchmarks/bench_simulate.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_service.py
+	$(BIN)/python benchmarks/bench_database.py
 
 lock:  ## Re-resolve the dependency ranges in pyproject.toml into requirements.lock
 	rm -rf /tmp/tiercast-lock && $(PYTHON) -m venv /tmp/tiercast-lock

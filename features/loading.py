@@ -51,6 +51,7 @@ from tiercast.features.schema import (
     Table,
 )
 from tiercast.features import columnar
+from tiercast.features.database import DatabaseSource, canonical_columns, is_database_url
 from tiercast.features.columnar import FastColumns, NotFast
 from tiercast.features.number_text import read_formatted
 from tiercast.features.privacy import PersonalData
@@ -137,7 +138,12 @@ def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None 
     CSV and CDNOW text are decoded with ``encoding`` (a UTF-8 byte-order mark wins: it says what the file is),
     and each of their rows must have one field per column (:mod:`tiercast.features.text_rows`); a misfit row's
     text is not shown when a column is ``personal`` data. The frame's index is the position of each data row in
-    the file (0 = the first), which :func:`_places` turns into the file's line numbers."""
+    the file (0 = the first), which :func:`_places` turns into the file's line numbers. A database input
+    (:mod:`tiercast.features.database`) is read as its columns come, as a Parquet file is."""
+    if isinstance(path, DatabaseSource):
+        frame = path.read().to_pandas()
+        _refuse_repeated_names(path, [str(name) for name in frame.columns])
+        return frame
     path = Path(path)
     if not path.exists():
         raise DataError(path, "file not found")
@@ -236,9 +242,9 @@ def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, s
 def _places(path: Path, encoding: str, positions: list[int]) -> list[str]:
     """Where the data rows at ``positions`` (0 = the first) are in the file: the line each starts on in a text
     file (line 1 being the header), the row counting from 1 in a Parquet file."""
-    suffix = _suffix(path)
-    if suffix in _PARQUET_SUFFIXES:
+    if isinstance(path, DatabaseSource) or _suffix(path) in _PARQUET_SUFFIXES:
         return [f"row {position + 1:,}" for position in positions]
+    suffix = _suffix(path)
     lines = data_row_lines(path, text_encoding(path, encoding), positions, cdnow=suffix in _CDNOW_SUFFIXES)
     return [f"line {line:,}" for line in lines]
 
@@ -474,6 +480,12 @@ def _read_fast(path: Path, config: DataConfig, table: Table, mapping: dict[str, 
     """The file's columns read, checked and cleaned by the fast path (:mod:`tiercast.features.columnar`), or
     None for a file the pandas path is to read: one with anything the fast path does not take, bad input
     included, whose DataError the pandas path words."""
+    if isinstance(path, DatabaseSource):
+        try:
+            return columnar.clean(canonical_columns(path.read(), mapping, table, keep_others), table)
+        except NotFast:
+            log.debug("%s: read the pandas way", path)
+            return None
     suffix = _suffix(path)
     if suffix not in _CSV_SUFFIXES + _PARQUET_SUFFIXES or not path.is_file():
         return None
@@ -505,10 +517,17 @@ def _fast_report(path: Path, kind: str, fast: FastColumns) -> CleaningReport:
     return report
 
 
+def input_path(path: Path | str | DatabaseSource) -> Path | DatabaseSource:
+    """An input as the loader reads it: a file (or dataset) path, or a database table or query."""
+    if isinstance(path, DatabaseSource):
+        return path
+    return DatabaseSource.parse(path) if is_database_url(path) else Path(path)
+
+
 def load_transactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Load and validate a transactions file into the canonical frame."""
     config = config or DataConfig()
-    path = Path(path)
+    path = input_path(path)
     mapping = config.columns.transactions
     fast = _read_fast(path, config, TRANSACTIONS, mapping)
     if fast is None:
@@ -548,7 +567,7 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
 def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Load and validate a customers (profiles) file; one row per customer."""
     config = config or DataConfig()
-    path = Path(path)
+    path = input_path(path)
     mapping = config.columns.customers
     fast = _read_fast(path, config, CUSTOMERS, mapping, keep_others=True)
     if fast is not None and not columnar.repeats_an_id(fast.columns["customer_id"]):
@@ -569,7 +588,7 @@ def load_customers(path: Path | str, config: DataConfig | None = None) -> tuple[
 def load_interactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Load and validate an interactions file (surveys, tickets, complaints, e-mail opens)."""
     config = config or DataConfig()
-    path = Path(path)
+    path = input_path(path)
     mapping = config.columns.interactions
     fast = _read_fast(path, config, INTERACTIONS, mapping)
     if fast is None:

@@ -21,6 +21,8 @@ import pandas as pd
 
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
+from tiercast.database_output import database_target
+from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
 from tiercast.training.quality_card import card_text
@@ -54,8 +56,9 @@ def _positive_int(text: str) -> int:
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
     # Kept as given (not as Path, which would fold s3://bucket into s3:/bucket): the Spark engine reads URIs.
     parser.add_argument("--transactions", required=True,
-                        help="transactions file (.csv, .parquet, CDNOW .txt); with --engine spark also a Parquet "
-                        "dataset folder, a glob or any URI Spark reads")
+                        help="transactions file (.csv, .parquet, CDNOW .txt) or a database URL with ?table=NAME or "
+                        "?query=SELECT...; with --engine spark also a Parquet dataset folder, a glob or any URI "
+                        "Spark reads")
     parser.add_argument("--customers", help="optional customer profiles file")
     parser.add_argument("--interactions", help="optional interactions file (surveys, tickets)")
     parser.add_argument("--engine", choices=["local", "spark"],
@@ -69,9 +72,22 @@ def _spark(args: argparse.Namespace, config: AppConfig) -> bool:
 
 
 def _inputs(args: argparse.Namespace, spark: bool = False) -> jobs.InputFiles:
-    """The input files; as Paths for the local engine, as given (URIs) for Spark."""
+    """The input files; as Paths (or database tables and queries) for the local engine, as given (URIs) for
+    Spark."""
     given = (args.transactions, args.customers, args.interactions)
-    return jobs.InputFiles(*(value if spark or value is None else Path(value) for value in given))
+    if spark and any(is_database_url(value) for value in given):
+        raise jobs.OptionError("--engine spark reads files and Parquet datasets: read a database URL with "
+                               "--engine local")
+    from tiercast.features.loading import input_path
+
+    return jobs.InputFiles(*(value if spark or value is None else input_path(value) for value in given))
+
+
+def _out(args: argparse.Namespace, config: AppConfig, spark: bool = False) -> object:
+    """--out as a Path, or a database table (config ``output`` says what it may replace)."""
+    if spark and is_database_url(args.out):
+        raise jobs.OptionError("--engine spark writes Parquet datasets: write to a database with --engine local")
+    return database_target(args.out, config.output) if is_database_url(args.out) else Path(args.out)
 
 
 def _amount(text: str) -> float:
@@ -154,7 +170,7 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.score(config, _inputs(args, spark=True), args.as_of, args.out)
         _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers)
     else:
-        _print_scores(jobs.score(config, _inputs(args), args.as_of, Path(args.out)))
+        _print_scores(jobs.score(config, _inputs(args), args.as_of, _out(args, config)))
     return 0
 
 
@@ -162,11 +178,12 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
     if _spark(args, config):
         from tiercast import spark_jobs
 
-        backtest = spark_jobs.backtest(config, _inputs(args, spark=True), args.cutoff, args.horizon_days, args.out)
+        backtest = spark_jobs.backtest(config, _inputs(args, spark=True), args.cutoff, args.horizon_days,
+                                       _out(args, config, spark=True))
     else:
-        backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, args.out)
+        backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, _out(args, config))
     print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(backtest.scores):,} customers "
-          f"-> {args.out}")
+          f"-> {backtest.out}")
     print(backtest.comparison.T.to_string(float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -212,10 +229,10 @@ def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.features(config, _inputs(args, spark=True), args.as_of, args.out)
         customers = done.customers
     else:
-        done = jobs.features(config, _inputs(args), args.as_of, Path(args.out))
+        done = jobs.features(config, _inputs(args), args.as_of, _out(args, config))
         customers = len(done.features)
     print(f"Features for {customers:,} customers at {args.as_of.date()} -> {done.out}\n"
-          f"  data-quality report -> {done.quality_report}")
+          f"  data-quality report -> {done.quality_report or 'the log'}")
     return 0
 
 
@@ -297,13 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(score_cmd)
     score_cmd.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
     score_cmd.add_argument("--out", required=True,
-                           help="scored file (.csv or .parquet); with --engine spark a Parquet dataset (a folder)")
+                           help="scored file (.csv or .parquet) or a database table (postgresql://...?table=NAME); "
+                           "with --engine spark a Parquet dataset (a folder)")
 
     backtest = command("backtest", cmd_backtest, "train before the cutoff, predict at it, compare with what happened")
     _add_input_args(backtest)
     backtest.add_argument("--cutoff", type=_date, required=True, help="YYYY-MM-DD")
     backtest.add_argument("--horizon-days", type=_positive_int, required=True, help="outcome window length in days")
-    backtest.add_argument("--out", type=Path, required=True, help="scored file with actual_value and churned")
+    backtest.add_argument("--out", required=True, help="scored file with actual_value and churned, or a database "
+                          "table (postgresql://...?table=NAME)")
 
     serve = command("serve", cmd_serve, "start the prediction service (POST /predict)")
     serve.add_argument("--port", type=int, help="default 3000 (config service.port)")
@@ -336,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(features)
     features.add_argument("--as-of", type=_date, required=True, help="YYYY-MM-DD; only data before it is used")
     features.add_argument("--out", required=True,
-                          help="features file (.csv or .parquet); with --engine spark a Parquet dataset (a folder)")
+                          help="features file (.csv or .parquet) or a database table (postgresql://...?table=NAME); "
+                          "with --engine spark a Parquet dataset (a folder)")
 
     plan = command("plan", cmd_plan, "pick whom to contact for retention within a budget; print the expected return")
     plan.add_argument("--scores", type=Path, required=True, help="scored file from tiercast score (.csv or .parquet)")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tiercast.analysis.monitor import MonitorConfig
 from tiercast.analysis.plan import PlanConfig
+from tiercast.database_output import OutputConfig
 from tiercast.features.schema import DataConfig
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.config import ServiceConfig
@@ -55,6 +56,7 @@ class AppConfig(BaseModel):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     demo: DemoConfig = Field(default_factory=DemoConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
 
 class ConfigError(Exception):

@@ -23,6 +23,7 @@ from tiercast.config import AppConfig
 from tiercast.features.schema import DataError
 from tiercast.outputs import (
     TABLE_SUFFIXES,
+    TableTarget,
     check_output_file,
     check_output_folder,
     write_atomically,
@@ -285,7 +286,7 @@ def simulate(customers: int | None, out: Path, seed: int = 0, cutoff: pd.Timesta
 class Features:
     features: pd.DataFrame
     out: Path
-    quality_report: Path
+    quality_report: Path | None  # None for a database table: the report went to the log
 
 
 def quality_report_path(out: Path) -> Path:
@@ -298,7 +299,9 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
     from tiercast.features.builder import FeatureBuilder
 
     check_output_file(out, TABLE_SUFFIXES)
-    check_output_file(quality_report_path(out))
+    in_database = isinstance(out, TableTarget)  # a table has no file beside it: the report goes to the log
+    if not in_database:
+        check_output_file(quality_report_path(out))
     data = inputs.load(config)
     require_history(data, as_of, inputs.transactions)
     engine = bucket_engine(config)
@@ -306,6 +309,9 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
                                  engine.split(data.transactions, data.customers, data.interactions), as_of)
     written = write_table(table.reset_index(), out)
     quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
+    if in_database:
+        log.info("data-quality report: %s", json.dumps(quality, default=str))
+        return Features(table, written, None)
     report = quality_report_path(written)
     write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
     return Features(table, written, report)

@@ -5,7 +5,8 @@ A command that would fail only when it writes (a folder where the file should go
 be, a folder it may not write in) is stopped by :func:`check_output_file` or :func:`check_output_folder` before
 it reads its inputs, with an :class:`OutputError` naming the path and why; the CLI exits 2 on it.
 :func:`write_atomically` writes a temporary file beside the output and moves it into place, so a reader never
-sees half a file, and removes the temporary file whatever happens.
+sees half a file, and removes the temporary file whatever happens. A table output that is not a file (a
+database table, :mod:`tiercast.database_output`) checks and writes itself, by the same two calls.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -59,6 +60,15 @@ class OutputError(Exception):
         self.problem = problem
 
 
+@runtime_checkable
+class TableTarget(Protocol):
+    """An output table that is not a file: it checks that it can be written, and writes itself in one go."""
+
+    def check(self) -> None: ...
+
+    def write(self, frame: pd.DataFrame) -> Any: ...
+
+
 def _check_can_write_in(folder: Path, out: Path) -> None:
     """``out`` can be created in ``folder`` (which need not exist yet): every existing ancestor is a folder,
     and the nearest one takes a new file (tried for real: root, read-only mounts and ACLs are all answered)."""
@@ -80,6 +90,9 @@ def _check_can_write_in(folder: Path, out: Path) -> None:
 def check_output_file(out: Path, suffixes: Iterable[str] | None = None) -> Path:
     """``out`` as a file a command can write: not an existing folder, of one of ``suffixes`` (when given), in
     a folder that exists or can be made and that takes new files. Raises :class:`OutputError` otherwise."""
+    if isinstance(out, TableTarget):
+        out.check()
+        return out
     out = Path(out)
     if out.is_dir():
         raise OutputError(out, "it is a folder; give a file name inside it")
@@ -138,8 +151,10 @@ def refuse_infinite(frame: pd.DataFrame, out: Path) -> None:
 
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
     """Write CSV or Parquet, by the suffix of ``out``, atomically; never a table holding an infinite number."""
-    out = Path(out)
     refuse_infinite(frame, out)
+    if isinstance(out, TableTarget):
+        return out.write(frame)
+    out = Path(out)
     if out.suffix.lower() in (".parquet", ".pq"):
         return write_atomically(out, partial(frame.to_parquet, index=False))
     if out.suffix.lower() == ".csv":
