@@ -153,7 +153,15 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.score(config, _inputs(args, spark=True), args.as_of, args.out)
         _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers)
     else:
-        _print_scores(jobs.score(config, _inputs(args), args.as_of, Path(args.out)))
+        from tiercast import spilled_jobs
+
+        inputs, out = _inputs(args), Path(args.out)
+        summary = spilled_jobs.score(config, inputs, args.as_of, out)
+        if summary is None:
+            _print_scores(jobs.score(config, inputs, args.as_of, out))
+        else:  # scored a bucket at a time: the summary, not the scores, is at hand
+            _print_score_summary(summary.customers, summary.out, summary.fallback_reason, summary.sources,
+                                 summary.tiers)
     return 0
 
 
@@ -211,8 +219,12 @@ def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.features(config, _inputs(args, spark=True), args.as_of, args.out)
         customers = done.customers
     else:
-        done = jobs.features(config, _inputs(args), args.as_of, Path(args.out))
-        customers = len(done.features)
+        from tiercast import spilled_jobs
+
+        inputs, out = _inputs(args), Path(args.out)
+        done = (spilled_jobs.features(config, inputs, args.as_of, out)
+                or jobs.features(config, inputs, args.as_of, out))
+        customers = done.customers
     print(f"Features for {customers:,} customers at {args.as_of.date()} -> {done.out}\n"
           f"  data-quality report -> {done.quality_report}")
     return 0

@@ -118,3 +118,39 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
     if out.suffix.lower() == ".csv":
         return write_atomically(out, partial(frame.to_csv, index=False))
     raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
+
+
+def write_table_parts(parts: Iterable[pd.DataFrame], out: Path) -> Path:
+    """Write ``parts`` (frames of the same columns) one after another as one table, CSV or Parquet by the suffix
+    of ``out``, atomically, holding one part at a time: the CSV is the bytes :func:`write_table` writes of them
+    concatenated, the Parquet file the same table in row groups of the parts. Never a table holding an infinite
+    number."""
+    out = Path(out)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    if not parquet and out.suffix.lower() != ".csv":
+        raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
+
+    def write(tmp: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not parquet:
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                for number, part in enumerate(parts):
+                    refuse_infinite(part, out)
+                    part.to_csv(f, index=False, header=number == 0)
+            return
+        writer = None
+        try:
+            for part in parts:
+                refuse_infinite(part, out)
+                table = pa.Table.from_pandas(part, preserve_index=False,
+                                             schema=None if writer is None else writer.schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return write_atomically(out, write)
