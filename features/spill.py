@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 # Bytes of the file read and cleaned at a time: the batch and its cleaned copy are what the spilling holds.
 BATCH_BYTES = 64 << 20
+# Spill files are read twice, soon after: compressed lightly (half the disk of none, as fast).
+_SPILL_WRITE = {"compression": "lz4"}
 # A CSV's rows are estimated from the mean length of the lines in its first bytes.
 _SAMPLE_BYTES = 1 << 20
 
@@ -93,6 +95,12 @@ class CustomerRanges:
             low = np.where(at_or_after, middle, low)
             high = np.where(at_or_after, high, middle)
         return low
+
+
+    def bucket_of_rows(self, ids: pa.ChunkedArray) -> np.ndarray:
+        """:meth:`bucket` of many rows of fewer customers: searched once per distinct id."""
+        encoded = pc.dictionary_encode(ids).combine_chunks()
+        return self.bucket(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 def _rows_by_bucket(buckets: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -232,11 +240,11 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
                 low, high = (x.as_py() for x in pc.min_max(values).values())
                 extremes[f"{name}_min"] = min(extremes.get(f"{name}_min", low), low)
                 extremes[f"{name}_max"] = max(extremes.get(f"{name}_max", high), high)
-            order, bounds = _rows_by_bucket(ranges.bucket(table.column("customer_id")), ranges.count)
+            order, bounds = _rows_by_bucket(ranges.bucket_of_rows(table.column("customer_id")), ranges.count)
             table = table.take(pa.array(order))
             for b in np.flatnonzero(np.diff(bounds)):
                 if b not in writers:
-                    writers[b] = pq.ParquetWriter(folder / f"bucket-{b:06d}.parquet", table.schema)
+                    writers[b] = pq.ParquetWriter(folder / f"bucket-{b:06d}.parquet", table.schema, **_SPILL_WRITE)
                 writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(writers[b].schema))
     finally:
         for writer in writers.values():
