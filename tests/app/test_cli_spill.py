@@ -139,3 +139,21 @@ def test_a_bad_file_says_what_it_said_and_leaves_nothing(tmp_path, store, capsys
         assert not (tmp_path / "out").exists()
     assert errors[0] == errors[1] and str(path) in errors[0]
     assert not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("case", ["as_of before every transaction", "a bad profiles file"])
+def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path, capsys, case) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2024-01-02,5\nB,2024-02-03,6\n")
+    args = ["features", "--transactions", str(path), "--as-of", "2023-06-01" if case.startswith("as_of") else AS_OF]
+    if case == "a bad profiles file":
+        profiles = tmp_path / "profiles.csv"
+        profiles.write_text("customer_id,segment\nA,x\nA,y\n")  # a customer twice
+        args += ["--customers", str(profiles)]
+    errors = []
+    for name, config in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
+        assert _run(tmp_path, config, args, tmp_path / "out" / f"{name}.csv") == 2
+        errors.append(capsys.readouterr().err)
+    assert errors[0] == errors[1] and ("no customer has a transaction before" in errors[0]
+                                       or "repeat a customer_id" in errors[0])
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "spill").iterdir())
