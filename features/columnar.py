@@ -125,11 +125,11 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
 
 
 def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
-                           batch_bytes: int, only: tuple[str, ...] | None = None,
-                           row_groups: list[int] | None = None) -> Iterator[dict[str, pa.ChunkedArray]]:
+                           batch_bytes: int, only: tuple[str, ...] | None = None
+                           ) -> Iterator[dict[str, pa.ChunkedArray]]:
     """:func:`read_canonical` (without ``keep_others``) a batch of rows at a time, about ``batch_bytes`` of the
-    file each, in the file's order; ``only`` reads just those canonical columns, ``row_groups`` just those of a
-    Parquet file. NotFast as there, also for a file without rows (once every batch is read)."""
+    file each, in the file's order; ``only`` reads just those canonical columns. NotFast as there, also for a
+    file without rows (once every batch is read)."""
     rows = 0
     try:
         read = _columns_to_read(path, csv, encoding, mapping, spec, False)
@@ -142,8 +142,7 @@ def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[s
             stored = parquet.metadata.serialized_size + sum(
                 parquet.metadata.row_group(g).total_byte_size for g in range(parquet.metadata.num_row_groups))
             batch_rows = max(1, batch_bytes * max(1, parquet.metadata.num_rows) // max(1, stored))
-            batches = parquet.iter_batches(batch_size=batch_rows, columns=[file_name for file_name, _ in read],
-                                           row_groups=row_groups)
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=[file_name for file_name, _ in read])
         for batch in batches:
             rows += batch.num_rows
             if batch.num_rows:
@@ -151,7 +150,7 @@ def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[s
                 yield {name: columns[name] for name in spec.names if name in columns}
     except (pa.ArrowException, OSError, ValueError) as err:  # as read_canonical: the message is not kept
         raise NotFast("a file Arrow does not read") from err
-    if rows == 0 and not row_groups:
+    if rows == 0:
         raise NotFast("no rows")
 
 

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tiercast.features import columnar
-from tiercast.features.buckets import Bucket, each_bucket
+from tiercast.features.buckets import Bucket
 from tiercast.features.columnar import NotFast
 from tiercast.features.loading import (
     CleaningReport,
@@ -151,14 +150,13 @@ class SpilledInputs:
     def first_timestamp(self) -> pd.Timestamp:
         return self.extremes["first_timestamp"]
 
-    def _table(self, b: int) -> pa.Table:
-        """Bucket ``b``'s rows as spilled, in the file's order (the parts' files one after another)."""
-        return pa.concat_tables(pq.read_table(path) for path in sorted(self.folder.glob(f"part-*/{_bucket_file(b)}")))
+    def path(self, b: int) -> Path:
+        return self.folder / f"bucket-{b:06d}.parquet"
 
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
         loads a file, and what the report needs of them."""
-        table = self._table(b)
+        table = pq.read_table(self.path(b))
         columns = dict(zip(table.column_names, table.columns, strict=True))
         del table
         order, customer = columnar.by_customer_and_time(columns)
@@ -208,57 +206,30 @@ class SpilledInputs:
         self.close()
 
 
-def _parts(path: Path, workers: int) -> list[list[int] | None]:
-    """The parts of the file that workers read one each: runs of a Parquet file's row groups, one after another
-    (so the parts, in order, are the file in order); a CSV file, or a file of one row group, whole (None)."""
-    if workers <= 1 or columnar_format(path) != "parquet":
-        return [None]
-    try:
-        groups = pq.ParquetFile(path).metadata.num_row_groups
-    except (pa.ArrowException, OSError):
-        return [None]
-    if groups < 2:
-        return [None]
-    return [[int(g) for g in run] for run in np.array_split(np.arange(groups), min(workers, groups))]
-
-
-def _batches(path: Path, config: DataConfig, row_groups: list[int] | None,
-             only: tuple[str, ...] | None = None) -> Iterator[dict[str, pa.ChunkedArray]]:
+def _batches(path: Path, config: DataConfig, only: tuple[str, ...] | None = None):  # noqa: ANN202
     csv = columnar_format(path) == "csv"
     encoding = text_encoding(path, config.encoding) if csv else config.encoding
     return columnar.read_canonical_batches(path, csv, encoding, config.columns.transactions, TRANSACTIONS,
-                                           BATCH_BYTES, only, row_groups)
+                                           BATCH_BYTES, only)
 
 
-def _distinct_ids(path: Path, config: DataConfig, row_groups: list[int] | None) -> pa.Array:
-    """The distinct cleaned customer ids of the file's ``row_groups`` (of all of it: None), reading that
-    column alone."""
+def _distinct_ids(path: Path, config: DataConfig) -> pa.Array:
+    """The file's distinct cleaned customer ids (a first pass reading that column alone)."""
     distinct = [pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
-                for batch in _batches(path, config, row_groups, ("customer_id",))]
-    return pc.unique(pa.chunked_array(distinct)) if distinct else pa.array([], pa.string())
+                for batch in _batches(path, config, ("customer_id",))]
+    return pc.unique(pa.chunked_array(distinct))
 
 
-@dataclass(frozen=True)
-class _Spilled:
-    """What spilling a part of the file read: its rows, the cleaning's notes, and the extremes of the
-    timestamps (ns) and amounts (which dropping identical rows leaves as they are)."""
-
-    rows_read: int
-    notes: dict[str, int]
-    extremes: dict[str, Any]
-
-
-def _spill(path: Path, config: DataConfig, row_groups: list[int] | None, ranges: CustomerRanges, folder: Path
-           ) -> _Spilled:
-    """Every cleaned row of the file's ``row_groups`` (of all of it: None) into its bucket's file in
-    ``folder``, in the file's order."""
-    folder.mkdir()
+def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
+           ) -> tuple[CleaningReport, dict[str, Any]]:
+    """Every cleaned row into its bucket's file; the report of the reading and cleaning, and the extremes of
+    the timestamps and amounts (which dropping identical rows leaves as they are)."""
     writers: dict[int, pq.ParquetWriter] = {}
     notes: dict[str, int] = {}
     rows_read = 0
     extremes: dict[str, Any] = {}
     try:
-        for batch in _batches(path, config, row_groups):
+        for batch in _batches(path, config):
             cleaned = columnar.clean(batch, TRANSACTIONS)
             rows_read += cleaned.rows_read
             for what, count in cleaned.notes:
@@ -273,56 +244,40 @@ def _spill(path: Path, config: DataConfig, row_groups: list[int] | None, ranges:
             table = table.take(pa.array(order))
             for b in np.flatnonzero(np.diff(bounds)):
                 if b not in writers:
-                    writers[b] = pq.ParquetWriter(folder / _bucket_file(b), table.schema, **_SPILL_WRITE)
+                    writers[b] = pq.ParquetWriter(folder / f"bucket-{b:06d}.parquet", table.schema, **_SPILL_WRITE)
                 writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(writers[b].schema))
     finally:
         for writer in writers.values():
             writer.close()
-    return _Spilled(rows_read, notes, extremes)
-
-
-def _bucket_file(b: int) -> str:
-    return f"bucket-{b:06d}.parquet"
-
-
-def _report(path: Path, parts: list[_Spilled]) -> tuple[CleaningReport, dict[str, Any]]:
-    """The cleaning report and the extremes of the whole file, of its parts'."""
-    report = CleaningReport(str(path), "transactions", rows_read=sum(p.rows_read for p in parts))
-    for what in parts[0].notes:
-        report.note(what, sum(p.notes.get(what, 0) for p in parts))
-    extremes = [p.extremes for p in parts if p.extremes]
-    return report, {"first_timestamp": pd.Timestamp(min(e["timestamp_min"] for e in extremes)),
-                    "last_timestamp": pd.Timestamp(max(e["timestamp_max"] for e in extremes)),
-                    "amount_min": float(min(e["amount_min"] for e in extremes)),
-                    "amount_max": float(max(e["amount_max"] for e in extremes))}
+    report = CleaningReport(str(path), "transactions", rows_read=rows_read)
+    for what, count in notes.items():
+        report.note(what, count)
+    return report, {"first_timestamp": pd.Timestamp(extremes["timestamp_min"]),
+                    "last_timestamp": pd.Timestamp(extremes["timestamp_max"]),
+                    "amount_min": float(extremes["amount_min"]), "amount_max": float(extremes["amount_max"])}
 
 
 def spill_inputs(transactions: Path, customers: Path | None, interactions: Path | None, config: DataConfig,
                  bucket_customers: int, personal_data_columns: tuple[str, ...] = (),
-                 folder: Path | None = None, workers: int = 1) -> SpilledInputs | None:
+                 folder: Path | None = None) -> SpilledInputs | None:
     """The inputs, the transactions split into bucket files of about ``bucket_customers`` customers in a new
-    temporary folder (inside ``folder``, by default the system's), by ``workers`` processes each reading a part
-    of a Parquet file; None when the fast path does not read the transactions file, which is then to be loaded
-    whole. A bad profiles or interactions file raises its DataError; nothing is left on disk then."""
+    temporary folder (inside ``folder``, by default the system's); None when the fast path does not read the
+    transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
+    DataError; nothing is left on disk then."""
     transactions = Path(transactions)
     spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
     try:
         try:
-            parts = _parts(transactions, workers)
-            distinct = [ids for ids in each_bucket(lambda k: _distinct_ids(transactions, config, parts[k]),
-                                                   len(parts), workers, "") if len(ids)]
-            if not distinct:
-                raise NotFast("no rows")
-            ranges = CustomerRanges.of(pc.unique(pa.chunked_array(distinct)), bucket_customers)
-            report, extremes = _report(transactions, list(each_bucket(
-                lambda k: _spill(transactions, config, parts[k], ranges, spill_folder / f"part-{k:03d}"),
-                len(parts), workers, "")))
+            ranges = CustomerRanges.of(_distinct_ids(transactions, config), bucket_customers)
+            report, extremes = _spill(transactions, config, ranges, spill_folder)
         except (NotFast, DataError, OSError, UnicodeError) as err:
             log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)
             shutil.rmtree(spill_folder, ignore_errors=True)
             return None
         log.info("%s: %s rows spilled into %s buckets of customers", transactions, f"{report.rows_read:,}",
                  ranges.count)
+        # Arrow's allocator keeps the batches' freed memory for reuse: given back before the workers fork
+        pa.default_memory_pool().release_unused()
         reports, frames = [], {}
         for name, loaded, load in (("customers", customers, load_customers),
                                    ("interactions", interactions, load_interactions)):

@@ -41,7 +41,7 @@ def _spill(config: AppConfig, inputs: InputFiles):  # noqa: ANN202 (SpilledInput
 
     return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
                         config.engine.bucket_customers, tuple(config.data.personal_data_columns),
-                        Path(config.engine.spill_folder) if config.engine.spill_folder else None, _workers(config))
+                        Path(config.engine.spill_folder) if config.engine.spill_folder else None)
 
 
 def _workers(config: AppConfig) -> int:
