@@ -19,6 +19,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,6 @@ class CustomerRanges:
             high = np.where(at_or_after, high, middle)
         return low
 
-
     def bucket_of_rows(self, ids: pa.ChunkedArray) -> np.ndarray:
         """:meth:`bucket` of many rows of fewer customers: searched once per distinct id."""
         encoded = pc.dictionary_encode(ids).combine_chunks()
@@ -104,9 +104,13 @@ class CustomerRanges:
 
 
 def _rows_by_bucket(buckets: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions grouped by bucket (each bucket's in their order) and where each bucket's start."""
+    """Row positions grouped by bucket (each bucket's in their order) and where each bucket starts."""
     order = np.argsort(buckets, kind="stable")
     return order, np.searchsorted(buckets[order], np.arange(count + 1))
+
+
+def bucket_path(folder: Path, b: int) -> Path:
+    return folder / f"bucket-{b:06d}.parquet"
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,7 @@ class SpilledInputs:
         return self.extremes["first_timestamp"]
 
     def path(self, b: int) -> Path:
-        return self.folder / f"bucket-{b:06d}.parquet"
+        return bucket_path(self.folder, b)
 
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
@@ -206,7 +210,8 @@ class SpilledInputs:
         self.close()
 
 
-def _batches(path: Path, config: DataConfig, only: tuple[str, ...] | None = None):  # noqa: ANN202
+def _batches(path: Path, config: DataConfig, only: tuple[str, ...] | None = None
+             ) -> Iterator[dict[str, pa.ChunkedArray]]:
     csv = columnar_format(path) == "csv"
     encoding = text_encoding(path, config.encoding) if csv else config.encoding
     return columnar.read_canonical_batches(path, csv, encoding, config.columns.transactions, TRANSACTIONS,
@@ -244,7 +249,7 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
             table = table.take(pa.array(order))
             for b in np.flatnonzero(np.diff(bounds)):
                 if b not in writers:
-                    writers[b] = pq.ParquetWriter(folder / f"bucket-{b:06d}.parquet", table.schema, **_SPILL_WRITE)
+                    writers[b] = pq.ParquetWriter(bucket_path(folder, b), table.schema, **_SPILL_WRITE)
                 writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(writers[b].schema))
     finally:
         for writer in writers.values():

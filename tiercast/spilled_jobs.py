@@ -16,13 +16,16 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from tiercast.config import AppConfig
 from tiercast.jobs import InputFiles, ScoreSummary, flat_scores, require_first_before, write_quality_report
-from tiercast.outputs import TABLE_SUFFIXES, check_output_file
-from tiercast.outputs import write_table_parts
+from tiercast.outputs import TABLE_SUFFIXES, check_output_file, write_table_parts
+
+if TYPE_CHECKING:
+    from tiercast.features.spill import SpilledInputs
 
 log = logging.getLogger("tiercast")
 
@@ -36,7 +39,7 @@ def spills(config: AppConfig, inputs: InputFiles) -> bool:
     return rows is not None and above is not None and rows > above
 
 
-def _spill(config: AppConfig, inputs: InputFiles):  # noqa: ANN202 (SpilledInputs | None)
+def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
     from tiercast.features.spill import spill_inputs
 
     return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,

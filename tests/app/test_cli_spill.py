@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tiercast.cli import main
+from tiercast.outputs import write_table, write_table_parts
 
 AS_OF = "2025-01-02"
 WHOLE = {"engine": {"spill_above_rows": None, "workers": 1}}
@@ -157,3 +158,14 @@ def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path
     assert errors[0] == errors[1] and ("no customer has a transaction before" in errors[0]
                                        or "repeat a customer_id" in errors[0])
     assert not (tmp_path / "out").exists() and not list((tmp_path / "spill").iterdir())
+
+
+def test_a_column_all_missing_in_the_first_parts_takes_its_type_from_a_later_one(tmp_path) -> None:
+    parts = [pd.DataFrame({"customer_id": ["a", "b"], "reason": [None, None], "none": [None, None]}),
+             pd.DataFrame({"customer_id": ["c"], "reason": [None], "none": [None]}),
+             pd.DataFrame({"customer_id": ["d", "e"], "reason": ["thin", None], "none": [None, None]})]
+    write_table(pd.concat(parts, ignore_index=True), tmp_path / "whole.parquet")
+    write_table_parts(iter(parts), tmp_path / "parts.parquet")
+    whole, in_parts = (pq.read_table(tmp_path / f"{name}.parquet") for name in ("whole", "parts"))
+    assert in_parts.schema.equals(whole.schema, check_metadata=True) and in_parts.equals(whole)
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups == 3

@@ -87,3 +87,4 @@ def test_rows_are_estimated_from_the_file(log_file, tmp_path) -> None:
     pd.read_parquet(log_file).to_csv(path, index=False)
     assert 5041 * 0.9 < estimated_rows(path) < 5041 * 1.1
     assert estimated_rows(tmp_path / "missing.parquet") is None
+
