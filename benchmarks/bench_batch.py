@@ -1,7 +1,7 @@
 """The batch commands end to end, from the file on disk, against one DuckDB query over the same file.
 
     python benchmarks/bench_batch.py [--rows 1000000 10000000 26000000] [--runs 3] [--engines local spark]
-                                     [--commands features score] [--work DIR]
+                                     [--commands features score] [--work DIR] [--config FILE]
 
 For each size, writes a simulated transactions file (Parquet; worlds of at most 1M customers are simulated
 one after another with their own seeds and id prefixes and appended, so generating 26M rows stays within
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--commands", nargs="+", default=["features", "score"], choices=["features", "score"])
     parser.add_argument("--work", type=Path, help="folder for the worlds and outputs (kept; default: a temporary one)")
     parser.add_argument("--json", type=Path, help="append each measurement as a JSON line to this file")
+    parser.add_argument("--config", type=Path, help="a tiercast config for the commands (e.g. engine settings)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,12 +195,14 @@ def main() -> None:
                         subprocess.run(["rm", "-rf", str(target)], check=True)
                         target.parent.mkdir(parents=True, exist_ok=True)
                         flag = ["--as-of", cutoff]
-                        argv = tiercast(command, "--transactions", str(path), *flag, "--out", str(target),
+                        config = ["--config", str(args.config)] if args.config else []
+                        argv = tiercast(*config, command, "--transactions", str(path), *flag, "--out", str(target),
                                         "--engine", engine)
                         seconds, gb = timed(argv, env)
                         results.setdefault((rows, f"{command} --engine {engine}"), []).append(
                             (seconds, seconds / ref_s, gb))
                         record = {"rows": written, "command": command, "engine": engine, "run": run,
+                                  "config": str(args.config or ""),
                                   "seconds": seconds, "reference_seconds": ref_s, "peak_gb": gb}
                         print(json.dumps(record), flush=True)
                         if args.json:

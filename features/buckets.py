@@ -129,17 +129,22 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
         _task = None
 
 
-def map_buckets(task: Callable[[int], Result], count: int, workers: int, what: str,
-                progress: Callable[[str], None] | None = None) -> list[Result]:
-    """``[task(b) for b in range(count)]``, computed by ``workers`` forked processes (in this one when 1).
-    ``progress`` hears of about every tenth of the buckets done, naming ``what`` is being done."""
+def each_bucket(task: Callable[[int], Result], count: int, workers: int, what: str,
+                progress: Callable[[str], None] | None = None) -> Iterator[Result]:
+    """``task(b)`` for b in range(count), in that order, as each is done: computed by ``workers`` forked
+    processes (in this one when 1). ``progress`` hears of about every tenth of the buckets done, naming
+    ``what`` is being done."""
     step = max(1, math.ceil(count / 10))
-    out: list[Result] = []
     for done, result in enumerate(_results(task, count, workers), start=1):
-        out.append(result)
         if progress is not None and count > 1 and (done % step == 0 or done == count):
             progress(f"{what}: {done}/{count} buckets done")
-    return out
+        yield result
+
+
+def map_buckets(task: Callable[[int], Result], count: int, workers: int, what: str,
+                progress: Callable[[str], None] | None = None) -> list[Result]:
+    """``[task(b) for b in range(count)]``, as :func:`each_bucket` computes them."""
+    return list(each_bucket(task, count, workers, what, progress))
 
 
 def in_customer_order(parts: Sequence[pd.DataFrame], column: str | None = None) -> pd.DataFrame:

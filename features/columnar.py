@@ -16,6 +16,7 @@ with no Python object per row.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,36 @@ class FastColumns:
     notes: list[tuple[str, int]] = field(default_factory=list)
 
 
+def _columns_to_read(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
+                     keep_others: bool) -> list[tuple[str, str]]:
+    """(name in the file, canonical name) of each column to read; NotFast for a header the pandas path is to
+    word (a column named twice, ignoring case and surrounding spaces, a required one missing, one without a
+    name) or a declared encoding other than UTF-8."""
+    if csv:
+        if codecs.lookup(encoding).name != "utf-8":
+            raise NotFast("a declared encoding other than UTF-8")
+        reader = pa_csv.open_csv(path)
+        in_file = reader.schema.names
+        reader.close()
+    else:
+        schema = pq.read_schema(path)
+        # pandas makes a stored index (a frame written after filtering) the index, not a column
+        stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
+        in_file = [name for name in schema.names if name not in stored_index]
+    renamed = {name: canonical for canonical, name in mapping.items()}
+    names = [renamed.get(name.strip() if csv else name, name.strip() if csv else name) for name in in_file]
+    folded = [name.strip().casefold() for name in names]
+    if "" in folded or len(set(folded)) < len(folded) or any(name not in names for name in spec.required):
+        raise NotFast("a column without a name, named twice, or missing")
+    return [(file_name, name) for file_name, name in zip(in_file, names, strict=True)
+            if keep_others or name in spec.names]
+
+
+def _csv_options(read: list[tuple[str, str]]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(column_types={file_name: pa.string() for file_name, _ in read},
+                                 include_columns=[file_name for file_name, _ in read], strings_can_be_null=False)
+
+
 def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
                    keep_others: bool) -> dict[str, pa.ChunkedArray]:
     """The columns of ``spec`` the file has (with ``keep_others``, every column), under the canonical names
@@ -75,28 +106,9 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
     reads them). Only those columns are read. A header naming a column twice (ignoring case and surrounding
     spaces), a required column missing or a column without a name is left to the pandas path to word."""
     try:
+        read = _columns_to_read(path, csv, encoding, mapping, spec, keep_others)
         if csv:
-            if codecs.lookup(encoding).name != "utf-8":
-                raise NotFast("a declared encoding other than UTF-8")
-            reader = pa_csv.open_csv(path)
-            in_file = reader.schema.names
-            reader.close()
-        else:
-            schema = pq.read_schema(path)
-            # pandas makes a stored index (a frame written after filtering) the index, not a column
-            stored_index = (schema.pandas_metadata or {}).get("index_columns", [])
-            in_file = [name for name in schema.names if name not in stored_index]
-        renamed = {name: canonical for canonical, name in mapping.items()}
-        names = [renamed.get(name.strip() if csv else name, name.strip() if csv else name) for name in in_file]
-        folded = [name.strip().casefold() for name in names]
-        if "" in folded or len(set(folded)) < len(folded) or any(name not in names for name in spec.required):
-            raise NotFast("a column without a name, named twice, or missing")
-        read = [(file_name, name) for file_name, name in zip(in_file, names, strict=True)
-                if keep_others or name in spec.names]
-        if csv:
-            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
-                column_types={file_name: pa.string() for file_name, _ in read},
-                include_columns=[file_name for file_name, _ in read], strings_can_be_null=False))
+            table = pa_csv.read_csv(path, convert_options=_csv_options(read))
         else:
             table = pq.read_table(path, columns=[file_name for file_name, _ in read],
                                   coerce_int96_timestamp_unit="us")
@@ -110,6 +122,36 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
     columns = dict(zip([name for _, name in read], table.columns, strict=True))
     # each column holds its own buffers: one dropped from the dict is freed, without waiting for the others
     return columns if keep_others else {name: columns[name] for name in spec.names if name in columns}
+
+
+def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
+                           batch_bytes: int, only: tuple[str, ...] | None = None
+                           ) -> Iterator[dict[str, pa.ChunkedArray]]:
+    """:func:`read_canonical` (without ``keep_others``) a batch of rows at a time, about ``batch_bytes`` of the
+    file each, in the file's order; ``only`` reads just those canonical columns. NotFast as there, also for a
+    file without rows (once every batch is read)."""
+    rows = 0
+    try:
+        read = _columns_to_read(path, csv, encoding, mapping, spec, False)
+        read = [(file_name, name) for file_name, name in read if only is None or name in only]
+        if csv:
+            batches: Iterator[pa.RecordBatch] = iter(pa_csv.open_csv(
+                path, read_options=pa_csv.ReadOptions(block_size=batch_bytes), convert_options=_csv_options(read)))
+        else:
+            parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us")
+            stored = parquet.metadata.serialized_size + sum(
+                parquet.metadata.row_group(g).total_byte_size for g in range(parquet.metadata.num_row_groups))
+            batch_rows = max(1, batch_bytes * max(1, parquet.metadata.num_rows) // max(1, stored))
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=[file_name for file_name, _ in read])
+        for batch in batches:
+            rows += batch.num_rows
+            if batch.num_rows:
+                columns = {name: pa.chunked_array([batch.column(file_name)]) for file_name, name in read}
+                yield {name: columns[name] for name in spec.names if name in columns}
+    except (pa.ArrowException, OSError, ValueError) as err:  # as read_canonical: the message is not kept
+        raise NotFast("a file Arrow does not read") from err
+    if rows == 0:
+        raise NotFast("no rows")
 
 
 # Column types that read into pandas alike with or without the frame's own pandas metadata.

@@ -475,6 +475,12 @@ def identical_repeats(columns: pd.DataFrame | Mapping[str, np.ndarray]) -> np.nd
     return frame.duplicated(keep="first").to_numpy()
 
 
+def columnar_format(path: Path) -> str | None:
+    """'csv' or 'parquet' for a file of a form the fast path reads (by its suffix), else None."""
+    suffix = _suffix(path)
+    return "csv" if suffix in _CSV_SUFFIXES else "parquet" if suffix in _PARQUET_SUFFIXES else None
+
+
 def _read_fast(path: Path, config: DataConfig, table: Table, mapping: dict[str, str],
                keep_others: bool = False) -> FastColumns | None:
     """The file's columns read, checked and cleaned by the fast path (:mod:`tiercast.features.columnar`), or
@@ -524,6 +530,14 @@ def input_path(path: Path | str | DatabaseSource) -> Path | DatabaseSource:
     return DatabaseSource.parse(path) if is_database_url(path) else Path(path)
 
 
+def note_identical_rows(report: CleaningReport, count: int, config: DataConfig) -> None:
+    """Rows identical to an earlier row, dropped or counted as ``data.drop_identical_rows`` says."""
+    if config.drop_identical_rows:
+        report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)", count)
+    else:
+        report.note_counted("rows identical to an earlier row, kept (data.drop_identical_rows: false)", count)
+
+
 def load_transactions(path: Path | str, config: DataConfig | None = None) -> tuple[pd.DataFrame, CleaningReport]:
     """Load and validate a transactions file into the canonical frame."""
     config = config or DataConfig()
@@ -537,11 +551,7 @@ def load_transactions(path: Path | str, config: DataConfig | None = None) -> tup
         report = _fast_report(path, "transactions", fast)
         order, customer = columnar.by_customer_and_time(fast.columns)
         repeats = columnar.identical_repeats(fast.columns, order, customer)
-    if config.drop_identical_rows:
-        report.note_dropped("rows identical to an earlier row (data.drop_identical_rows: true)", int(repeats.sum()))
-    else:
-        report.note_counted("rows identical to an earlier row, kept (data.drop_identical_rows: false)",
-                            int(repeats.sum()))
+    note_identical_rows(report, int(repeats.sum()), config)
     if fast is None:
         if config.drop_identical_rows:
             frame = frame.loc[~repeats]

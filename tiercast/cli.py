@@ -90,6 +90,12 @@ def _out(args: argparse.Namespace, config: AppConfig, spark: bool = False) -> ob
     return database_target(args.out, config.output) if is_database_url(args.out) else Path(args.out)
 
 
+def _files(inputs: jobs.InputFiles, out: object) -> bool:
+    """Whether the transactions and --out are files, which a large log may be spilled from (a database table
+    is read and written whole)."""
+    return isinstance(inputs.transactions, Path) and isinstance(out, Path)
+
+
 def _amount(text: str) -> float:
     try:
         value = float(text)
@@ -170,7 +176,15 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.score(config, _inputs(args, spark=True), args.as_of, args.out)
         _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers)
     else:
-        _print_scores(jobs.score(config, _inputs(args), args.as_of, _out(args, config)))
+        from tiercast import spilled_jobs
+
+        inputs, out = _inputs(args), _out(args, config)
+        summary = spilled_jobs.score(config, inputs, args.as_of, out) if _files(inputs, out) else None
+        if summary is None:
+            _print_scores(jobs.score(config, inputs, args.as_of, out))
+        else:  # scored a bucket at a time: the summary, not the scores, is at hand
+            _print_score_summary(summary.customers, summary.out, summary.fallback_reason, summary.sources,
+                                 summary.tiers)
     return 0
 
 
@@ -229,8 +243,12 @@ def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
         done = spark_jobs.features(config, _inputs(args, spark=True), args.as_of, args.out)
         customers = done.customers
     else:
-        done = jobs.features(config, _inputs(args), args.as_of, _out(args, config))
-        customers = len(done.features)
+        from tiercast import spilled_jobs
+
+        inputs, out = _inputs(args), _out(args, config)
+        done = ((spilled_jobs.features(config, inputs, args.as_of, out) if _files(inputs, out) else None)
+                or jobs.features(config, inputs, args.as_of, out))
+        customers = done.customers
     print(f"Features for {customers:,} customers at {args.as_of.date()} -> {done.out}\n"
           f"  data-quality report -> {done.quality_report or 'the log'}")
     return 0

@@ -64,7 +64,11 @@ class InputFiles:
 def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) -> None:
     """Refuse an ``as_of`` before every transaction: no customer could be scored or described, and an empty
     file would pass for a result."""
-    first = data.transactions["timestamp"].min()
+    require_first_before(data.transactions["timestamp"].min(), as_of, transactions)
+
+
+def require_first_before(first: pd.Timestamp, as_of: pd.Timestamp, transactions: Path) -> None:
+    """:func:`require_history` given the first transaction's time."""
     if pd.isna(first):
         raise DataError(transactions, "no transactions left to use", "timestamp")
     if not first < as_of:
@@ -100,6 +104,17 @@ class Scoring:
     scores: pd.DataFrame
     out: Path
     fallback_reason: str = ""  # why no customer was scored by the models; empty when the models were used
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What a scoring that did not hold every score at once wrote: how many, by source and by tier."""
+
+    customers: int
+    out: Path | str
+    sources: dict[str, int]
+    tiers: pd.DataFrame  # customers and predicted value by tier
+    fallback_reason: str = ""
 
 
 class ModelsUnavailableError(Exception):
@@ -288,10 +303,21 @@ class Features:
     out: Path
     quality_report: Path | None  # None for a database table: the report went to the log
 
+    @property
+    def customers(self) -> int:
+        return len(self.features)
+
 
 def quality_report_path(out: Path) -> Path:
     """The data-quality report written beside a features file."""
     return Path(out).with_name(Path(out).name + ".quality.json")
+
+
+def write_quality_report(quality: dict[str, object], written: Path, customers: int, as_of: pd.Timestamp) -> Path:
+    """The data-quality report of the inputs' cleaning ``quality``, beside the features file ``written``."""
+    quality = {**quality, "customers_scored": customers, "as_of": str(as_of.date())}
+    report = quality_report_path(written)
+    return write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
 
 
 def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Features:
@@ -308,13 +334,11 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
     table = engine.fit_transform(FeatureBuilder(config.features, config.data.personal_data_columns),
                                  engine.split(data.transactions, data.customers, data.interactions), as_of)
     written = write_table(table.reset_index(), out)
-    quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
     if in_database:
+        quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
         log.info("data-quality report: %s", json.dumps(quality, default=str))
         return Features(table, written, None)
-    report = quality_report_path(written)
-    write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
-    return Features(table, written, report)
+    return Features(table, written, write_quality_report(data.quality_report(), written, len(table), as_of))
 
 
 # ---------------------------------------------------------------------------- analyses of scored files

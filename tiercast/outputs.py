@@ -160,3 +160,80 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
     if out.suffix.lower() == ".csv":
         return write_atomically(out, partial(frame.to_csv, index=False))
     raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
+
+
+# Rows of output held, at most, until every column of a part-wise Parquet file has a type (see write_table_parts).
+_ROWS_HELD_FOR_TYPES = 500_000
+
+
+def write_table_parts(parts: Iterable[pd.DataFrame], out: Path) -> Path:
+    """Write ``parts`` (frames of the same columns) one after another as one table, CSV or Parquet by the suffix
+    of ``out``, atomically, holding one part at a time: the CSV is the bytes :func:`write_table` writes of them
+    concatenated, the Parquet file the same table (schema and pandas metadata included) in row groups of the
+    parts. Never a table holding an infinite number.
+
+    A text column all missing in the first parts has no type yet: parts are held until it has one (or for at
+    most :data:`_ROWS_HELD_FOR_TYPES` rows, after which such a column is written as text)."""
+    out = Path(out)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    if not parquet and out.suffix.lower() != ".csv":
+        raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
+
+    def write(tmp: Path) -> None:
+        if not parquet:
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                for number, part in enumerate(parts):
+                    refuse_infinite(part, out)
+                    part.to_csv(f, index=False, header=number == 0)
+            return
+        writer = _PartsWriter(tmp)
+        try:
+            for part in parts:
+                refuse_infinite(part, out)
+                writer.write(part)
+        finally:
+            writer.close()
+
+    return write_atomically(out, write)
+
+
+class _PartsWriter:
+    """A Parquet file written a frame at a time, its schema that of the frames held until every column has a
+    type (the schema pandas gives their concatenation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writer = None
+        self.held: list[pd.DataFrame] = []
+        self.untyped: set[str] | None = None
+
+    def write(self, part: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        if self.writer is not None:
+            self.writer.write_table(pa.Table.from_pandas(part, schema=self.writer.schema, preserve_index=False))
+            return
+        self.held.append(part)
+        untyped = {f.name for f in pa.Schema.from_pandas(part, preserve_index=False) if pa.types.is_null(f.type)}
+        self.untyped = untyped if self.untyped is None else self.untyped & untyped
+        if not self.untyped or sum(map(len, self.held)) >= _ROWS_HELD_FOR_TYPES:
+            self._start(as_text=self.untyped)
+
+    def _start(self, as_text: set[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        held = pd.concat(self.held, ignore_index=True) if len(self.held) > 1 else self.held[0]
+        schema = pa.Schema.from_pandas(held, preserve_index=False)
+        for name in as_text:
+            schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
+        self.writer = pq.ParquetWriter(self.path, schema)
+        parts, self.held = self.held, []
+        for part in parts:
+            self.write(part)
+
+    def close(self) -> None:
+        if self.writer is None and self.held:  # every part held: their columns' types are the whole table's
+            self._start(as_text=set())
+        if self.writer is not None:
+            self.writer.close()

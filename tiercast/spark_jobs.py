@@ -33,6 +33,7 @@ from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import InputData
 from tiercast.features.population import FitParts
 from tiercast.features.schema import DataError
+from tiercast.jobs import ScoreSummary
 from tiercast.outputs import OutputError
 from tiercast.spark import spark_session
 from tiercast.spark_inputs import (
@@ -298,13 +299,7 @@ def features(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, ou
     return SparkFeatures(customers, out, report_path)
 
 
-@dataclass(frozen=True)
-class SparkScoring:
-    customers: int
-    out: str
-    sources: dict[str, int]
-    tiers: pd.DataFrame  # customers and predicted value by tier
-    fallback_reason: str = ""
+SparkScoring = ScoreSummary
 
 
 def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: str) -> SparkScoring:

@@ -1,0 +1,297 @@
+"""A transactions log larger than memory, split on disk into buckets of customer-id ranges.
+
+The log is read a batch of rows at a time and cleaned by the fast path's own steps
+(:mod:`tiercast.features.columnar`); each row goes to the Parquet file of its bucket in a temporary folder.
+A bucket holds every row of a range of customer ids (cut every ``bucket_customers`` distinct ids, in Python's
+string order, which is UTF-8 byte order and Arrow's), so the buckets' results, written one after another, are
+in customer order as the whole table is. A bucket is then loaded as the whole file is (identical rows found,
+rows sorted by customer and time): its frame is the whole frame's rows of those customers.
+
+Profiles and interactions are smaller: they are loaded whole (:mod:`tiercast.features.loading`) and their rows
+taken by the same ranges. The cleaning report adds up the batches' and buckets' counts, so it equals the one of
+loading the file whole. A file the fast path does not read (:class:`~tiercast.features.columnar.NotFast`, bad
+input included) is not spilled: :func:`spill_inputs` answers None and the caller loads it whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from tiercast.features import columnar
+from tiercast.features.buckets import Bucket
+from tiercast.features.columnar import NotFast
+from tiercast.features.loading import (
+    CleaningReport,
+    columnar_format,
+    load_customers,
+    load_interactions,
+    note_identical_rows,
+)
+from tiercast.features.privacy import PersonalData
+from tiercast.features.schema import TRANSACTIONS, DataConfig, DataError
+from tiercast.features.text_decoding import text_encoding
+
+log = logging.getLogger(__name__)
+
+# Bytes of the file read and cleaned at a time: the batch and its cleaned copy are what the spilling holds.
+BATCH_BYTES = 64 << 20
+# Spill files are read twice, soon after: compressed lightly (half the disk of none, as fast).
+_SPILL_WRITE = {"compression": "lz4"}
+# A CSV's rows are estimated from the mean length of the lines in its first bytes.
+_SAMPLE_BYTES = 1 << 20
+
+
+def estimated_rows(path: Path) -> int | None:
+    """The rows of a transactions file the fast path may read: a Parquet footer's count, a CSV's size over
+    the mean length of its first lines (compressed: None, as for other formats)."""
+    kind = columnar_format(path) if path.is_file() else None
+    if kind == "parquet":
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError):
+            return None
+    if kind == "csv" and path.suffix.lower() == ".csv":
+        with path.open("rb") as f:
+            sample = f.read(_SAMPLE_BYTES)
+        return path.stat().st_size * max(1, sample.count(b"\n")) // max(1, len(sample))
+    return None
+
+
+@dataclass(frozen=True)
+class CustomerRanges:
+    """Buckets of consecutive customer ids: bucket b holds the ids from ``firsts[b]`` up to the next one."""
+
+    firsts: pa.Array
+
+    @classmethod
+    def of(cls, distinct_ids: pa.Array, bucket_customers: int) -> CustomerRanges:
+        ids = distinct_ids.take(pc.sort_indices(distinct_ids))
+        return cls(ids.take(pa.array(np.arange(0, len(ids), bucket_customers))))
+
+    @property
+    def count(self) -> int:
+        return len(self.firsts)
+
+    def bucket(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Each id's bucket: the last b with firsts[b] <= id (0 for an id before the first), by a binary
+        search run on every id at once."""
+        low = np.zeros(len(ids), dtype=np.int64)
+        high = np.full(len(ids), self.count, dtype=np.int64)
+        for _ in range(int(np.ceil(np.log2(max(2, self.count))))):
+            middle = (low + high) // 2
+            at_or_after = pc.greater_equal(ids, self.firsts.take(pa.array(middle))).to_numpy(zero_copy_only=False)
+            low = np.where(at_or_after, middle, low)
+            high = np.where(at_or_after, high, middle)
+        return low
+
+    def bucket_of_rows(self, ids: pa.ChunkedArray) -> np.ndarray:
+        """:meth:`bucket` of many rows of fewer customers: searched once per distinct id."""
+        encoded = pc.dictionary_encode(ids).combine_chunks()
+        return self.bucket(encoded.dictionary)[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _rows_by_bucket(buckets: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions grouped by bucket (each bucket's in their order) and where each bucket starts."""
+    order = np.argsort(buckets, kind="stable")
+    return order, np.searchsorted(buckets[order], np.arange(count + 1))
+
+
+def bucket_path(folder: Path, b: int) -> Path:
+    return folder / f"bucket-{b:06d}.parquet"
+
+
+@dataclass(frozen=True)
+class BucketSummary:
+    """What the cleaning report needs of one bucket's transactions."""
+
+    rows_kept: int
+    identical: int
+    customers: int
+    refunds: int
+    zero_amounts: int
+
+
+class SpilledInputs:
+    """The inputs of one run, the transactions in bucket files under ``folder`` (removed by :meth:`close`, or
+    on leaving a ``with`` block); :meth:`bucket` loads one bucket."""
+
+    def __init__(self, folder: Path, ranges: CustomerRanges, config: DataConfig, report: CleaningReport,
+                 extremes: dict[str, Any], customers: pd.DataFrame | None, interactions: pd.DataFrame | None,
+                 other_reports: list[CleaningReport], personal_data_columns: tuple[str, ...] = ()) -> None:
+        self.folder = folder
+        self.ranges = ranges
+        self.config = config
+        self.report = report
+        self.extremes = extremes
+        self.other_reports = other_reports
+        if customers is not None:  # as the in-memory buckets: no batch work reads personal data
+            personal = PersonalData(personal_data_columns)
+            customers = customers[[c for c in customers.columns if c not in personal]]
+        self.customers = customers
+        self.interactions = interactions
+        self._rows = {name: _rows_by_bucket(ranges.bucket(pa.array(frame["customer_id"])), ranges.count)
+                      for name, frame in (("customers", customers), ("interactions", interactions))
+                      if frame is not None}
+
+    @property
+    def count(self) -> int:
+        return self.ranges.count
+
+    @property
+    def first_timestamp(self) -> pd.Timestamp:
+        return self.extremes["first_timestamp"]
+
+    def path(self, b: int) -> Path:
+        return bucket_path(self.folder, b)
+
+    def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
+        """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
+        loads a file, and what the report needs of them."""
+        table = pq.read_table(self.path(b))
+        columns = dict(zip(table.column_names, table.columns, strict=True))
+        del table
+        order, customer = columnar.by_customer_and_time(columns)
+        repeats = columnar.identical_repeats(columns, order, customer)
+        customers = int(customer.max()) + 1 if len(customer) else 0
+        transactions = columnar.to_frame(columns, order[~repeats[order]] if self.config.drop_identical_rows
+                                         else order)
+        summary = BucketSummary(len(transactions), int(repeats.sum()), customers,
+                                int((transactions["amount"] < 0).sum()), int((transactions["amount"] == 0).sum()))
+
+        def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            order, bounds = self._rows[name]
+            return frame.take(order[bounds[b]:bounds[b + 1]])
+        return Bucket(transactions, take("customers", self.customers),
+                      take("interactions", self.interactions)), summary
+
+    def quality_report(self, summaries: list[BucketSummary]) -> dict[str, object]:
+        """The inputs' cleaning reports, as :meth:`~tiercast.features.loading.InputData.quality_report` gives
+        them for the inputs loaded whole, from every bucket's summary."""
+        report = self.report
+        identical = sum(s.identical for s in summaries)
+        note_identical_rows(report, identical, self.config)
+        report.finish(sum(s.rows_kept for s in summaries))
+        report.summary = {
+            "customers": sum(s.customers for s in summaries),
+            "first_timestamp": str(self.extremes["first_timestamp"]),
+            "last_timestamp": str(self.extremes["last_timestamp"]),
+            "refund_rows": sum(s.refunds for s in summaries),
+            "zero_amount_rows": sum(s.zero_amounts for s in summaries),
+            "identical_rows": identical,
+            "amount_min": self.extremes["amount_min"],
+            "amount_max": self.extremes["amount_max"],
+        }
+        for line in report.lines():
+            log.info(line)
+        return {r.kind: r.to_dict() for r in [report, *self.other_reports]}
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> SpilledInputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _batches(path: Path, config: DataConfig, only: tuple[str, ...] | None = None
+             ) -> Iterator[dict[str, pa.ChunkedArray]]:
+    csv = columnar_format(path) == "csv"
+    encoding = text_encoding(path, config.encoding) if csv else config.encoding
+    return columnar.read_canonical_batches(path, csv, encoding, config.columns.transactions, TRANSACTIONS,
+                                           BATCH_BYTES, only)
+
+
+def _distinct_ids(path: Path, config: DataConfig) -> pa.Array:
+    """The file's distinct cleaned customer ids (a first pass reading that column alone)."""
+    distinct = [pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
+                for batch in _batches(path, config, ("customer_id",))]
+    return pc.unique(pa.chunked_array(distinct))
+
+
+def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
+           ) -> tuple[CleaningReport, dict[str, Any]]:
+    """Every cleaned row into its bucket's file; the report of the reading and cleaning, and the extremes of
+    the timestamps and amounts (which dropping identical rows leaves as they are)."""
+    writers: dict[int, pq.ParquetWriter] = {}
+    notes: dict[str, int] = {}
+    rows_read = 0
+    extremes: dict[str, Any] = {}
+    try:
+        for batch in _batches(path, config):
+            cleaned = columnar.clean(batch, TRANSACTIONS)
+            rows_read += cleaned.rows_read
+            for what, count in cleaned.notes:
+                notes[what] = notes.get(what, 0) + count
+            table = pa.table(cleaned.columns)
+            for name, values in (("timestamp", table.column("timestamp").cast(pa.int64())),
+                                 ("amount", table.column("amount"))):
+                low, high = (x.as_py() for x in pc.min_max(values).values())
+                extremes[f"{name}_min"] = min(extremes.get(f"{name}_min", low), low)
+                extremes[f"{name}_max"] = max(extremes.get(f"{name}_max", high), high)
+            order, bounds = _rows_by_bucket(ranges.bucket_of_rows(table.column("customer_id")), ranges.count)
+            table = table.take(pa.array(order))
+            for b in np.flatnonzero(np.diff(bounds)):
+                if b not in writers:
+                    writers[b] = pq.ParquetWriter(bucket_path(folder, b), table.schema, **_SPILL_WRITE)
+                writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(writers[b].schema))
+    finally:
+        for writer in writers.values():
+            writer.close()
+    report = CleaningReport(str(path), "transactions", rows_read=rows_read)
+    for what, count in notes.items():
+        report.note(what, count)
+    return report, {"first_timestamp": pd.Timestamp(extremes["timestamp_min"]),
+                    "last_timestamp": pd.Timestamp(extremes["timestamp_max"]),
+                    "amount_min": float(extremes["amount_min"]), "amount_max": float(extremes["amount_max"])}
+
+
+def spill_inputs(transactions: Path, customers: Path | None, interactions: Path | None, config: DataConfig,
+                 bucket_customers: int, personal_data_columns: tuple[str, ...] = (),
+                 folder: Path | None = None) -> SpilledInputs | None:
+    """The inputs, the transactions split into bucket files of about ``bucket_customers`` customers in a new
+    temporary folder (inside ``folder``, by default the system's); None when the fast path does not read the
+    transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
+    DataError; nothing is left on disk then."""
+    transactions = Path(transactions)
+    spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
+    try:
+        try:
+            ranges = CustomerRanges.of(_distinct_ids(transactions, config), bucket_customers)
+            report, extremes = _spill(transactions, config, ranges, spill_folder)
+        except (NotFast, DataError, OSError, UnicodeError) as err:
+            log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)
+            shutil.rmtree(spill_folder, ignore_errors=True)
+            return None
+        log.info("%s: %s rows spilled into %s buckets of customers", transactions, f"{report.rows_read:,}",
+                 ranges.count)
+        # Arrow's allocator keeps the batches' freed memory for reuse: given back before the workers fork
+        pa.default_memory_pool().release_unused()
+        reports, frames = [], {}
+        for name, loaded, load in (("customers", customers, load_customers),
+                                   ("interactions", interactions, load_interactions)):
+            if loaded:
+                frames[name], loaded_report = load(loaded, config)
+                reports.append(loaded_report)
+        return SpilledInputs(spill_folder, ranges, config, report, extremes, frames.get("customers"),
+                             frames.get("interactions"), reports, tuple(personal_data_columns))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(spill_folder)
+        raise

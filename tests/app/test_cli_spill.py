@@ -1,0 +1,171 @@
+"""``features`` and ``score`` on a log spilled to disk in buckets of customer ids (issue #20), forced by a tiny
+``engine.spill_above_rows`` and tiny buckets: the same bytes (CSV), the same table and schema (Parquet) and the
+same data-quality report as the inputs loaded whole; a bad file exits 2 with the same message and leaves
+nothing, neither an output nor a spill folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tiercast.cli import main
+from tiercast.outputs import write_table, write_table_parts
+
+AS_OF = "2025-01-02"
+WHOLE = {"engine": {"spill_above_rows": None, "workers": 1}}
+RULES = {"fallback": {"allow_in_batch": True}}  # an empty store: the rules score everyone
+
+
+def _spilled(spill: Path) -> dict:
+    spill.mkdir(exist_ok=True)
+    return {"engine": {"spill_above_rows": 1, "bucket_customers": 150, "workers": 2, "spill_folder": str(spill)}}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("world") / "w"
+    assert main(["simulate", "--customers", "1200", "--format", "parquet", "--out", str(folder)]) == 0
+    return folder
+
+
+def _run(tmp_path: Path, config: dict, args: list[str], out: Path) -> int:
+    path = tmp_path / f"{out.stem}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return main(["--config", str(path), *args, "--out", str(out)])
+
+
+def _assert_same_table(spilled: Path, whole: Path) -> None:
+    if spilled.suffix == ".csv":
+        assert spilled.read_bytes() == whole.read_bytes()
+    else:  # the same rows in row groups of the buckets: the same table, schema and pandas metadata
+        pd.testing.assert_frame_equal(pd.read_parquet(spilled), pd.read_parquet(whole))
+        assert pq.read_schema(spilled).equals(pq.read_schema(whole), check_metadata=True)
+        assert pq.ParquetFile(spilled).metadata.num_row_groups > 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_spilled_features_are_the_features_of_the_whole_log(world, tmp_path, caplog, suffix) -> None:
+    args = ["features", "--transactions", str(world / "transactions.parquet"), "--customers",
+            str(world / "customers.parquet"), "--interactions", str(world / "interactions.parquet"), "--as-of", AS_OF]
+    whole, spilled = tmp_path / f"whole{suffix}", tmp_path / f"spilled{suffix}"
+    assert _run(tmp_path, WHOLE, args, whole) == 0
+    with caplog.at_level("INFO"):
+        assert _run(tmp_path, _spilled(tmp_path / "spill"), args, spilled) == 0
+    assert "buckets of customers" in caplog.text and "building features: 8/8 buckets done" in caplog.text
+    _assert_same_table(spilled, whole)
+    reports = [json.loads(Path(f"{p}.quality.json").read_text()) for p in (whole, spilled)]
+    assert reports[0] == reports[1] and reports[0]["customers_scored"] > 900
+    assert not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_spilled_scores_are_the_scores_of_the_whole_log(world, tmp_path, store, capsys, suffix) -> None:
+    args = ["score", "--transactions", str(world / "transactions.parquet"), "--customers",
+            str(world / "customers.parquet"), "--as-of", AS_OF]
+    whole, spilled = tmp_path / f"whole{suffix}", tmp_path / f"spilled{suffix}"
+    assert _run(tmp_path, {**WHOLE, **RULES}, args, whole) == 0
+    printed_whole = capsys.readouterr().out
+    assert _run(tmp_path, {**_spilled(tmp_path / "spill"), **RULES}, args, spilled) == 0
+    assert capsys.readouterr().out.replace(str(spilled), str(whole)) == printed_whole  # by source and tier
+    _assert_same_table(spilled, whole)
+    assert pd.read_parquet(whole)["customer_id"].is_monotonic_increasing if suffix == ".parquet" else True
+    assert not list((tmp_path / "spill").iterdir())
+
+
+# Whitespace around ids, a UTC offset, rows identical to an earlier one (kept or dropped), a refund, ids of
+# several lengths and a non-ASCII one: the spilled buckets clean and count them as the whole file's load.
+ODD_CSV = ("customer_id,timestamp,amount,order_id\n"
+           " A1 ,2024-01-02T10:00:00+02:00,10.5,o1\n"
+           "B,2024-02-03,20,o2\n"
+           "A1,2024-01-02T08:00:00Z,10.5,o1\n"
+           "é9,2024-03-04,5,o3\n"
+           "B,2024-02-03,20,o2\n"
+           "C10,2024-05-06 12:30,-4,o4\n"
+           "C2,2024-06-07,0,o5\n"
+           "B,2024-07-08,7.25,\n")
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_csv_of_odd_rows_spills_as_it_loads_whole(tmp_path, caplog, monkeypatch, drop) -> None:
+    monkeypatch.setattr("tiercast.features.spill.BATCH_BYTES", 100)  # batches of a few rows each
+    path = tmp_path / "tx.csv"
+    path.write_text(ODD_CSV, encoding="utf-8")
+    args = ["features", "--transactions", str(path), "--as-of", AS_OF]
+    data = {"data": {"drop_identical_rows": drop}}
+    whole, spilled = tmp_path / "whole.csv", tmp_path / "spilled.csv"
+    assert _run(tmp_path, {**WHOLE, **data}, args, whole) == 0
+    spilled_config = _spilled(tmp_path / "spill")
+    spilled_config["engine"]["bucket_customers"] = 2
+    with caplog.at_level("INFO"):
+        assert _run(tmp_path, {**spilled_config, **data}, args, spilled) == 0
+    assert "8 rows spilled into 3 buckets" in caplog.text
+    assert spilled.read_bytes() == whole.read_bytes()
+    reports = [json.loads(Path(f"{p}.quality.json").read_text()) for p in (whole, spilled)]
+    assert reports[0] == reports[1]
+    assert reports[0]["transactions"]["summary"]["identical_rows"] == 2
+    assert reports[0]["transactions"]["rows_kept"] == (6 if drop else 8)
+
+
+def test_a_csv_the_fast_path_refuses_is_loaded_whole(tmp_path, caplog) -> None:
+    """Trailing commas (a column without a name) and a formatted amount: read the pandas way, as before."""
+    path = tmp_path / "tx.csv"
+    path.write_text('customer_id,timestamp,amount,\nA,2024-01-02,"1,234.50",\nB,2024-02-03,20,\n')
+    args = ["features", "--transactions", str(path), "--as-of", AS_OF]
+    whole, spilled = tmp_path / "whole.csv", tmp_path / "spilled.csv"
+    assert _run(tmp_path, WHOLE, args, whole) == 0
+    with caplog.at_level("INFO"):
+        assert _run(tmp_path, _spilled(tmp_path / "spill"), args, spilled) == 0
+    assert "loaded whole, as the fast path does not read it" in caplog.text
+    assert spilled.read_bytes() == whole.read_bytes()
+    assert not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("command", ["features", "score"])
+@pytest.mark.parametrize("bad", ["amount\nA,2024-01-02,ten\n", "amount\nA,2024-01-02,5\n,2024-01-03,6\n",
+                                 "amount\nA,2024-01-02,5\nA,2024-02-31,6\n"])
+def test_a_bad_file_says_what_it_said_and_leaves_nothing(tmp_path, store, capsys, command, bad) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp," + bad)
+    args = [command, "--transactions", str(path), "--as-of", AS_OF]
+    errors = []
+    for name, config in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
+        out = tmp_path / "out" / f"{name}.csv"
+        assert _run(tmp_path, {**config, **RULES}, args, out) == 2
+        errors.append(capsys.readouterr().err)
+        assert not (tmp_path / "out").exists()
+    assert errors[0] == errors[1] and str(path) in errors[0]
+    assert not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("case", ["as_of before every transaction", "a bad profiles file"])
+def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path, capsys, case) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2024-01-02,5\nB,2024-02-03,6\n")
+    args = ["features", "--transactions", str(path), "--as-of", "2023-06-01" if case.startswith("as_of") else AS_OF]
+    if case == "a bad profiles file":
+        profiles = tmp_path / "profiles.csv"
+        profiles.write_text("customer_id,segment\nA,x\nA,y\n")  # a customer twice
+        args += ["--customers", str(profiles)]
+    errors = []
+    for name, config in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
+        assert _run(tmp_path, config, args, tmp_path / "out" / f"{name}.csv") == 2
+        errors.append(capsys.readouterr().err)
+    assert errors[0] == errors[1] and ("no customer has a transaction before" in errors[0]
+                                       or "repeat a customer_id" in errors[0])
+    assert not (tmp_path / "out").exists() and not list((tmp_path / "spill").iterdir())
+
+
+def test_a_column_all_missing_in_the_first_parts_takes_its_type_from_a_later_one(tmp_path) -> None:
+    parts = [pd.DataFrame({"customer_id": ["a", "b"], "reason": [None, None], "none": [None, None]}),
+             pd.DataFrame({"customer_id": ["c"], "reason": [None], "none": [None]}),
+             pd.DataFrame({"customer_id": ["d", "e"], "reason": ["thin", None], "none": [None, None]})]
+    write_table(pd.concat(parts, ignore_index=True), tmp_path / "whole.parquet")
+    write_table_parts(iter(parts), tmp_path / "parts.parquet")
+    whole, in_parts = (pq.read_table(tmp_path / f"{name}.parquet") for name in ("whole", "parts"))
+    assert in_parts.schema.equals(whole.schema, check_metadata=True) and in_parts.equals(whole)
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups == 3

@@ -1,0 +1,90 @@
+"""The transactions log spilled into buckets of customer-id ranges (:mod:`tiercast.features.spill`): the buckets,
+loaded one after another, are the whole file's frame; ranges follow Python's string order; the batches of the
+file are the file."""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from tiercast.features import columnar
+from tiercast.features.loading import load_transactions
+from tiercast.features.schema import TRANSACTIONS, DataConfig
+from tiercast.features.spill import CustomerRanges, estimated_rows, spill_inputs
+
+
+def test_ranges_follow_python_string_order() -> None:
+    rng = np.random.default_rng(3)
+    alphabet = list("aZ09-_ éü中😀")
+    ids = sorted({"".join(rng.choice(alphabet, rng.integers(1, 6))) for _ in range(3000)})
+    ranges = CustomerRanges.of(pa.array(rng.permutation(ids)), 97)
+    firsts = ids[::97]
+    assert ranges.firsts.to_pylist() == firsts and ranges.count == len(firsts)
+    expected = [bisect.bisect_right(firsts, i) - 1 for i in ids]
+    assert ranges.bucket(pa.array(ids)).tolist() == expected
+    assert ranges.bucket(pa.array(["", "\x00"])).tolist() == [0, 0]  # before the first id: the first bucket
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    """Transactions of 400 customers (ids of several lengths, out of order), with identical rows."""
+    rng = np.random.default_rng(7)
+    n = 5000
+    frame = pd.DataFrame({
+        "customer_id": [f" c{v} " if v % 50 == 0 else f"c{v}" for v in rng.integers(0, 400, n)],
+        "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
+        "amount": rng.choice([-5.0, 0.0, 12.5, 30.0], n),
+        "order_id": [f"o{v}" for v in rng.integers(0, 3000, n)],
+    })
+    frame = pd.concat([frame, frame.iloc[:40]], ignore_index=True)
+    path = tmp_path / "tx.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_the_buckets_one_after_another_are_the_whole_file(log_file, tmp_path, monkeypatch, drop) -> None:
+    monkeypatch.setattr("tiercast.features.spill.BATCH_BYTES", 20_000)  # several batches
+    config = DataConfig(drop_identical_rows=drop)
+    whole, report = load_transactions(log_file, config)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    with spill_inputs(log_file, None, None, config, 60, folder=spill) as spilled:
+        assert spilled.count == 7 and len(list(next(spill.iterdir()).iterdir())) == 7
+        loaded = [spilled.bucket(b) for b in range(spilled.count)]
+        quality = spilled.quality_report([summary for _, summary in loaded])
+    assert not list(spill.iterdir())
+    frames = [bucket.transactions for bucket, _ in loaded]
+    assert all(len(set(f["customer_id"])) <= 60 for f in frames)
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+    assert quality == {"transactions": report.to_dict()}
+    assert report.summary["identical_rows"] >= 40 and report.rows_kept == len(whole)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_batches_are_the_file(log_file, tmp_path, suffix) -> None:
+    path = log_file
+    if suffix == ".csv":
+        path = tmp_path / "tx.csv"
+        pd.read_parquet(log_file).to_csv(path, index=False)
+    args = (path, suffix == ".csv", "utf-8", {}, TRANSACTIONS)
+    batches = list(columnar.read_canonical_batches(*args, 20_000))
+    assert len(batches) >= 3
+    whole = columnar.read_canonical(*args, keep_others=False)
+    assert list(batches[0]) == list(whole)
+    for name, column in whole.items():
+        assert pa.chunked_array([c for b in batches for c in b[name].chunks]).equals(column)
+
+
+def test_rows_are_estimated_from_the_file(log_file, tmp_path) -> None:
+    assert estimated_rows(log_file) == 5040
+    path = tmp_path / "tx.csv"
+    pd.read_parquet(log_file).to_csv(path, index=False)
+    assert 5041 * 0.9 < estimated_rows(path) < 5041 * 1.1
+    assert estimated_rows(tmp_path / "missing.parquet") is None
+

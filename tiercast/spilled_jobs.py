@@ -1,0 +1,145 @@
+"""``features`` and ``score`` on the local engine for a transactions log too large to hold: the log spilled
+into bucket files of customer-id ranges (:mod:`tiercast.features.spill`), each bucket worked on by a forked
+worker and its rows written to the output as soon as it is done, in bucket order, so that memory follows the
+buckets and not the log. The outputs and the data-quality report are those :mod:`tiercast.jobs` writes of the
+inputs loaded whole.
+
+Each job answers None when the transactions file is not that large (config ``engine.spill_above_rows``) or the
+fast path does not read it (bad input included): the caller then runs :mod:`tiercast.jobs`'s, which loads it
+whole and reads it or words its DataError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from tiercast.config import AppConfig
+from tiercast.jobs import InputFiles, ScoreSummary, flat_scores, require_first_before, write_quality_report
+from tiercast.outputs import TABLE_SUFFIXES, check_output_file, write_table_parts
+
+if TYPE_CHECKING:
+    from tiercast.features.spill import SpilledInputs
+
+log = logging.getLogger("tiercast")
+
+
+def spills(config: AppConfig, inputs: InputFiles) -> bool:
+    """Whether the transactions file has more rows than config ``engine.spill_above_rows``."""
+    from tiercast.features.spill import estimated_rows
+
+    above = config.engine.spill_above_rows
+    rows = None if above is None else estimated_rows(Path(inputs.transactions))
+    return rows is not None and above is not None and rows > above
+
+
+def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
+    from tiercast.features.spill import spill_inputs
+
+    return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
+                        config.engine.bucket_customers, tuple(config.data.personal_data_columns),
+                        Path(config.engine.spill_folder) if config.engine.spill_folder else None)
+
+
+def _workers(config: AppConfig) -> int:
+    from tiercast.features.buckets import default_workers
+
+    return config.engine.workers or default_workers()
+
+
+@dataclass(frozen=True)
+class SpilledFeatures:
+    customers: int
+    out: Path
+    quality_report: Path
+
+
+def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> SpilledFeatures | None:
+    """:func:`tiercast.jobs.features` a bucket at a time: the builder fitted from every bucket's parts, then
+    each bucket's features written in turn."""
+    from tiercast.features.buckets import each_bucket
+    from tiercast.features.builder import FeatureBuilder, FitParts
+    from tiercast.jobs import quality_report_path
+
+    if not spills(config, inputs):
+        return None
+    check_output_file(out, TABLE_SUFFIXES)
+    check_output_file(quality_report_path(out))
+    spilled = _spill(config, inputs)
+    if spilled is None:
+        return None
+    with spilled:
+        require_first_before(spilled.first_timestamp, as_of, inputs.transactions)
+        builder = FeatureBuilder(config.features, config.data.personal_data_columns)
+
+        def parts(b: int) -> tuple[FitParts, object]:
+            bucket, summary = spilled.bucket(b)
+            return builder.fit_parts(bucket.transactions, as_of, bucket.customers, bucket.interactions), summary
+
+        fitted = list(each_bucket(parts, spilled.count, _workers(config), "fitting features", log.info))
+        builder.fit_from_parts(FitParts.combine(p for p, _ in fitted))
+
+        def features_of(b: int) -> pd.DataFrame:
+            bucket, _ = spilled.bucket(b)
+            return builder.transform(bucket.transactions, as_of, bucket.customers, bucket.interactions).reset_index()
+
+        customers = 0
+
+        def counted() -> Iterator[pd.DataFrame]:
+            nonlocal customers
+            for part in each_bucket(features_of, spilled.count, _workers(config), "building features", log.info):
+                customers += len(part)
+                yield part
+
+        written = write_table_parts(counted(), out)
+        quality = spilled.quality_report([summary for _, summary in fitted])  # type: ignore[misc]
+        return SpilledFeatures(customers, written, write_quality_report(quality, written, customers, as_of))
+
+
+def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> ScoreSummary | None:
+    """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn."""
+    from tiercast.features.buckets import each_bucket
+    from tiercast.jobs import _champion_bundle
+    from tiercast.serving.scorer import score as score_customers
+
+    if not spills(config, inputs):
+        return None
+    check_output_file(out, TABLE_SUFFIXES)
+    spilled = _spill(config, inputs)
+    if spilled is None:
+        return None
+    with spilled:
+        require_first_before(spilled.first_timestamp, as_of, inputs.transactions)
+        bundle, reason = _champion_bundle(config)
+
+        def scores(b: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], object]:
+            bucket, summary = spilled.bucket(b)
+            scored = score_customers(bucket.transactions, as_of, config.policy, config.features, bundle,
+                                     config.fallback, bucket.customers, bucket.interactions,
+                                     config.training.horizon_days, reason)
+            tiers = scored.groupby("tier").agg(customers=("customer_id", "size"),
+                                               predicted_value=("predicted_value", "sum"))
+            return flat_scores(scored), tiers, scored["source"].value_counts().to_dict(), summary
+
+        tiers: list[pd.DataFrame] = []
+        sources: Counter[str] = Counter()
+        summaries = []
+
+        def written_parts() -> Iterator[pd.DataFrame]:
+            for part, part_tiers, part_sources, summary in each_bucket(scores, spilled.count, _workers(config),
+                                                                       "scoring", log.info):
+                tiers.append(part_tiers)
+                sources.update(part_sources)
+                summaries.append(summary)
+                yield part
+
+        written = write_table_parts(written_parts(), out)
+        spilled.quality_report(summaries)  # logged, as loading the file whole logs it
+        by_tier = pd.concat(tiers).groupby(level=0).sum()
+        return ScoreSummary(int(by_tier["customers"].sum()), written, dict(sources.most_common()), by_tier, reason)
