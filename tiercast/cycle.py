@@ -137,7 +137,7 @@ def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root:
 
     bundle = jobs.champion_models(config, "tiercast cycle")
     scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions, bundle.horizon_days)
+                             data.customers, data.interactions, bundle.horizon_days, language=config.language)
     write_table(jobs.flat_scores(scores), folder / SCORES_FILE)
     record["models"] = bundle.version_label
     _decide(folder, decisions, f"scored {len(scores):,} customers with {bundle.version_label}")

@@ -154,7 +154,7 @@ def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bu
     def scores(b: int) -> pd.DataFrame:
         bucket = buckets.bucket(b)
         return score_customers(bucket.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                               bucket.customers, bucket.interactions, horizon_days, reason)
+                               bucket.customers, bucket.interactions, horizon_days, reason, config.language)
 
     return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
 
@@ -234,7 +234,7 @@ def serve(config: AppConfig, host: str | None = None, port: int | None = None, w
                                fallback=config.fallback, registry=config.training.registry,
                                horizon_days=config.training.horizon_days,
                                personal_data_columns=config.data.personal_data_columns,
-                               drop_identical_rows=config.data.drop_identical_rows)
+                               drop_identical_rows=config.data.drop_identical_rows, language=config.language)
     run(settings, host=host or config.service.host, port=port or config.service.port)
 
 
