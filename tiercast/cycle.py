@@ -150,7 +150,7 @@ def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root:
     write_report(scores, folder / REPORT_FOLDER, config.policy, previous_scores, source=str(folder / SCORES_FILE),
                  previous_source=str(previous[1] / SCORES_FILE) if previous else "",
                  quality_card=bundle.quality_card, card_source=bundle.version_label,
-                 history=cycle_history(root, folder))
+                 history=cycle_history(root, folder), language=config.language)
     record["decisions"] = decisions
     _write_json(folder / MARKER, record)
     return CycleRun(folder, json.loads((folder / MARKER).read_text()), False)

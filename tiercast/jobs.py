@@ -335,15 +335,17 @@ def plan(config: AppConfig, scores_path: Path, budget: float, cost_per_contact: 
 
 def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
     """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
+    from tiercast.serving.i18n import messages
     from tiercast.training.registry import configure_mlflow, metadata_by_alias
 
+    m = messages(config.language)
     uri = configure_mlflow()
     name = config.training.registry.value_model
     metadata = metadata_by_alias(name, alias)
     if metadata is None:
-        return None, f"no '{alias}' models in {uri}"
+        return None, m.text("card.no_models", alias=alias, uri=uri)
     card = metadata.get("quality_card")
-    return card, f"{name}@{alias} in {uri}" if card else f"{name}@{alias} was logged without a quality card"
+    return card, m.text("card.source" if card else "card.not_logged", name=name, alias=alias, uri=uri)
 
 
 @dataclass(frozen=True)
@@ -370,7 +372,7 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)
     page = write_report(scores, out, config.policy, earlier, source=str(scores_path),
                         previous_source=str(previous or ""), quality_card=card, card_source=card_source,
-                        history=cycle_history(history) if history is not None else None)
+                        history=cycle_history(history) if history is not None else None, language=config.language)
     return Report(len(scores), page, card, card_source)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -138,3 +138,28 @@ def localised(policy: TierPolicy, m: Messages) -> TierPolicy:
         return policy
     levels = [level.model_copy(update={"name": m[f"membership.{level.name}"]}) for level in policy.membership.levels]
     return policy.model_copy(update={"membership": policy.membership.model_copy(update={"levels": levels})})
+
+
+def card_lines(card: dict[str, Any], m: Messages) -> list[str]:
+    """The model-quality card's sentences (tiercast.training.quality_card) in ``m``'s language, from its numbers;
+    a card without them (written by another version) keeps the sentences it was logged with."""
+    try:
+        share = f"{card['value_top_share']:.0%}"
+        lines = [m.text("card.value", window=card["window"], share=share, capture=f"{card['value_top_capture']:.0%}",
+                        lift=f"{card['lift_over_random']:.1f}")]
+        base, base_auc = card.get("baseline_top_capture"), card.get("baseline_churn_auc")
+        if base is not None:
+            capture = card["value_top_capture"]
+            lines.append(m.text("card.baseline_more" if capture >= base else "card.baseline_less", base=f"{base:.0%}",
+                                points=f"{abs(capture - base) * 100:.1f}"))
+        then = (m.text("card.churn_then_baseline", auc=f"{base_auc:.0%}") if base_auc is not None
+                else m["card.churn_then_end"])
+        lines.append(m.text("card.churn", auc=f"{card['churn_auc']:.0%}", then=then))
+    except (KeyError, TypeError, ValueError):
+        return [str(line) for line in card.get("summary", [])]
+    return lines
+
+
+def card_text(card: dict[str, Any], m: Messages) -> str:
+    """The card as a few lines of plain text, for the terminal."""
+    return "\n".join([m.text("card.title", grade=card["grade"]), *card_lines(card, m)])
