@@ -179,7 +179,8 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
     m = messages(config.language)
     print(m.text("cli.backtest", cutoff=args.cutoff.date(), days=args.horizon_days, customers=f"{len(backtest.scores):,}",
                  out=args.out))
-    print(_headers(backtest.comparison.T, m, "metric", "model").to_string(float_format=lambda v: f"{v:.3f}"))
+    print(_headers(backtest.comparison.T, m, "metric", "model").to_string(float_format=lambda v: f"{v:.3f}",
+                                                                          na_rep=m["cli.not_applicable"]))
     return 0
 
 

@@ -273,6 +273,7 @@ MESSAGES: dict[str, str] = {
     "cli.look_service": "  prediction API:    {command}   (or: {make}), then {request}",
     "cli.report": "Report on {customers} customers -> {page}",
     "cli.error": "tiercast {command}: error: {error}",
+    "cli.not_applicable": "NaN",
     "cli.column.tier": "tier",
     "cli.column.customers": "customers",
     "cli.column.predicted_value": "predicted_value",

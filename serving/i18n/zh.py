@@ -250,6 +250,7 @@ MESSAGES: dict[str, str] = {
     "cli.look_service": "  预测接口：    {command}   （或：{make}），然后 {request}",
     "cli.report": "报告涵盖 {customers} 位客户 -> {page}",
     "cli.error": "tiercast {command}：错误：{error}",
+    "cli.not_applicable": "不适用",
     "cli.column.tier": "层级",
     "cli.column.customers": "客户数",
     "cli.column.predicted_value": "预测价值",

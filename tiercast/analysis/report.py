@@ -6,14 +6,13 @@ membership levels; and, for backtest files that carry ``actual_value``, the hold
 value per tier, which should fall in the policy's order). Tables are computed by small functions that the
 tests check directly; charts are drawn with matplotlib's object API on the Agg canvas (no global pyplot
 state). Every word is in the configured language (:mod:`tiercast.serving.i18n`); Chinese is drawn with the
-bundled font (:mod:`tiercast.analysis.chart_fonts`), so a missing glyph is a bug to see, not a warning to hide.
+bundled font (:mod:`tiercast.analysis.report_fonts`), so a missing glyph is a bug to see, not a warning to hide.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tiercast.analysis.chart_fonts import CHINESE_FONT, CSS_FONT_STACK, chart_font_families
+from tiercast.analysis.report_fonts import CSS_FONT_STACK, chart_font_families, css_font_face
 from tiercast.analysis.history import CycleHistory, history_section
 from tiercast.features.lifecycle import STAGES
 from tiercast.serving.i18n import ENGLISH, Messages, card_lines, localised, messages
@@ -259,7 +258,7 @@ def _table(frame: pd.DataFrame, percent: Sequence[str] = (), money: Sequence[str
     return shown.to_html(escape=True, border=0, classes="t", na_rep="")
 
 
-_STYLE = """body{font-family:""" + CSS_FONT_STACK + """;margin:2em auto;max-width:70em;
+_STYLE = """body{font-family:FONT_STACK;margin:2em auto;max-width:70em;
 color:#222}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table.t{border-collapse:collapse;font-size:.9em}table.t td,table.t th{padding:.25em .7em;text-align:right}
 table.t th{background:#eef2f7}table.t tr:nth-child(even) td{background:#f8f9fb}img{max-width:100%}
@@ -272,14 +271,6 @@ def _labelled(scores: pd.DataFrame, m: Messages) -> pd.DataFrame:
     update = {column: m.labels(kind, scores[code].to_numpy(dtype=object))
               for column, (code, kind) in LABELLED.items() if code in scores and column in scores}
     return scores.assign(**update) if update else scores
-
-
-def _font_face(out: Path) -> str:
-    """CSS that lets a browser without a Chinese font draw the page with the bundled one (copied beside it)."""
-    (out / "fonts").mkdir(exist_ok=True)
-    shutil.copyfile(CHINESE_FONT, out / "fonts" / CHINESE_FONT.name)
-    return ("@font-face{font-family:'Noto Sans SC';src:local('Noto Sans SC'),local('Noto Sans CJK SC'),"
-            f"url('fonts/{CHINESE_FONT.name}') format('opentype')}}")
 
 
 def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
@@ -380,10 +371,12 @@ def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
         parts += [f"<h2>{esc(m['report.holdout'])}</h2>",
                   f"<p class=note>{esc(m.text('report.holdout_note', verdict=verdict))}</p>",
                   table(check, money=list(check.columns[:len(falls)]))]  # the means, then the customer counts
-    style = _STYLE if language == "en" else _font_face(out) + _STYLE
+    body = "\n".join(parts)
+    # Latin text needs no font of the page's own; CJK text (a Chinese page, or tier names in any) carries one.
+    style = css_font_face(body + m["report.title"]) + _STYLE.replace("FONT_STACK", CSS_FONT_STACK.get(language, CSS_FONT_STACK["en"]))
     page = (f"<!doctype html>\n<html lang=\"{m.html_lang}\"><head><meta charset=\"utf-8\">"
             f"<title>{esc(m['report.title'])}</title><style>{style}</style></head><body>\n"
-            + "\n".join(parts) + "\n</body></html>\n")
+            + body + "\n</body></html>\n")
     path = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
