@@ -25,7 +25,6 @@ from tiercast.features.lifecycle import STAGES
 from tiercast.features.loading import read_scores
 
 ROOT = Path(__file__).resolve().parents[2]
-CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
 ZH = ROOT / "configs" / "zh.yaml"
 # What people read in a scored file; the others are ids, dates, numbers and codes (source is model/fallback
 # by the contract; the *_code columns are for programs).
@@ -80,18 +79,6 @@ def chinese_config(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def purchases(tmp_path_factory) -> Path:
-    """The first 2,000 CDNOW customers' purchases."""
-    tx = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
-    tx.columns = ["customer_id", "date", "quantity", "amount"]
-    tx = tx[tx["customer_id"].astype(int) <= 2000]
-    out = tmp_path_factory.mktemp("data") / "purchases.csv"
-    pd.DataFrame({"customer_id": tx["customer_id"], "timestamp": pd.to_datetime(tx["date"]).dt.date.astype(str),
-                  "amount": tx["amount"]}).to_csv(out, index=False)
-    return out
-
-
 def assert_chinese_scores(path: Path, english_words) -> pd.DataFrame:
     scores = read_scores(path)
     for column in READ_COLUMNS:
@@ -104,10 +91,10 @@ def assert_chinese_scores(path: Path, english_words) -> pd.DataFrame:
     return scores
 
 
-def test_backtest_score_and_report_in_chinese(tmp_path, store, chinese_config, purchases, english_words, capsys):
+def test_backtest_score_and_report_in_chinese(tmp_path, store, chinese_config, small_cdnow, english_words, capsys):
     config = ["--config", str(chinese_config)]
     backtest = tmp_path / "backtest.csv"
-    assert main([*config, "backtest", "--transactions", str(purchases), "--cutoff", "1998-01-01",
+    assert main([*config, "backtest", "--transactions", str(small_cdnow), "--cutoff", "1998-01-01",
                  "--horizon-days", "181", "--out", str(backtest)]) == 0
     said = capsys.readouterr()
     assert "回测" in said.out and not english_words(said.out), said.out
@@ -117,7 +104,7 @@ def test_backtest_score_and_report_in_chinese(tmp_path, store, chinese_config, p
     assert modelled["reasons"].str.contains("提高价值|降低价值").all()
 
     scored = tmp_path / "scores.csv"  # no champion in this store: the rules answer, and say why in Chinese
-    assert main([*config, "score", "--transactions", str(purchases), "--as-of", "1998-07-01",
+    assert main([*config, "score", "--transactions", str(small_cdnow), "--as-of", "1998-07-01",
                  "--out", str(scored)]) == 0
     said = capsys.readouterr()
     assert "层级" in said.out and not english_words(said.out), said.out
@@ -135,13 +122,13 @@ def test_backtest_score_and_report_in_chinese(tmp_path, store, chinese_config, p
     assert not english_words(text), sorted(set(english_words(text)))
 
 
-def test_english_stays_english(tmp_path, store, purchases, english_words, capsys):
+def test_english_stays_english(tmp_path, store, small_cdnow, english_words, capsys):
     config = tmp_path / "en.yaml"
     config.write_text(yaml.safe_dump({"fallback": {"allow_in_batch": True}}))
     scored = tmp_path / "scores.csv"
-    assert main(["--config", str(config), "score", "--transactions", str(purchases), "--as-of", "1998-07-01",
+    assert main(["--config", str(config), "score", "--transactions", str(small_cdnow), "--as-of", "1998-07-01",
                  "--out", str(scored)]) == 0
-    assert "Scored 2,000 customers" in capsys.readouterr().out
+    assert "Scored 4,000 customers" in capsys.readouterr().out
     scores = read_scores(scored)
     for label, code in (("segment", "segment_code"), ("lifecycle_stage", "lifecycle_stage_code"),
                         ("churn_risk_band", "churn_risk_band_code")):
