@@ -43,12 +43,13 @@ def _period(m: Messages, kind: str, days: int) -> str:
 
 def _recency(m: Messages) -> Callable[..., str]:
     overdue, recent, usually = m["reason.recency.overdue"], m["reason.recency.recent"], m["reason.recency.usually"]
+    number = m.number
 
     def text(recency: float, gap: float = math.nan) -> str:
         has_gap = math.isfinite(gap) and gap > 0
         late = recency > gap if has_gap else recency >= 30
-        head = (overdue if late else recent).format(days=m.number(recency))
-        return usually.format(head=head, gap=m.number(gap)) if has_gap else head
+        head = (overdue if late else recent).format(days=number(recency))
+        return usually.format(head=head, gap=number(gap)) if has_gap else head
     return text
 
 
@@ -121,18 +122,16 @@ _WINDOW = re.compile(r"(orders|spend|trend_orders|trend_spend|support_tickets|co
 def _simple(m: Messages, feature: str) -> Callable[[float], str]:
     """The text of one customer's value of a :data:`_SIMPLE` feature."""
     shown, missing = _SIMPLE[feature]
-    key = f"reason.{feature}"
-    if shown == "number":
-        template = m[key]
-        text: Callable[[float], str] = lambda x: template.format(n=m.number(x))  # noqa: E731
-    elif shown == "percent":
-        template = m[key]
-        text = lambda x: template.format(n=m.percent(x))  # noqa: E731
-    elif shown == "count":
-        text = lambda x: m.count(key, x)  # noqa: E731
+    key, number = f"reason.{feature}", m.number  # looked up once: phrased for thousands of customers
+    if shown in ("number", "percent"):
+        template, shown_as = m[key], (number if shown == "number" else m.percent)
+        text: Callable[[float], str] = lambda x: template.format(n=shown_as(x))  # noqa: E731
     else:
-        zero = m[f"{key}.zero"]
-        text = lambda x: zero if x == 0 else m.count(key, x)  # noqa: E731
+        one, other = m[f"{key}.one"], m[f"{key}.other"]
+        text = lambda x: (one if x == 1 else other).format(n=number(x))  # noqa: E731
+        if shown == "count0":
+            zero, counted = m[f"{key}.zero"], text
+            text = lambda x: zero if x == 0 else counted(x)  # noqa: E731
     return _known(m[missing], text) if missing else text
 
 
