@@ -192,3 +192,23 @@ def test_the_chinese_report_in_a_real_browser(tmp_path, headless_browser):
         boxes = np.asarray(Image.open(headless_browser(bare, tmp_path / "boxes.png", height=1600)).convert("L"), float)
         top = slice(0, 560)  # the headings, notes and tier table, above the first chart
         assert np.abs(shot[top] - boxes[top]).mean() > 1.0
+
+
+def test_the_history_of_a_cycle_in_chinese(tmp_path, english_words):
+    """The history section (report --history) in Chinese; feature names in the drift table are identifiers
+    (docs/features.md), not words."""
+    from tiercast.analysis.history import CycleHistory
+
+    tiers = load_config(ZH).policy.tier_names
+    shares = pd.DataFrame([[0.25] * 4 + [0.0] * 2, [0.2] * 5 + [0.0]], index=pd.Index(["2024-07-01", "2024-08-01"],
+                                                                                        name="as_of"), columns=tiers)
+    quality = pd.DataFrame([{"scored": "2024-07-01", "measured": "2024-08-01", "window": "partial (31 of 181 days)",
+                             "customers": 1800, "norm_gini": 0.61, "top20_capture": 0.55, "churn_auc": 0.7,
+                             "total_ratio": 0.9, "grade": "B", "promised_grade": "A", "promised_churn_auc": 0.8,
+                             "retrain_recommended": True}])
+    drift = pd.DataFrame({"2024-08-01": [0.31, 0.02]}, index=["recency_days", "spend_365d"])
+    page = write_report(chinese_scores(), tmp_path, load_config(ZH).policy, history=CycleHistory(shares, quality, drift),
+                        language="zh")
+    text = "\n".join(page_text(page).parts)
+    assert "历次运行" in text and "部分（181 天中的 31 天）" in text and "建议重新训练" in text
+    assert set(english_words(text)) <= set(english_words(" ".join(drift.index)))

@@ -363,7 +363,7 @@ def write_report(scores: pd.DataFrame, out_dir: Path | str, policy: TierPolicy,
                       f"<p class=note>{esc(m.text('report.membership_note', days=policy.membership.window_days))}</p>",
                       table(levels), f'<p><img src="membership.png" alt="{esc(m["report.membership_alt"])}"></p>']
         if history is not None:
-            parts.append(history_section(history, out, _table))
+            parts.append(history_section(history, out, table, m=m))
     if "actual_value" in scores:
         check, falls = holdout_check(scores, policy, m)
         verdict = m["report.verdict_separator"].join(
