@@ -35,7 +35,7 @@ read; the service takes text, numbers, booleans or null within :attr:`Table.attr
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -197,6 +197,10 @@ class DataError(Exception):
     problem: str
     column: str | None = None
     sample: pd.DataFrame | None = None
+    # The problem's catalogue key (tiercast.serving.i18n: ``data_error.KEY``) and its values, where the raise
+    # site gives them: the command line then says it in the configured language. ``problem`` is its English.
+    key: str | None = None
+    values: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
         where = f"{self.path}" + (f", column '{self.column}'" if self.column else "")

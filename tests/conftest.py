@@ -84,7 +84,8 @@ def headless_browser(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
 class EnglishWords:
     """The English words (three letters or more) a person would read in a text, for checking output in another
     language. Not words a person reads: names (the product, which is also the command typed; its tracking
-    server; the bundled data set), identifiers quoted as written (a registry alias such as 'champion'), paths
+    server; the bundled data set), identifiers quoted as written (a registry alias such as 'champion', a
+    `command` to type), paths
     and URLs (anything with a slash), and log records (the operator's diagnostics, in English like the
     libraries' own)."""
 
@@ -92,7 +93,7 @@ class EnglishWords:
     WORD = re.compile(r"[A-Za-z]{3,}")
     LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
     PATH = re.compile(r"\S*/\S*")
-    QUOTED = re.compile(r"'[^'\s]+'")
+    QUOTED = re.compile(r"'[^'\s]+'|`[^`]+`")
 
     def __call__(self, text: str) -> list[str]:
         lines = [line for line in str(text).splitlines() if not self.LOG_RECORD.match(line)]

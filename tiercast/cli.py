@@ -23,7 +23,7 @@ from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import InfiniteOutput, OutputError
-from tiercast.serving.i18n import Messages, card_text, messages
+from tiercast.serving.i18n import Messages, card_text, data_error_text, messages
 from tiercast.training.sufficiency import InsufficientData
 
 EXIT_BAD_INPUT = 2
@@ -415,18 +415,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "no_product_id", False) and not args.line_items:
         parser.error("simulate: --no-product-id needs --line-items")
     _setup_logging(args.verbose)
+    config: AppConfig | None = None
     try:
         config = load_config(args.config)
         return args.handler(args, config)
     except (DataError, ConfigError, InsufficientData, OutputError, jobs.OptionError) as err:
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_BAD_INPUT
     except jobs.ModelsUnavailableError as err:
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_NO_MODELS
     except InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return 1
+
+
+def _error(command: str, err: Exception, config: AppConfig | None) -> str:
+    """The error line, in the configured language (English before the config is read)."""
+    m = messages(config.language if config else "en")
+    return m.text("cli.error", command=command, error=data_error_text(err, m) if isinstance(err, DataError) else err)
 
 
 if __name__ == "__main__":

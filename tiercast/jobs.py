@@ -65,10 +65,11 @@ def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) ->
     file would pass for a result."""
     first = data.transactions["timestamp"].min()
     if pd.isna(first):
-        raise DataError(transactions, "no transactions left to use", "timestamp")
+        raise DataError(transactions, "no transactions left to use", "timestamp", key="no_transactions")
     if not first < as_of:
         raise DataError(transactions, f"no customer has a transaction before {as_of.date()}: the first one is "
-                        f"on {first.date()}", "timestamp")
+                        f"on {first.date()}", "timestamp", key="as_of_before_history",
+                        values={"as_of": as_of.date(), "first": first.date()})
 
 
 def bucket_engine(config: AppConfig) -> BucketEngine:
@@ -366,7 +367,8 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
 
     check_output_folder(out)
     if history is not None and not Path(history).is_dir():
-        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in")
+        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in",
+                        key="history_not_a_folder")
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)

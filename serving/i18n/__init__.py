@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tiercast.features.schema import DataError
 from tiercast.serving.i18n import en, zh
 from tiercast.training.policy import TierPolicy
 
@@ -163,3 +164,15 @@ def card_lines(card: dict[str, Any], m: Messages) -> list[str]:
 def card_text(card: dict[str, Any], m: Messages) -> str:
     """The card as a few lines of plain text, for the terminal."""
     return "\n".join([m.text("card.title", grade=card["grade"]), *card_lines(card, m)])
+
+
+def data_error_text(err: DataError, m: Messages) -> str:
+    """A data problem as :class:`DataError` says it, in ``m``'s language: its words from the catalogue where the
+    raise site gave a key, its English ``problem`` otherwise."""
+    key = f"data_error.{err.key}"
+    problem = m.text(key, **err.values) if err.key and key in m.table else err.problem
+    where = f"{err.path}" + (m.text("data_error.column", column=err.column) if err.column else "")
+    message = m.text("data_error.message", where=where, problem=problem)
+    if err.sample is not None and len(err.sample):
+        message += m["data_error.sample"] + err.sample.to_string(max_colwidth=40)
+    return message

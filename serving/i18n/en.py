@@ -322,4 +322,11 @@ MESSAGES: dict[str, str] = {
     "column.promised_grade": "promised grade",
     "column.promised_churn_auc": "promised churn auc",
     "column.retrain_recommended": "retrain recommended",
+    # -- data problems (tiercast.features.schema.DataError), where the raise site gives a key
+    "data_error.message": "{where}: {problem}",
+    "data_error.column": ", column '{column}'",
+    "data_error.sample": "\nsample of bad rows:\n",
+    "data_error.no_transactions": "no transactions left to use",
+    "data_error.as_of_before_history": "no customer has a transaction before {as_of}: the first one is on {first}",
+    "data_error.history_not_a_folder": "not a folder: give the directory tiercast cycle writes its runs in",
 }

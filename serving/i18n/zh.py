@@ -297,4 +297,10 @@ MESSAGES: dict[str, str] = {
     "column.promised_grade": "承诺等级",
     "column.promised_churn_auc": "承诺的流失排序准确率",
     "column.retrain_recommended": "建议重新训练",
+    "data_error.message": "{where}：{problem}",
+    "data_error.column": "，列 '{column}'",
+    "data_error.sample": "\n有问题的行示例：\n",
+    "data_error.no_transactions": "没有可用的交易",
+    "data_error.as_of_before_history": "{as_of} 之前没有任何客户的交易：最早的一笔在 {first}",
+    "data_error.history_not_a_folder": "不是文件夹：请给出 `tiercast cycle` 写入各次运行的目录",
 }

@@ -212,3 +212,12 @@ def test_the_history_of_a_cycle_in_chinese(tmp_path, english_words):
     text = "\n".join(page_text(page).parts)
     assert "历次运行" in text and "部分（181 天中的 31 天）" in text and "建议重新训练" in text
     assert set(english_words(text)) <= set(english_words(" ".join(drift.index)))
+
+
+def test_a_data_problem_is_said_in_chinese(tmp_path, store, chinese_config, small_cdnow, english_words, capsys):
+    out = tmp_path / "scores.csv"
+    assert main(["--config", str(chinese_config), "score", "--transactions", str(small_cdnow), "--as-of", "1990-01-01",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "错误" in err and "1990-01-01 之前没有任何客户的交易" in err and not english_words(err), err
+    assert not out.exists()
