@@ -85,12 +85,12 @@ class EnglishWords:
     """The English words (three letters or more) a person would read in a text, for checking output in another
     language. Not words a person reads: names (the product, which is also the command typed; its tracking
     server; the bundled data set), identifiers quoted as written (a registry alias such as 'champion', a
-    `command` to type), paths
+    `command` to type), ids (letters run together with digits, as in a run id), paths
     and URLs (anything with a slash), and log records (the operator's diagnostics, in English like the
     libraries' own)."""
 
     NAMES = ("tiercast", "MLflow", "CDNOW")
-    WORD = re.compile(r"[A-Za-z]{3,}")
+    WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{3,}(?![A-Za-z0-9])")  # letters run together with digits: an id
     LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
     PATH = re.compile(r"\S*/\S*")
     QUOTED = re.compile(r"'[^'\s]+'|`[^`]+`")

@@ -114,7 +114,7 @@ def _print_training(training: jobs.Training, m: Messages) -> None:
             print(f"  {m[f'metric.{name}']:<22} {result.metrics[name]:.3f}     "
                   f"({result.baseline.get(name, float('nan')):.3f})")
     print(m.text("cli.registered", versions=result.versions))
-    print(f"  {result.decision}")
+    print(m.text("cli.promoted" if result.promoted else "cli.kept", detail=result.decision))
     print(card_text(result.quality_card, m))
 
 

@@ -262,6 +262,8 @@ MESSAGES: dict[str, str] = {
     "cli.mlflow_run": "MLflow run {run_id} in {store}",
     "cli.validation": "  on the validation window {window}:  tiercast  (BG/NBD + Gamma-Gamma)",
     "cli.registered": "  registered versions: {versions}",
+    "cli.promoted": "  {detail}",
+    "cli.kept": "  {detail}",
     "cli.scored": "Scored {customers} customers -> {out}",
     "cli.all_fallback": "tiercast: warning: every customer was scored by the rule-based fallback, not the models: {reason}",
     "cli.sources": "  sources: {sources}",

@@ -221,3 +221,21 @@ def test_a_data_problem_is_said_in_chinese(tmp_path, store, chinese_config, smal
     err = capsys.readouterr().err
     assert "错误" in err and "1990-01-01 之前没有任何客户的交易" in err and not english_words(err), err
     assert not out.exists()
+
+
+def test_train_and_the_quality_card_in_chinese(tmp_path, store, chinese_config, small_cdnow, english_words, capsys):
+    config = ["--config", str(chinese_config)]
+    assert main([*config, "train", "--transactions", str(small_cdnow), "--cutoff", "1998-01-01", "--horizon-days",
+                 "181", "--trials", "0"]) == 0
+    said = capsys.readouterr().out
+    assert "模型质量：等级" in said and "已晋升为冠军" in said and not english_words(said), said
+    scored = tmp_path / "scores.csv"
+    assert main([*config, "score", "--transactions", str(small_cdnow), "--as-of", "1998-07-01", "--out",
+                 str(scored)]) == 0
+    assert set(assert_chinese_scores(scored, english_words)["source"]) <= {"model", "fallback"}
+    assert main([*config, "report", "--scores", str(scored), "--out", str(tmp_path / "report")]) == 0
+    said = capsys.readouterr()
+    text = "\n".join(page_text(tmp_path / "report" / "index.html").parts)
+    assert "任取一位流失客户和一位留存客户" in said.out and "任取一位流失客户和一位留存客户" in text
+    for shown in (said.out, said.err, text):
+        assert not english_words(shown), sorted(set(english_words(shown)))
