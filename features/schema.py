@@ -35,7 +35,7 @@ read; the service takes text, numbers, booleans or null within :attr:`Table.attr
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -140,7 +140,12 @@ SCORED = Table("scored", (
     Column("expected_next_order_date", "date", nullable=True,
            description="YYYY-MM-DD, from the customer's rhythm and the models; null without history"),
     Column("next_order_probability", "number", description="probability of an order within the model's horizon"),
-    Column("churn_risk_band", "choice", choices=("low", "medium", "high")),
+    Column("churn_risk_band", "text", description="churn risk band (low, medium, high), in the configured language"),
+    # Stable codes for programs beside the labels above, which follow the configured language (in English a
+    # label is its code).
+    Column("segment_code", "text", description="the segment's name as the segment namer wrote it, in English"),
+    Column("lifecycle_stage_code", "choice", choices=("new", "active", "dormant", "lost")),
+    Column("churn_risk_band_code", "choice", choices=("low", "medium", "high")),
     Column("actual_value", "number", required=False, nullable=True, description="backtests: what was spent"),
 ))
 SCORED_CONTRACT = SCORED.names[:SCORED.names.index("value_tier")]  # the columns every scored file starts with
@@ -192,6 +197,10 @@ class DataError(Exception):
     problem: str
     column: str | None = None
     sample: pd.DataFrame | None = None
+    # The problem's catalogue key (tiercast.serving.i18n: ``data_error.KEY``) and its values, where the raise
+    # site gives them: the command line then says it in the configured language. ``problem`` is its English.
+    key: str | None = None
+    values: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
         where = f"{self.path}" + (f", column '{self.column}'" if self.column else "")

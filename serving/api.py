@@ -54,9 +54,11 @@ from tiercast.features.schema import (
 )
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
+from tiercast.serving.i18n import ENGLISH, Messages, localised
 from tiercast.training.policy import TierPolicy
 
-NO_HISTORY_REASON = "no transactions before as_of"
+NO_HISTORY_REASON = ENGLISH["fallback.no_transactions"]
+NO_HISTORY_SEGMENT = "no history"  # the segment code of customers without history
 FALLBACK_VERSION = "fallback"
 
 
@@ -220,7 +222,8 @@ def request_model(limits: ServiceConfig) -> type[PredictRequest]:
 # The fields of one prediction, in the order of its JSON: a part of the scored table's columns.
 PREDICTION_FIELDS = ("customer_id", "tier", "segment", "lifecycle_stage", "predicted_value", "churn_probability",
                      "action", "source", "fallback_reason", "reasons", "membership", "avg_days_between_orders",
-                     "expected_next_order_date", "next_order_probability", "churn_risk_band")
+                     "expected_next_order_date", "next_order_probability", "churn_risk_band", "segment_code",
+                     "lifecycle_stage_code", "churn_risk_band_code")
 
 
 def _output_field(column: Column) -> tuple[Any, Any]:
@@ -323,7 +326,7 @@ def to_columns(customers: Sequence[CustomerIn], personal_data_columns: Sequence[
 
 
 def response_payload(customer_ids: Sequence[str], scored: Mapping[str, Any], as_of: datetime, model_version: str,
-                     policy: TierPolicy, rules: FallbackRules) -> dict[str, Any]:
+                     policy: TierPolicy, rules: FallbackRules, m: Messages = ENGLISH) -> dict[str, Any]:
     """:class:`PredictResponse` as plain values (dicts, lists, str, float, None), which :func:`response_json`
     writes as the model would: one prediction per requested customer, in request order, from the scorer's
     table (a frame, or its columns).
@@ -340,13 +343,18 @@ def response_payload(customer_ids: Sequence[str], scored: Mapping[str, Any], as_
         if row["avg_days_between_orders"] != row["avg_days_between_orders"]:  # NaN: null
             row["avg_days_between_orders"] = None
         rows[row["customer_id"]] = row
-    no_history = {"tier": policy.new_customer.name, "segment": "no history", "lifecycle_stage": "new",
+    no_reason = m["fallback.no_transactions"]
+    no_history = {"tier": policy.new_customer.name, "segment": m.segment(NO_HISTORY_SEGMENT),
+                  "lifecycle_stage": m.stage("new"),
                   "predicted_value": 0.0, "churn_probability": rules.churn_probability_by_stage.get("new", 0.5),
-                  "action": policy.new_customer.action, "source": "fallback", "fallback_reason": NO_HISTORY_REASON,
-                  "reasons": [NO_HISTORY_REASON], "membership": policy.membership.levels[0].name,
-                  "avg_days_between_orders": None, "expected_next_order_date": None}
+                  "action": policy.new_customer.action, "source": "fallback", "fallback_reason": no_reason,
+                  "reasons": [no_reason], "membership": localised(policy, m).membership.levels[0].name,
+                  "avg_days_between_orders": None, "expected_next_order_date": None,
+                  "segment_code": NO_HISTORY_SEGMENT, "lifecycle_stage_code": "new"}
     no_history["next_order_probability"] = 1.0 - no_history["churn_probability"]
-    no_history["churn_risk_band"] = policy.churn_risk_bands.assign([no_history["churn_probability"]])[0]
+    no_history["churn_risk_band_code"] = policy.churn_risk_bands.assign([no_history["churn_probability"]])[0]
+    no_history["churn_risk_band"] = m.band(no_history["churn_risk_band_code"])
+    no_history = {name: no_history[name] for name in PREDICTION_FIELDS[1:]}  # in the answer's order
     predictions = [rows.get(cid) or {"customer_id": cid, **no_history} for cid in customer_ids]
     return {"model_version": model_version, "as_of": as_of, "predictions": predictions}
 
@@ -363,6 +371,7 @@ def response_json(payload: Mapping[str, Any]) -> bytes:
 
 
 def to_response(customer_ids: Sequence[str], scored: Mapping[str, Any], as_of: datetime, model_version: str,
-                policy: TierPolicy, rules: FallbackRules) -> PredictResponse:
+                policy: TierPolicy, rules: FallbackRules, m: Messages = ENGLISH) -> PredictResponse:
     """:func:`response_payload` as the validated :class:`PredictResponse`."""
-    return PredictResponse.model_validate(response_payload(customer_ids, scored, as_of, model_version, policy, rules))
+    return PredictResponse.model_validate(response_payload(customer_ids, scored, as_of, model_version, policy, rules,
+                                                           m))

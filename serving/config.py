@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules
+from tiercast.serving.i18n import Language
 from tiercast.training.policy import TierPolicy
 from tiercast.training.config import RegistryConfig
 
@@ -45,6 +46,7 @@ class ServingSettings(BaseModel):
     horizon_days: int = Field(default=180, ge=1, description="fallback horizon when no model says its own")
     personal_data_columns: list[str] = Field(default_factory=list)
     drop_identical_rows: bool = Field(default=False, description="config data.drop_identical_rows, as the loader")
+    language: Language = Field(default="en", description="config language: the language of the words in answers")
 
 
 SETTINGS_ENV_VAR = "TIERCAST_SERVING_SETTINGS"

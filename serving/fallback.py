@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiercast.features.lifecycle import STAGES
+from tiercast.serving.i18n import ENGLISH, Messages
 from tiercast.serving.reasons import number_text, phrase
 from tiercast.training.segments import rfm_segments
 
@@ -42,20 +43,23 @@ class FallbackRules(BaseModel):
         return self
 
 
-def rule_predictions(features: pd.DataFrame, horizon_days: int, rules: FallbackRules) -> pd.DataFrame:
-    """predicted_value, churn_probability, segment, rfm_score and reasons (a list per customer) from the
-    builder's columns alone."""
+def rule_predictions(features: pd.DataFrame, horizon_days: int, rules: FallbackRules, m: Messages = ENGLISH
+                     ) -> pd.DataFrame:
+    """predicted_value, churn_probability, segment (the RFM segment's code), rfm_score and reasons (a list per
+    customer, in ``m``'s language) from the builder's columns alone."""
     stage = features["lifecycle_stage"].to_numpy(dtype=object)
     churn = np.full(len(stage), np.nan)
     for name, probability in rules.churn_probability_by_stage.items():  # one pass per stage
         churn[stage == name] = probability
     days = np.maximum(features["tenure_days"].to_numpy(dtype=float), rules.min_rate_days)
     rate = np.clip(features["monetary_total"].to_numpy(dtype=float), 0, None) / days
-    r, f, m = (features[c].to_numpy(dtype=np.int64) for c in ("r_score", "f_score", "m_score"))
-    rfm = r + f + m
-    score_text = ("RFM score " + number_text(rfm) + " of 15 (recency " + number_text(r) + ", frequency "
-                  + number_text(f) + ", spend " + number_text(m) + " of 5)")
-    stage_text = phrase("recency_days", features) + ": " + stage + " customer"
+    r, f, money = (features[c].to_numpy(dtype=np.int64) for c in ("r_score", "f_score", "m_score"))
+    rfm = r + f + money
+    score_template, stage_template = m["reason.rfm_score"], m["reason.stage"]
+    score_text = [score_template.format(score=s, r=rs, f=fs, m=ms)
+                  for s, rs, fs, ms in zip(*(number_text(v, m).tolist() for v in (rfm, r, f, money)))]
+    stage_text = [stage_template.format(recency=text, stage=label)
+                  for text, label in zip(phrase("recency_days", features, m).tolist(), m.labels("stage", stage).tolist())]
     return pd.DataFrame({
         "predicted_value": rate * horizon_days * (1.0 - churn),
         "churn_probability": churn,

@@ -18,60 +18,60 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.builder import FeatureColumns
+from tiercast.serving.i18n import ENGLISH, Messages
 
 Texts = np.ndarray  # 1-D object array of str, one per customer
 # How to phrase a feature: the columns it reads, and the text of one customer's values of them.
 Phrasing = tuple[tuple[str, ...], Callable[..., str]]
 
-PERIOD_NAMES = {7: "week", 30: "month", 90: "quarter", 180: "half-year", 365: "year"}
+# Windows named as periods ("the last month"); others are said in days.
+NAMED_PERIOD_DAYS = frozenset((7, 30, 90, 180, 365))
 
 
-def _number(x: float) -> str:
-    if not math.isfinite(x):
-        return "unknown"
-    return f"{x:,.0f}" if abs(x) >= 10 or x.is_integer() else f"{x:,.1f}"
-
-
-def number_text(values: np.ndarray) -> Texts:
+def number_text(values: np.ndarray, m: Messages = ENGLISH) -> Texts:
     """Numbers as readable text: whole from 10 up or when whole, else one decimal; missing as 'unknown'."""
     v = np.asarray(values, dtype=float)
-    return np.array([_number(x) for x in v.ravel().tolist()], dtype=object).reshape(v.shape)
+    return np.array([m.number(x) for x in v.ravel().tolist()], dtype=object).reshape(v.shape)
 
 
-def _count(x: float, one: str, many: str) -> str:
-    """'1 order', '3 orders', '1,204 orders'."""
-    return f"{_number(x)} {one if x == 1 else many}"
+def _period(m: Messages, kind: str, days: int) -> str:
+    """'the last month', 'the previous 45 days', 'the last two quarters' (``kind``: last, previous, last_two)."""
+    if days in NAMED_PERIOD_DAYS:
+        return m[f"period.{kind}.{days}"]
+    return m.text(f"period.{kind}.days", days=2 * days if kind == "last_two" else days)
 
 
-def _percent(x: float) -> str:
-    return f"{x * 100:,.0f}%"
+def _recency(m: Messages) -> Callable[..., str]:
+    overdue, recent, usually = m["reason.recency.overdue"], m["reason.recency.recent"], m["reason.recency.usually"]
+    number = m.number
+
+    def text(recency: float, gap: float = math.nan) -> str:
+        has_gap = math.isfinite(gap) and gap > 0
+        late = recency > gap if has_gap else recency >= 30
+        head = (overdue if late else recent).format(days=number(recency))
+        return usually.format(head=head, gap=number(gap)) if has_gap else head
+    return text
 
 
-def _period(days: int) -> str:
-    return PERIOD_NAMES.get(days, f"{days} days")
-
-
-def _recency(recency: float, gap: float = math.nan) -> str:
-    has_gap = math.isfinite(gap) and gap > 0
-    overdue = recency > gap if has_gap else recency >= 30
-    head = f"no purchase for {_number(recency)} days" if overdue else f"last purchase {_number(recency)} days ago"
-    return f"{head}, usually every {_number(gap)}" if has_gap else head
-
-
-def _trend(noun: str, days: int) -> Callable[..., str]:
+def _trend(m: Messages, noun_key: str, days: int) -> Callable[..., str]:
     """The text of a symmetric trend t = (recent - before) / (|recent| + |before|) and the recent amount, with t
     as a percentage change: recent / before - 1 = 2t / (1 - t) for non-negative amounts."""
-    period = _period(days)
-    none = f"no {noun} in the last two {period}s" if days in PERIOD_NAMES else f"no {noun} in the last {2 * days} days"
+    noun = m[noun_key]
+    previous = _period(m, "previous", days)
+    after_none = m.text("reason.trend.after_none", noun=noun, last=_period(m, "last", days))
+    none = m.text("reason.trend.none", noun=noun, last_two=_period(m, "last_two", days))
+    unknown = m.text("reason.trend.unknown", noun=noun)
+    steady = m.text("reason.trend.steady", noun=noun, previous=previous)
+    up, down = m["reason.trend.up"], m["reason.trend.down"]
 
     def text(t: float, recent: float = math.nan) -> str:
         if not math.isfinite(t):
-            return f"{noun} trend unknown"
+            return unknown
         if t >= 1:
-            return f"{noun} in the last {period} after none in the one before"
+            return after_none
         if t == 0:
-            return none if recent == 0 else f"{noun} steady on the previous {period}"
-        return f"{noun} {'up' if t > 0 else 'down'} {_percent(abs(2 * t / (1 - t)))} on the previous {period}"
+            return none if recent == 0 else steady
+        return (up if t > 0 else down).format(noun=noun, percent=m.percent(abs(2 * t / (1 - t))), previous=previous)
     return text
 
 
@@ -80,80 +80,90 @@ def _known(missing: str, text: Callable[[float], str]) -> Callable[[float], str]
     return lambda x: missing if math.isnan(x) else text(x)
 
 
-# Features phrased from their own value alone: name -> text of one customer's value.
-_SIMPLE: dict[str, Callable[[float], str]] = {
-    "frequency": lambda x: f"{_count(x, 'order', 'orders')} so far",
-    "purchase_days": lambda x: f"bought on {_count(x, 'day', 'different days')}",
-    "monetary_total": lambda x: f"spent {_number(x)} in total",
-    "monetary_mean": _known("no order value yet", lambda x: f"average order {_number(x)}"),
-    "monetary_max": _known("no order value yet", lambda x: f"largest order {_number(x)}"),
-    "tenure_days": lambda x: f"customer for {_number(x)} days",
-    "gap_mean_days": _known("no repeat purchase yet", lambda x: f"usually buys every {_number(x)} days"),
-    "gap_std_days": _known("too few purchases to judge the rhythm",
-                           lambda x: f"purchase gaps vary by {_number(x)} days"),
-    "refund_count": lambda x: "no refunds" if x == 0 else _count(x, "refund", "refunds"),
-    "refund_share": _known("no purchase to refund", lambda x: f"{_percent(x)} of spend refunded"),
-    "return_line_share": lambda x: f"{_percent(x)} of lines returned or cancelled",
-    "cancelled_orders": lambda x: "no cancelled orders" if x == 0 else _count(x, "cancelled order", "cancelled orders"),
-    "largest_order_share": _known("no order value yet", lambda x: f"largest order {_percent(x)} of spend"),
-    "orders_per_purchase_day": _known("no purchase day yet", lambda x: f"{_number(x)} orders per shopping day"),
-    "lines_per_order": _known("no order yet", lambda x: f"{_number(x)} lines per order"),
-    "n_products": _known("no products on record", lambda x: f"bought {_count(x, 'product', 'different products')}"),
-    "products_per_order": _known("no products on record", lambda x: f"{_number(x)} products per order"),
+# Features phrased from their own value alone: name -> (how the value is shown, the catalogue key of the text
+# when it is missing, or None when it cannot be). "number" and "percent" fill ``reason.NAME`` with the value;
+# "count" chooses ``reason.NAME.one`` or ``.other``; "count0" says ``reason.NAME.zero`` for none.
+_SIMPLE: dict[str, tuple[str, str | None]] = {
+    "frequency": ("count", None),
+    "purchase_days": ("count", None),
+    "monetary_total": ("number", None),
+    "monetary_mean": ("number", "missing.order_value"),
+    "monetary_max": ("number", "missing.order_value"),
+    "tenure_days": ("number", None),
+    "gap_mean_days": ("number", "missing.repeat_purchase"),
+    "gap_std_days": ("number", "missing.rhythm"),
+    "refund_count": ("count0", None),
+    "refund_share": ("percent", "missing.purchase_to_refund"),
+    "return_line_share": ("percent", None),
+    "cancelled_orders": ("count0", None),
+    "largest_order_share": ("percent", "missing.order_value"),
+    "orders_per_purchase_day": ("number", "missing.purchase_day"),
+    "lines_per_order": ("number", "missing.order"),
+    "n_products": ("count", "missing.products"),
+    "products_per_order": ("number", "missing.products"),
     # Unknown item counts and categories: none bought yet, or none sent (a request without those columns).
-    "quantity_total": _known("no item counts on record", lambda x: f"{_count(x, 'item', 'items')} bought"),
-    "quantity_per_order": _known("no item counts on record", lambda x: f"{_number(x)} items per order"),
-    "n_categories": _known("no category on record", lambda x: f"bought in {_count(x, 'category', 'categories')}"),
-    "top_category_share": _known("no category on record",
-                                 lambda x: f"{_percent(x)} of purchases in the favourite category"),
-    "category_entropy": _known("no category on record", lambda x: f"category variety {_number(x)}"),
-    "survey_score_last": _known("no satisfaction survey", lambda x: f"latest satisfaction score {_number(x)}"),
-    "survey_score_mean": _known("no satisfaction survey", lambda x: f"average satisfaction score {_number(x)}"),
-    "days_since_interaction": _known("no contact on record", lambda x: f"last contact {_number(x)} days ago"),
-    "signup_tenure_days": _known("no signup date", lambda x: f"signed up {_number(x)} days ago"),
+    "quantity_total": ("count", "missing.item_counts"),
+    "quantity_per_order": ("number", "missing.item_counts"),
+    "n_categories": ("count", "missing.category"),
+    "top_category_share": ("percent", "missing.category"),
+    "category_entropy": ("number", "missing.category"),
+    "survey_score_last": ("number", "missing.survey"),
+    "survey_score_mean": ("number", "missing.survey"),
+    "days_since_interaction": ("number", "missing.contact"),
+    "signup_tenure_days": ("number", "missing.signup"),
 }
 
 # Model inputs derived inside a model (not builder columns): named without a value.
-_DERIVED = {
-    "bgnbd_expected_purchases": "purchases expected from the buying pattern",
-    "bgnbd_probability_alive": "chance of still being a customer, from the buying pattern",
-    "bgnbd_expected_value": "spend expected from the buying pattern",
-    "bgnbd_churn_probability": "chance of no purchase, from the buying pattern",
-}
+_DERIVED = ("bgnbd_expected_purchases", "bgnbd_probability_alive", "bgnbd_expected_value", "bgnbd_churn_probability")
 
 _WINDOW = re.compile(r"(orders|spend|trend_orders|trend_spend|support_tickets|complaints)_(\d+)d")
-_NOUNS = {"orders": ("order", "orders"), "support_tickets": ("support ticket", "support tickets"),
-          "complaints": ("complaint", "complaints")}
 
 
-def _phrasing(feature: str, frame: pd.DataFrame | FeatureColumns) -> Phrasing:
+def _simple(m: Messages, feature: str) -> Callable[[float], str]:
+    """The text of one customer's value of a :data:`_SIMPLE` feature."""
+    shown, missing = _SIMPLE[feature]
+    key, number = f"reason.{feature}", m.number  # looked up once: phrased for thousands of customers
+    if shown in ("number", "percent"):
+        template, shown_as = m[key], (number if shown == "number" else m.percent)
+        text: Callable[[float], str] = lambda x: template.format(n=shown_as(x))  # noqa: E731
+    else:
+        one, other = m[f"{key}.one"], m[f"{key}.other"]
+        text = lambda x: (one if x == 1 else other).format(n=number(x))  # noqa: E731
+        if shown == "count0":
+            zero, counted = m[f"{key}.zero"], text
+            text = lambda x: zero if x == 0 else counted(x)  # noqa: E731
+    return _known(m[missing], text) if missing else text
+
+
+def _phrasing(feature: str, frame: pd.DataFrame | FeatureColumns, m: Messages = ENGLISH) -> Phrasing:
     """How ``feature`` is phrased from ``frame``'s columns; a column missing from the frame reads as NaN."""
     if feature in ("recency_days", "recency_over_gap") and "recency_days" in frame:
-        return ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",), _recency
+        return ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",), _recency(m)
     if feature not in frame:
-        text = _DERIVED.get(feature, feature.replace("_", " "))
+        text = m[f"derived.{feature}"] if feature in _DERIVED else feature.replace("_", " ")
         return (), lambda: text
     if feature in _SIMPLE:
-        return (feature,), _SIMPLE[feature]
+        return (feature,), _simple(m, feature)
     window = _WINDOW.fullmatch(feature)
     if window:
         kind, days = window[1], int(window[2])
         if kind.startswith("trend_"):
-            noun, recent = ("spend" if kind == "trend_spend" else "orders"), f"{kind.removeprefix('trend_')}_{days}d"
-            return (feature, recent) if recent in frame else (feature,), _trend(noun, days)
-        period = f"the last {_period(days)}" if days in PERIOD_NAMES else f"the last {days} days"
+            noun, recent = ("noun.spend" if kind == "trend_spend" else "noun.orders"), f"{kind.removeprefix('trend_')}_{days}d"
+            return (feature, recent) if recent in frame else (feature,), _trend(m, noun, days)
+        last = _period(m, "last", days)
         if kind == "spend":
-            return (feature,), lambda x: f"no spend in {period}" if x == 0 else f"spent {_number(x)} in {period}"
-        one, many = _NOUNS[kind]
-        return (feature,), lambda x: f"no {many} in {period}" if x == 0 else f"{_count(x, one, many)} in {period}"
+            none, spent = m.text("reason.window.no_spend", last=last), m["reason.window.spend"]
+            return (feature,), lambda x: none if x == 0 else spent.format(amount=m.number(x), last=last)
+        none, counted = m.text("reason.window.none", noun=m[f"noun.{kind}"], last=last), m["reason.window.count"]
+        return (feature,), lambda x: none if x == 0 else counted.format(count=m.count(f"count.{kind}", x), last=last)
     if feature.startswith("channel_share_"):
-        channel = feature.removeprefix("channel_share_").replace("_", " ")
-        return (feature,), _known("no purchase channel on record",
-                                  lambda x: f"{_percent(x)} of purchases via {channel}")
+        channel, template = feature.removeprefix("channel_share_").replace("_", " "), m["reason.channel_share"]
+        return (feature,), _known(m["missing.channel"], lambda x: template.format(n=m.percent(x), channel=channel))
     name = feature.removeprefix("profile_").replace("_", " ")
+    unknown = m.text("reason.profile_unknown", name=name)
     if pd.api.types.is_numeric_dtype(frame[feature].dtype):
-        return (feature,), _known(f"{name} unknown", lambda x: f"{name} {_number(x)}")
-    return (feature,), lambda x: f"{name} unknown" if x is None else f"{name}: {x}"
+        return (feature,), _known(unknown, lambda x: m.text("reason.profile_number", name=name, n=m.number(x)))
+    return (feature,), lambda x: unknown if x is None else m.text("reason.profile_text", name=name, value=x)
 
 
 def _values(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -> list[float] | list[str | None]:
@@ -164,19 +174,20 @@ def _values(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -
     return [None if missing else str(value) for value, missing in zip(part.tolist(), pd.isna(part).tolist())]
 
 
-def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray) -> list[str]:
+def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray, m: Messages = ENGLISH
+             ) -> list[str]:
     """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values."""
-    needs, text = _phrasing(feature, frame)
+    needs, text = _phrasing(feature, frame, m)
     if not needs:
         return [text()] * len(rows)
     return list(map(text, *(_values(frame[name], rows) for name in needs)))
 
 
-def phrase(feature: str, frame: pd.DataFrame | FeatureColumns) -> Texts:
-    """One feature's value, phrased for a person, for every row of ``frame`` (the feature builder's output).
-
-    A feature the frame does not hold (a model input derived elsewhere) is named without a value."""
-    return np.array(_phrases(feature, frame, np.arange(len(frame))), dtype=object)
+def phrase(feature: str, frame: pd.DataFrame | FeatureColumns, m: Messages = ENGLISH) -> Texts:
+    """One feature's value, phrased for a person in ``m``'s language, for every row of ``frame`` (the feature
+    builder's output). A feature the frame does not hold (a model input derived elsewhere) is named without a
+    value."""
+    return np.array(_phrases(feature, frame, np.arange(len(frame)), m), dtype=object)
 
 
 def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -186,9 +197,13 @@ def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return picked, np.take_along_axis(values, picked, axis=1)
 
 
+EFFECT_KEYS = {"value": "effect.value", "churn risk": "effect.churn"}
+
+
 def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame | FeatureColumns, label: str,
-                n: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Each customer's ``n`` strongest contributions to ``label``, phrased, with their effect.
+                n: int = 2, m: Messages = ENGLISH) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's ``n`` strongest contributions to ``label`` (``value`` or ``churn risk``), phrased in
+    ``m``'s language, with their effect.
 
     ``contributions`` (customers, features named by ``names``) and ``features`` have one row per customer
     in the same order. Returns two object arrays of shape (customers, n): the phrases and the effects
@@ -207,26 +222,28 @@ def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.Da
     end = count.cumsum()
     texts: list[str] = []
     for j in count.nonzero()[0]:  # one pass per feature chosen by anyone
-        texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]])
+        texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]], m)
     phrases = np.full(picked.shape, None, dtype=object)
     phrases[rows, ranks] = np.array(texts, dtype=object)
-    effects = np.array([f"lowers {label}", f"raises {label}"], dtype=object)[(strength > 0).astype(np.intp)]
+    key = EFFECT_KEYS[label]
+    effects = np.array([m[f"{key}.lowers"], m[f"{key}.raises"]], dtype=object)[(strength > 0).astype(np.intp)]
     effects[~moved] = None
     return phrases, effects
 
 
-def _merged(phrases: list[str | None], effects: list[str | None]) -> list[str]:
+def _merged(phrases: list[str | None], effects: list[str | None], m: Messages) -> list[str]:
     """One customer's reasons, each phrase said once with all its effects."""
     found: dict[str, dict[str, None]] = {}  # phrase -> its effects, each once, in order
     for text, effect in zip(phrases, effects):
         if text is not None:
             found.setdefault(text, {})[effect] = None
-    return [f"{text} ({', '.join(said)})" for text, said in found.items()]
+    template = m["reason.with_effects"]
+    return [template.format(text=text, effects=m.join(list(said))) for text, said in found.items()]
 
 
-def reason_lists(*reasons: tuple[np.ndarray, np.ndarray]) -> list[list[str]]:
+def reason_lists(*reasons: tuple[np.ndarray, np.ndarray], m: Messages = ENGLISH) -> list[list[str]]:
     """One list of reasons per customer from several :func:`top_reasons` results, strongest first; a phrase
-    given by more than one model is said once with all its effects."""
+    given by more than one model is said once with all its effects (joined in ``m``'s language)."""
     phrases = np.hstack([p for p, _ in reasons])
     effects = np.hstack([e for _, e in reasons])
-    return [_merged(p, e) for p, e in zip(phrases.tolist(), effects.tolist())]
+    return [_merged(p, e, m) for p, e in zip(phrases.tolist(), effects.tolist())]

@@ -23,6 +23,7 @@ from tiercast.features.encoding import NS_PER_DAY, instant_ns, instants_ns, look
 from tiercast.features.schema import SCORED, SCORED_CONTRACT
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.fallback import FallbackRules, rule_predictions
+from tiercast.serving.i18n import Messages, localised, messages
 from tiercast.serving.next_order import NEXT_ORDER_COLUMNS, next_order
 from tiercast.serving.reasons import reason_lists, top_reasons
 from tiercast.training.config import RegistryConfig
@@ -154,11 +155,12 @@ def _extension(value_model: Any, label_days: int, horizon_days: int) -> HorizonE
     return HorizonExtension.of(classic, horizon_days)
 
 
-def _model_predictions(bundle: ModelBundle, features: FeatureColumns) -> dict[str, np.ndarray]:
+def _model_predictions(bundle: ModelBundle, features: FeatureColumns, m: Messages) -> dict[str, np.ndarray]:
     (value, value_drivers), (churn, churn_drivers) = bundle.explain(features)
     reasons = np.empty(len(features), dtype=object)
-    reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2),
-                              top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1))
+    reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2, m=m),
+                              top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1, m=m),
+                              m=m)
     return {"predicted_value": np.asarray(value, dtype=float),
             "churn_probability": np.asarray(churn, dtype=float),
             "segment": np.asarray(bundle.segments.predict(features), dtype=object),
@@ -184,21 +186,27 @@ def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.
 def score(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
           bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
           customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
-          horizon_days: int = 180, unavailable_reason: str = "no champion models") -> pd.DataFrame:
+          horizon_days: int = 180, unavailable_reason: str | None = None, language: str = "en") -> pd.DataFrame:
     """Score every customer with history before ``as_of``; one row each, in customer_id order.
 
     Columns: :data:`SCORE_COLUMNS` (the contract's, with ``fallback_reason``) then :data:`EXTRA_COLUMNS`
-    (the value tier before the overlays, the membership level and the trailing spend it is based on)."""
+    (the value tier before the overlays, the membership level and the trailing spend it is based on, when the
+    next order is expected, and the codes behind the labels). Words for people are in ``language``."""
     return pd.DataFrame(score_columns(transactions, as_of, policy, spec, bundle, fallback_rules, customers,
-                                      interactions, horizon_days, unavailable_reason))
+                                      interactions, horizon_days, unavailable_reason, language))
 
 
 def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
                   bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
                   customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
-                  horizon_days: int = 180, unavailable_reason: str = "no champion models") -> dict[str, np.ndarray]:
+                  horizon_days: int = 180, unavailable_reason: str | None = None,
+                  language: str = "en") -> dict[str, np.ndarray]:
     """:func:`score`'s table as its columns (name -> array, in order), for callers that need no frame (the
     service writes its answer straight from them)."""
+    m = messages(language)
+    policy = localised(policy, m)
+    unavailable = (m["fallback.no_models"] if unavailable_reason is None
+                   else m.text("fallback.models_unavailable", detail=unavailable_reason))
     rules = fallback_rules or FallbackRules()
     builder = bundle.builder if bundle else FeatureBuilder(spec)
     features = builder.transform_columns(transactions, as_of, customers, interactions)
@@ -208,15 +216,15 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
               "segment": np.empty(n, dtype=object), "reasons": np.empty(n, dtype=object)}
     rank = np.full(n, np.nan)  # what the tier thresholds compare: predicted value, or the rules' RFM score
     source = np.full(n, "fallback", dtype=object)
-    reason = np.full(n, unavailable_reason, dtype=object)
+    reason = np.full(n, unavailable, dtype=object)
     limits = np.tile(policy.rfm_thresholds(), (n, 1))
     if bundle is not None and n:
         try:
             thresholds = policy.model_thresholds(bundle.tier_thresholds)
-            modelled = _model_predictions(bundle.at(as_of), features)
+            modelled = _model_predictions(bundle.at(as_of), features, m)
         except Exception as err:  # a model that fails at predict time must not take the answer down
             log.warning("models failed, every customer gets the rule fallback: %s", err)
-            reason[:] = f"models failed: {type(err).__name__}: {err}"
+            reason[:] = m.text("fallback.models_failed", detail=f"{type(err).__name__}: {err}")
         else:
             finite = np.isfinite(modelled["predicted_value"]) & np.isfinite(modelled["churn_probability"])
             # Too short a history of one's own gives confident-looking model numbers that mean little.
@@ -228,14 +236,14 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
             rank[ok] = modelled["predicted_value"][ok]
             source[ok] = "model"
             reason = np.full(n, None, dtype=object)
-            reason[thin] = [f"too little history: first seen {t:.0f} days before as_of, models need "
-                            f"{rules.min_history_days}" for t in tenure[thin]]
-            reason[~finite] = "models gave no finite prediction for this customer"
+            reason[thin] = [m.text("fallback.too_little_history", days=f"{t:.0f}", need=rules.min_history_days)
+                            for t in tenure[thin]]
+            reason[~finite] = m["fallback.no_finite_prediction"]
             limits[ok] = thresholds
     fallback = source == "fallback"
     if fallback.any():  # the rules answer only for the customers the models did not
         table = features.frame()  # the rules read a frame; a fallback is the exception, not the hot path
-        rules_say = rule_predictions(table if fallback.all() else table[fallback], horizon, rules)
+        rules_say = rule_predictions(table if fallback.all() else table[fallback], horizon, rules, m)
         for column, values in answer.items():
             values[fallback] = rules_say[column].to_numpy()
         rank[fallback] = rules_say["rfm_score"].to_numpy(dtype=float)
@@ -250,8 +258,8 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
         "as_of": np.full(n, _naive_utc(as_of).date().isoformat(), dtype=object),
         "predicted_value": answer["predicted_value"].astype(float),
         "churn_probability": answer["churn_probability"].astype(float),
-        "segment": answer["segment"],
-        "lifecycle_stage": features["lifecycle_stage"],
+        "segment": m.labels("segment", answer["segment"]),
+        "lifecycle_stage": m.labels("stage", features["lifecycle_stage"]),
         "tier": tiers["tier"],
         "action": tiers["action"],
         "source": source,
@@ -261,4 +269,8 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
         "membership": policy.membership.assign(spend),
         "trailing_spend": spend,
         **{column: timing[column] for column in NEXT_ORDER_COLUMNS},
+        "churn_risk_band": m.labels("band", timing["churn_risk_band"]),
+        "segment_code": answer["segment"],
+        "lifecycle_stage_code": features["lifecycle_stage"],
+        "churn_risk_band_code": timing["churn_risk_band"],
     }

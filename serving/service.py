@@ -41,6 +41,7 @@ from tiercast.serving.api import (
 )
 from tiercast.serving.config import SETTINGS_ENV_VAR, ServingSettings, settings_from_env
 from tiercast.serving.http import BENTOML_REQUEST_LOGGER, ClientErrorLog, ModelCardRoute, RequestGuard, public_reason
+from tiercast.serving.i18n import messages
 from tiercast.serving.model_slot import RELOAD_SIGNAL_ENV_VAR, ModelSlot, ReloadSignal
 from tiercast.serving.scorer import ModelBundle, score_columns
 from tiercast.training.registry import configure_mlflow
@@ -100,10 +101,11 @@ class Tiercast:
         """The :class:`PredictResponse` JSON, written from plain values (see :func:`response_json`)."""
         tx, people, interactions = to_columns(customers, SETTINGS.personal_data_columns, SETTINGS.drop_identical_rows)
         scored = score_columns(tx, pd.Timestamp(as_of), SETTINGS.policy, SETTINGS.features, bundle, SETTINGS.fallback,
-                               people, interactions, SETTINGS.horizon_days, unavailable_reason=public_reason(reason))
+                               people, interactions, SETTINGS.horizon_days, unavailable_reason=public_reason(reason),
+                               language=SETTINGS.language)
         version = bundle.version_label if bundle is not None else FALLBACK_VERSION
         payload = response_payload([c.customer_id for c in customers], scored, as_of, version, SETTINGS.policy,
-                                   SETTINGS.fallback)
+                                   SETTINGS.fallback, messages(SETTINGS.language))
         for source, count in Counter(p["source"] for p in payload["predictions"]).items():
             PREDICTIONS.labels(source=source).inc(count)
         return Response(response_json(payload), media_type="application/json")

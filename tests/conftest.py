@@ -7,6 +7,7 @@ never change it in place.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -78,3 +79,29 @@ def headless_browser(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
         return screenshot if screenshot else done.stdout
 
     return render
+
+
+class EnglishWords:
+    """The English words (three letters or more) a person would read in a text, for checking output in another
+    language. Not words a person reads: names (the product, which is also the command typed; its tracking
+    server; the bundled data set), identifiers quoted as written (a registry alias such as 'champion', a
+    `command` to type), ids (letters run together with digits, as in a run id), paths
+    and URLs (anything with a slash), and log records (the operator's diagnostics, in English like the
+    libraries' own)."""
+
+    NAMES = ("tiercast", "MLflow", "CDNOW")
+    WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{3,}(?![A-Za-z0-9])")  # letters run together with digits: an id
+    LOG_RECORD = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
+    PATH = re.compile(r"\S*/\S*")
+    QUOTED = re.compile(r"'[^'\s]+'|`[^`]+`")
+
+    def __call__(self, text: str) -> list[str]:
+        lines = [line for line in str(text).splitlines() if not self.LOG_RECORD.match(line)]
+        kept = self.QUOTED.sub(" ", self.PATH.sub(" ", "\n".join(lines)))
+        return [w for w in self.WORD.findall(kept) if w not in self.NAMES]
+
+
+@pytest.fixture(scope="session")
+def english_words() -> EnglishWords:
+    """``english_words(text)``: the English words a person would read in ``text`` (see :class:`EnglishWords`)."""
+    return EnglishWords()

@@ -25,7 +25,7 @@ from tiercast.database_output import database_target
 from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
-from tiercast.training.quality_card import card_text
+from tiercast.serving.i18n import Messages, card_text, data_error_text, messages
 from tiercast.training.sufficiency import InsufficientData
 
 EXIT_BAD_INPUT = 2
@@ -128,34 +128,45 @@ def _confidence(text: str) -> float:
 
 
 # ------------------------------------------------------------------------------- commands: job, then summary
-def _print_training(training: jobs.Training) -> None:
+def _print_training(training: jobs.Training, m: Messages) -> None:
     result = training.result
-    print(f"MLflow run {result.run_id} in {training.store}")
-    print(f"  on the validation window {result.validation_window}:  tiercast  (BG/NBD + Gamma-Gamma)")
+    print(m.text("cli.mlflow_run", run_id=result.run_id, store=training.store))
+    print(m.text("cli.validation", window=result.validation_window))
     for name in ("value_gini", "value_spearman", "value_top20_capture", "value_total_ratio", "churn_auc"):
         if name in result.metrics:
-            print(f"  {name:<22} {result.metrics[name]:.3f}     ({result.baseline.get(name, float('nan')):.3f})")
-    print(f"  registered versions: {result.versions}")
-    print(f"  {result.decision}")
-    print(card_text(result.quality_card))
+            print(f"  {m[f'metric.{name}']:<22} {result.metrics[name]:.3f}     "
+                  f"({result.baseline.get(name, float('nan')):.3f})")
+    print(m.text("cli.registered", versions=result.versions))
+    print(m.text("cli.promoted" if result.promoted else "cli.kept", detail=result.decision))
+    print(card_text(result.quality_card, m))
 
 
-def _print_scores(scoring: jobs.Scoring) -> None:
+def _print_scores(scoring: jobs.Scoring, m: Messages) -> None:
     scores = scoring.scores
     tiers = scores.groupby("tier").agg(customers=("customer_id", "size"), predicted_value=("predicted_value", "sum"))
     _print_score_summary(len(scores), scoring.out, scoring.fallback_reason, scores["source"].value_counts().to_dict(),
-                         tiers)
+                         tiers, m)
 
 
-def _print_score_summary(customers: int, out: object, fallback_reason: str, sources: dict, tiers: pd.DataFrame
-                         ) -> None:
+def _headers(table: pd.DataFrame, m: Messages, rows: str, columns: str) -> pd.DataFrame:
+    """``table`` with its row and column names, and the names of its axes, in ``m``'s language: names are
+    looked up as ``rows.NAME`` and ``columns.NAME`` (``cli.column.NAME`` for the axes)."""
+    def said(kind: str, name: object) -> object:
+        return m.table.get(f"{kind}.{name}", name)
+    shown = table.rename(index=lambda n: said(rows, n), columns=lambda n: said(columns, n))
+    return shown.rename_axis(index=said("cli.column", table.index.name), columns=said("cli.column", table.columns.name))
+
+
+def _print_score_summary(customers: int, out: object, fallback_reason: str, sources: dict, tiers: pd.DataFrame,
+                         m: Messages) -> None:
     """What a scoring did: customers, where they went, by which source, and each tier's customers and value."""
-    print(f"Scored {customers:,} customers -> {out}")
+    print(m.text("cli.scored", customers=f"{customers:,}", out=out))
     if fallback_reason:
-        print(f"tiercast: warning: every customer was scored by the rule-based fallback, not the models: "
-              f"{fallback_reason}", file=sys.stderr)
-    print(f"  sources: {sources}")
-    print(tiers.sort_values("predicted_value", ascending=False).to_string(float_format=lambda v: f"{v:,.0f}"))
+        print(m.text("cli.all_fallback", reason=m.text("fallback.models_unavailable", detail=fallback_reason)),
+              file=sys.stderr)
+    print(m.text("cli.sources", sources={m.source(k): v for k, v in sources.items()}))
+    ranked = tiers.sort_values("predicted_value", ascending=False)
+    print(_headers(ranked, m, "tier", "cli.column").to_string(float_format=lambda v: f"{v:,.0f}"))
 
 
 def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
@@ -165,7 +176,7 @@ def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
         training = spark_jobs.train(config, _inputs(args, spark=True), args.cutoff, args.horizon_days, args.trials)
     else:
         training = jobs.train(config, _inputs(args), args.cutoff, args.horizon_days, args.trials)
-    _print_training(training)
+    _print_training(training, messages(config.language))
     return 0
 
 
@@ -174,17 +185,18 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         from tiercast import spark_jobs
 
         done = spark_jobs.score(config, _inputs(args, spark=True), args.as_of, args.out)
-        _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers)
+        _print_score_summary(done.customers, done.out, done.fallback_reason, done.sources, done.tiers,
+                             messages(config.language))
     else:
         from tiercast import spilled_jobs
 
         inputs, out = _inputs(args), _out(args, config)
         summary = spilled_jobs.score(config, inputs, args.as_of, out) if _files(inputs, out) else None
         if summary is None:
-            _print_scores(jobs.score(config, inputs, args.as_of, out))
+            _print_scores(jobs.score(config, inputs, args.as_of, out), messages(config.language))
         else:  # scored a bucket at a time: the summary, not the scores, is at hand
             _print_score_summary(summary.customers, summary.out, summary.fallback_reason, summary.sources,
-                                 summary.tiers)
+                                 summary.tiers, messages(config.language))
     return 0
 
 
@@ -196,23 +208,27 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
                                        _out(args, config, spark=True))
     else:
         backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, _out(args, config))
-    print(f"Backtest at {args.cutoff.date()}, horizon {args.horizon_days} days: {len(backtest.scores):,} customers "
-          f"-> {backtest.out}")
-    print(backtest.comparison.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    m = messages(config.language)
+    print(m.text("cli.backtest", cutoff=args.cutoff.date(), days=args.horizon_days, customers=f"{len(backtest.scores):,}",
+                 out=backtest.out))
+    print(_headers(backtest.comparison.T, m, "metric", "model").to_string(float_format=lambda v: f"{v:.3f}",
+                                                                          na_rep=m["cli.not_applicable"]))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace, config: AppConfig) -> int:
     settings = config.demo
+    m = messages(config.language)
     started = time.perf_counter()
-    print(f"tiercast demo: CDNOW purchases ({settings.transactions_path().name}), trained at {settings.cutoff}, "
-          f"horizon {settings.horizon_days} days")
-    demo = jobs.demo(config, trained=_print_training)
-    _print_scores(demo.scoring)
-    print(f"\nDone in {time.perf_counter() - started:.0f} s. Where to look next:")
-    print(f"  scored customers:  {demo.scoring.out.resolve()}")
-    print(f"  experiments (UI):  mlflow ui --backend-store-uri {demo.training.store}   (or: make mlflow-ui)")
-    print("  prediction API:    tiercast serve   (or: make serve), then POST http://127.0.0.1:3000/predict")
+    print(m.text("cli.demo", file=settings.transactions_path().name, cutoff=settings.cutoff, days=settings.horizon_days))
+    demo = jobs.demo(config, trained=lambda training: _print_training(training, m))
+    _print_scores(demo.scoring, m)
+    print(m.text("cli.done", seconds=f"{time.perf_counter() - started:.0f}"))
+    print(m.text("cli.look_scores", path=demo.scoring.out.resolve()))
+    print(m.text("cli.look_mlflow", command=f"mlflow ui --backend-store-uri {demo.training.store}",
+                 make="make mlflow-ui"))
+    print(m.text("cli.look_service", command="tiercast serve", make="make serve",
+                 request="POST http://127.0.0.1:3000/predict"))
     return 0
 
 
@@ -264,8 +280,9 @@ def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
 
 def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
     done = jobs.report(config, args.scores, args.out, args.previous, args.model_alias, args.history)
-    print(card_text(done.quality_card) if done.quality_card else f"Model quality: no card ({done.card_source})")
-    print(f"Report on {done.customers:,} customers -> {done.page}")
+    m = messages(config.language)
+    print(card_text(done.quality_card, m) if done.quality_card else m.text("card.none", why=done.card_source))
+    print(m.text("cli.report", customers=f"{done.customers:,}", page=done.page))
     return 0
 
 
@@ -437,21 +454,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "no_product_id", False) and not args.line_items:
         parser.error("simulate: --no-product-id needs --line-items")
     _setup_logging(args.verbose)
+    config: AppConfig | None = None
     try:
         config = load_config(args.config)
         return args.handler(args, config)
     except (DataError, ConfigError, InsufficientData, OutputError, jobs.OptionError) as err:
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_BAD_INPUT
     except jobs.ModelsUnavailableError as err:
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_NO_MODELS
     except FolderBusy as err:
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_BUSY
     except InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
-        print(f"tiercast {args.command}: error: {err}", file=sys.stderr)
+        print(_error(args.command, err, config), file=sys.stderr)
         return 1
+
+
+def _error(command: str, err: Exception, config: AppConfig | None) -> str:
+    """The error line, in the configured language (English before the config is read)."""
+    m = messages(config.language if config else "en")
+    return m.text("cli.error", command=command, error=data_error_text(err, m) if isinstance(err, DataError) else err)
 
 
 if __name__ == "__main__":

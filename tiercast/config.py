@@ -19,6 +19,7 @@ from tiercast.features.schema import DataConfig
 from tiercast.features.spec import FeatureSpec
 from tiercast.serving.config import ServiceConfig
 from tiercast.serving.fallback import FallbackRules
+from tiercast.serving.i18n import Language
 from tiercast.spark import EngineConfig
 from tiercast.training.config import TrainingConfig
 from tiercast.training.policy import TierPolicy
@@ -46,6 +47,9 @@ class DemoConfig(BaseModel):
 class AppConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # The language of every word tiercast writes for people (scored labels and reasons, the service's answers,
+    # the report, the command line's summaries); codes for programs stay the same in every language.
+    language: Language = "en"
     data: DataConfig = Field(default_factory=DataConfig)
     features: FeatureSpec = Field(default_factory=FeatureSpec)
     training: TrainingConfig = Field(default_factory=TrainingConfig)

@@ -147,7 +147,7 @@ def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root
 
     bundle = jobs.champion_models(config, "tiercast cycle")
     scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions, bundle.horizon_days)
+                             data.customers, data.interactions, bundle.horizon_days, language=config.language)
     write_table(jobs.flat_scores(scores), folder / SCORES_FILE)
     record["models"] = bundle.version_label
     _decide(folder, decisions, f"scored {len(scores):,} customers with {bundle.version_label}")
@@ -160,7 +160,7 @@ def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root
     write_report(scores, folder / REPORT_FOLDER, config.policy, previous_scores, source=str(folder / SCORES_FILE),
                  previous_source=str(previous[1] / SCORES_FILE) if previous else "",
                  quality_card=bundle.quality_card, card_source=bundle.version_label,
-                 history=cycle_history(root, folder))
+                 history=cycle_history(root, folder), language=config.language)
     record["decisions"] = decisions
     _write_json(folder / MARKER, record)
     return CycleRun(folder, json.loads((folder / MARKER).read_text()), False)

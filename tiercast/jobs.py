@@ -70,10 +70,11 @@ def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) ->
 def require_first_before(first: pd.Timestamp, as_of: pd.Timestamp, transactions: Path) -> None:
     """:func:`require_history` given the first transaction's time."""
     if pd.isna(first):
-        raise DataError(transactions, "no transactions left to use", "timestamp")
+        raise DataError(transactions, "no transactions left to use", "timestamp", key="no_transactions")
     if not first < as_of:
         raise DataError(transactions, f"no customer has a transaction before {as_of.date()}: the first one is "
-                        f"on {first.date()}", "timestamp")
+                        f"on {first.date()}", "timestamp", key="as_of_before_history",
+                        values={"as_of": as_of.date(), "first": first.date()})
 
 
 def bucket_engine(config: AppConfig) -> BucketEngine:
@@ -170,7 +171,7 @@ def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bu
     def scores(b: int) -> pd.DataFrame:
         bucket = buckets.bucket(b)
         return score_customers(bucket.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                               bucket.customers, bucket.interactions, horizon_days, reason)
+                               bucket.customers, bucket.interactions, horizon_days, reason, config.language)
 
     return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
 
@@ -250,7 +251,7 @@ def serve(config: AppConfig, host: str | None = None, port: int | None = None, w
                                fallback=config.fallback, registry=config.training.registry,
                                horizon_days=config.training.horizon_days,
                                personal_data_columns=config.data.personal_data_columns,
-                               drop_identical_rows=config.data.drop_identical_rows)
+                               drop_identical_rows=config.data.drop_identical_rows, language=config.language)
     run(settings, host=host or config.service.host, port=port or config.service.port)
 
 
@@ -365,15 +366,17 @@ def plan(config: AppConfig, scores_path: Path, budget: float, cost_per_contact: 
 
 def _quality_card(config: AppConfig, alias: str) -> tuple[dict | None, str]:
     """The value model's quality card behind ``alias`` and where it came from; (None, why not) without one."""
+    from tiercast.serving.i18n import messages
     from tiercast.training.registry import configure_mlflow, metadata_by_alias
 
+    m = messages(config.language)
     uri = configure_mlflow()
     name = config.training.registry.value_model
     metadata = metadata_by_alias(name, alias)
     if metadata is None:
-        return None, f"no '{alias}' models in {uri}"
+        return None, m.text("card.no_models", alias=alias, uri=uri)
     card = metadata.get("quality_card")
-    return card, f"{name}@{alias} in {uri}" if card else f"{name}@{alias} was logged without a quality card"
+    return card, m.text("card.source" if card else "card.not_logged", name=name, alias=alias, uri=uri)
 
 
 @dataclass(frozen=True)
@@ -394,13 +397,14 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
 
     check_output_folder(out)
     if history is not None and not Path(history).is_dir():
-        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in")
+        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in",
+                        key="history_not_a_folder")
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)
     page = write_report(scores, out, config.policy, earlier, source=str(scores_path),
                         previous_source=str(previous or ""), quality_card=card, card_source=card_source,
-                        history=cycle_history(history) if history is not None else None)
+                        history=cycle_history(history) if history is not None else None, language=config.language)
     return Report(len(scores), page, card, card_source)
 
 

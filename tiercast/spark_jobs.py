@@ -320,7 +320,7 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
     def scored(frames: dict[str, pd.DataFrame | None], models: Any) -> pd.DataFrame:
         return flat_scores(score_customers(frames["transactions"], as_of, config.policy, config.features, models,
                                            config.fallback, frames["customers"], frames["interactions"],
-                                           horizon_days, reason))
+                                           horizon_days, reason, config.language))
 
     def work(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         return scored(frames, shipped.value) if _with_history(frames, as_of) else sample.iloc[:0]

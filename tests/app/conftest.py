@@ -1,4 +1,5 @@
-"""A simulated world with a champion trained on it, shared by the monitor and cycle tests (one training)."""
+"""Data the command-line tests share: the first CDNOW customers as a CSV file, and a simulated world with a
+champion trained on it, shared by the monitor and cycle tests (one training)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -13,8 +15,21 @@ from tiercast.cli import main
 from tiercast.simulation.shift import shift_world
 from tiercast.simulation.world import WorldConfig, simulate_world
 
+CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt.gz"
 CUTOFF = "2024-07-01"  # the champion is trained here, and both worlds agree before it
 QUICK = {"training": {"tuning": {"trials": 0}, "segments": {"k_max": 4, "sample_size": 2000}}}
+
+
+@pytest.fixture(scope="session")
+def small_cdnow(tmp_path_factory) -> Path:
+    """The first 4,000 CDNOW customers: real purchase patterns, quick to train on."""
+    tx = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
+    tx.columns = ["customer_id", "date", "quantity", "amount"]
+    tx = tx[tx["customer_id"].astype(int) <= 4000]
+    out = tmp_path_factory.mktemp("data") / "cdnow_small.csv"
+    pd.DataFrame({"customer_id": tx["customer_id"], "timestamp": pd.to_datetime(tx["date"]).dt.date.astype(str),
+                  "amount": tx["amount"], "quantity": tx["quantity"]}).to_csv(out, index=False)
+    return out
 
 
 @dataclass(frozen=True)

@@ -12,22 +12,8 @@ from mlflow import MlflowClient
 
 from tiercast.cli import main
 
-ROOT = Path(__file__).resolve().parents[2]
-CDNOW = ROOT / "data" / "cdnow" / "CDNOW_master.txt.gz"
 SCORE_COLUMNS = ["customer_id", "as_of", "predicted_value", "churn_probability", "segment", "lifecycle_stage",
                  "tier", "action", "source", "reasons"]
-
-
-@pytest.fixture(scope="module")
-def small_cdnow(tmp_path_factory) -> Path:
-    """The first 4,000 CDNOW customers: real purchase patterns, quick to train on."""
-    tx = pd.read_csv(CDNOW, sep=r"\s+", dtype=str)
-    tx.columns = ["customer_id", "date", "quantity", "amount"]
-    tx = tx[tx["customer_id"].astype(int) <= 4000]
-    out = tmp_path_factory.mktemp("data") / "cdnow_small.csv"
-    pd.DataFrame({"customer_id": tx["customer_id"], "timestamp": pd.to_datetime(tx["date"]).dt.date.astype(str),
-                  "amount": tx["amount"], "quantity": tx["quantity"]}).to_csv(out, index=False)
-    return out
 
 
 def write_config(path: Path, overrides: dict) -> Path:

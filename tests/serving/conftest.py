@@ -234,3 +234,15 @@ def _customers(transactions: pd.DataFrame) -> list[dict[str, object]]:
 def customers_json():
     """Turns a canonical CDNOW transactions frame into the /predict ``customers`` list (id order)."""
     return _customers
+
+
+@pytest.fixture(scope="session")
+def chinese_server(tmp_path_factory: pytest.TempPathFactory, trained_store: TrainedStore) -> Iterator[Server]:
+    """The champion models served with configs/zh.yaml's policy and language (as ``tiercast serve`` hands them)."""
+    from tiercast.config import load_config
+
+    config = load_config(ROOT / "configs" / "zh.yaml")
+    folder = tmp_path_factory.mktemp("chinese-server")
+    settings = ServingSettings(service=ServiceConfig(reload_interval_seconds=None), policy=config.policy,
+                               features=config.features, fallback=config.fallback, language=config.language)
+    yield from _serve(folder, settings, trained_store.tracking_uri)

@@ -183,7 +183,8 @@ def test_the_scored_table_is_the_scorers_and_the_responses():
     prediction = PredictResponse.model_json_schema()["$defs"]["Prediction"]
     assert list(prediction["properties"]) == list(PREDICTION_FIELDS)
     assert set(PREDICTION_FIELDS) <= set(SCORED.names)
-    assert prediction["properties"]["churn_risk_band"]["enum"] == list(SCORED["churn_risk_band"].choices)
+    # The band is a label in the configured language; its code column keeps the enum (low, medium, high).
+    assert prediction["properties"]["churn_risk_band_code"]["enum"] == list(SCORED["churn_risk_band_code"].choices)
 
 
 def test_the_request_model_bentoml_derives_validates_as_ours():

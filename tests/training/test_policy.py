@@ -145,6 +145,8 @@ def test_chinese_example_config_names_tiers_levels_and_actions_in_chinese():
     assert out["tier"].tolist() == ["高价值", policy.at_risk.name, "低价值", policy.new_customer.name]
     assert out["action"].iloc[0] == policy.value_tiers[0].action
     assert policy.membership.assign(np.array([1999.0, 2000.0, 60_000.0])).tolist() == ["普通", "银卡", "钻石"]
-    # Only the policy and plan differ from the defaults: the rest of the application is unchanged.
+    # Only the language, the policy and the plan differ from the defaults: the rest is unchanged.
     default = load_config()
-    assert config.model_dump(exclude={"policy", "plan"}) == default.model_dump(exclude={"policy", "plan"})
+    assert (config.language, default.language) == ("zh", "en")
+    assert (config.model_dump(exclude={"language", "policy", "plan"})
+            == default.model_dump(exclude={"language", "policy", "plan"}))

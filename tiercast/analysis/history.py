@@ -7,7 +7,9 @@ measuring the run before it; a run is complete when its marker, ``cycle.json``, 
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tiercast.features.loading import read_scores
+from tiercast.serving.i18n import ENGLISH, Messages
 
 MARKER = "cycle.json"
 SCORES_FILE = "scores.csv"
@@ -75,7 +78,7 @@ def cycle_history(root: Path, current: Path | None = None) -> CycleHistory:
     return CycleHistory(tier_shares, pd.DataFrame(quality), drift_table)
 
 
-def _chart(history: CycleHistory, path: Path) -> None:
+def _chart(history: CycleHistory, path: Path, m: Messages) -> None:
     figure = Figure(figsize=(11, 4))
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
@@ -85,13 +88,14 @@ def _chart(history: CycleHistory, path: Path) -> None:
         left.bar(shares.index, shares[tier], bottom=bottom, label=tier)
         bottom += shares[tier].to_numpy()
     left.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    left.set_title("Tier shares over the runs")
+    left.set_title(m["chart.history_tiers"])
     left.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1, 1))
     if not history.quality.empty:
         for name in ("norm_gini", "top20_capture", "churn_auc"):
-            right.plot(history.quality["scored"], history.quality[name].astype(float), marker="o", label=name)
+            right.plot(history.quality["scored"], history.quality[name].astype(float), marker="o",
+                       label=m[f"metric.{name}"])
         right.set_ylim(0, 1)
-        right.set_title("Realised quality of each scoring")
+        right.set_title(m["chart.history_quality"])
         right.legend(fontsize=8)
     else:
         right.set_axis_off()
@@ -99,25 +103,42 @@ def _chart(history: CycleHistory, path: Path) -> None:
     figure.savefig(path, dpi=90, metadata={"Software": None})
 
 
-def history_section(history: CycleHistory, out: Path, table: Any, top_features: int = 12) -> str:
-    """The report's history section as HTML, its chart written into ``out``; ``table`` renders a frame."""
-    parts = ["<h2 id=history>History of the runs</h2>"]
+_PARTIAL = re.compile(r"partial \((\d+) of (\d+) days\)")
+
+
+def _quality_shown(quality: pd.DataFrame, m: Messages) -> pd.DataFrame:
+    """The quality table with its words (the window, the recommendation) in ``m``'s language."""
+    def window(text: object) -> object:
+        found = _PARTIAL.fullmatch(str(text))
+        if found:
+            return m.text("history.window_partial", elapsed=found[1], horizon=found[2])
+        return m["history.window_full"] if text == "full" else text
+    shown = quality.assign(window=quality["window"].map(window))
+    shown["retrain_recommended"] = [m["history.yes"] if v else m["history.no"] for v in quality["retrain_recommended"]]
+    return shown
+
+
+def history_section(history: CycleHistory, out: Path, table: Any, top_features: int = 12,
+                    m: Messages = ENGLISH) -> str:
+    """The report's history section as HTML in ``m``'s language, its chart written into ``out``; ``table``
+    renders a frame."""
+    parts = [f"<h2 id=history>{html.escape(m['history.heading'])}</h2>"]
     if history.tier_shares.empty:
-        return parts[0] + "<p class=note>No runs yet.</p>"
-    _chart(history, out / "history.png")
-    parts += [f"<p class=note>{len(history.tier_shares)} run(s): tier shares of the customers scored at each.</p>",
+        return parts[0] + f"<p class=note>{html.escape(m['history.no_runs'])}</p>"
+    _chart(history, out / "history.png", m)
+    parts += [f"<p class=note>{html.escape(m.text('history.runs', runs=len(history.tier_shares)))}</p>",
               table(history.tier_shares, percent=list(history.tier_shares.columns)),
-              '<p><img src="history.png" alt="tier shares and realised quality over the runs"></p>',
-              "<h3>Realised against promised quality</h3>"]
+              f'<p><img src="history.png" alt="{html.escape(m["history.alt"])}"></p>',
+              f"<h3>{html.escape(m['history.quality'])}</h3>"]
     if history.quality.empty:
-        parts.append("<p class=note>No scoring has been monitored yet: the second run measures the first.</p>")
+        parts.append(f"<p class=note>{html.escape(m['history.not_monitored'])}</p>")
     else:
-        parts.append(table(history.quality.set_index("scored"), ratio=(*REALIZED_COLUMNS, "promised_churn_auc")))
-    parts.append("<h3>Drift per feature</h3>")
+        parts.append(table(_quality_shown(history.quality, m).set_index("scored"),
+                           ratio=(*REALIZED_COLUMNS, "promised_churn_auc")))
+    parts.append(f"<h3>{html.escape(m['history.drift'])}</h3>")
     if history.drift.empty:
-        parts.append("<p class=note>No drift measured yet (or the models carry no training reference).</p>")
+        parts.append(f"<p class=note>{html.escape(m['history.no_drift'])}</p>")
     else:
-        parts += [f"<p class=note>PSI against the champion's training population, the {top_features} features "
-                  f"that moved most; over 0.25 is usually read as a major shift.</p>",
+        parts += [f"<p class=note>{html.escape(m.text('history.drift_note', features=top_features))}</p>",
                   table(history.drift.head(top_features), ratio=list(history.drift.columns))]
     return "\n".join(parts)
