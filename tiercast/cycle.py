@@ -125,7 +125,6 @@ def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root:
 
 def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root: Path) -> CycleRun:
     from tiercast.analysis.report import migration_matrix, write_report
-    from tiercast.serving.scorer import score as score_customers
 
     folder = run_folder(root, as_of)
     if (folder / MARKER).exists():
@@ -146,8 +145,8 @@ def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root
     record["training"] = _retrain_if_needed(config, data, as_of, folder, found, decisions)
 
     bundle = jobs.champion_models(config, "tiercast cycle")
-    scores = score_customers(data.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                             data.customers, data.interactions, bundle.horizon_days, language=config.language)
+    scores = jobs.score_with_config(config, data.transactions, data.customers, data.interactions, as_of, bundle,
+                                    bundle.horizon_days, None)
     write_table(jobs.flat_scores(scores), folder / SCORES_FILE)
     record["models"] = bundle.version_label
     _decide(folder, decisions, f"scored {len(scores):,} customers with {bundle.version_label}")

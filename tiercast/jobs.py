@@ -159,19 +159,29 @@ def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
         return None, str(err)
 
 
+def score_with_config(config: AppConfig, transactions: pd.DataFrame, customers: pd.DataFrame | None,
+                      interactions: pd.DataFrame | None, as_of: pd.Timestamp, bundle: ModelBundle | None,
+                      horizon_days: int, reason: str | None = "no champion models") -> pd.DataFrame:
+    """:func:`tiercast.serving.scorer.score` of these customers with config's policy, features, fallback rules
+    and language: what every batch engine (local, spilled, Spark) and the cycle score a customer with."""
+    from tiercast.serving.scorer import score as score_customers
+
+    return score_customers(transactions, as_of, config.policy, config.features, bundle, config.fallback, customers,
+                           interactions, horizon_days, reason, config.language)
+
+
 def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bundle: ModelBundle | None,
                      horizon_days: int, reason: str = "no champion models") -> pd.DataFrame:
     """:func:`tiercast.serving.scorer.score` of every customer, bucket by bucket on the local engine."""
     from tiercast.features.buckets import in_customer_order
-    from tiercast.serving.scorer import score as score_customers
 
     engine = bucket_engine(config)
     buckets = engine.split(data.transactions, data.customers, data.interactions)
 
     def scores(b: int) -> pd.DataFrame:
         bucket = buckets.bucket(b)
-        return score_customers(bucket.transactions, as_of, config.policy, config.features, bundle, config.fallback,
-                               bucket.customers, bucket.interactions, horizon_days, reason, config.language)
+        return score_with_config(config, bucket.transactions, bucket.customers, bucket.interactions, as_of, bundle,
+                                 horizon_days, reason)
 
     return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
 
@@ -314,9 +324,14 @@ def quality_report_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).name + ".quality.json")
 
 
+def _with_counts(quality: dict[str, object], customers: int, as_of: pd.Timestamp) -> dict[str, object]:
+    """The inputs' cleaning report with what the features run made of it."""
+    return {**quality, "customers_scored": customers, "as_of": str(as_of.date())}
+
+
 def write_quality_report(quality: dict[str, object], written: Path, customers: int, as_of: pd.Timestamp) -> Path:
     """The data-quality report of the inputs' cleaning ``quality``, beside the features file ``written``."""
-    quality = {**quality, "customers_scored": customers, "as_of": str(as_of.date())}
+    quality = _with_counts(quality, customers, as_of)
     report = quality_report_path(written)
     return write_atomically(report, lambda tmp: tmp.write_text(json.dumps(quality, indent=2, default=str)))
 
@@ -336,8 +351,8 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
                                  engine.split(data.transactions, data.customers, data.interactions), as_of)
     written = write_table(table.reset_index(), out)
     if in_database:
-        quality = {**data.quality_report(), "customers_scored": len(table), "as_of": str(as_of.date())}
-        log.info("data-quality report: %s", json.dumps(quality, default=str))
+        log.info("data-quality report: %s",
+                 json.dumps(_with_counts(data.quality_report(), len(table), as_of), default=str))
         return Features(table, written, None)
     return Features(table, written, write_quality_report(data.quality_report(), written, len(table), as_of))
 

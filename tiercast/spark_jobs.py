@@ -306,8 +306,7 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
     """Score every customer with the champion models (or the rules without them) into a Parquet dataset."""
     from pyspark.sql import functions as F
 
-    from tiercast.jobs import _champion_bundle, flat_scores
-    from tiercast.serving.scorer import score as score_customers
+    from tiercast.jobs import _champion_bundle, flat_scores, score_with_config
 
     spark = session(config)
     out = check_output_dataset(spark, str(out))
@@ -318,9 +317,8 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
     horizon_days = config.training.horizon_days
 
     def scored(frames: dict[str, pd.DataFrame | None], models: Any) -> pd.DataFrame:
-        return flat_scores(score_customers(frames["transactions"], as_of, config.policy, config.features, models,
-                                           config.fallback, frames["customers"], frames["interactions"],
-                                           horizon_days, reason, config.language))
+        return flat_scores(score_with_config(config, frames["transactions"], frames["customers"],
+                                             frames["interactions"], as_of, models, horizon_days, reason))
 
     def work(frames: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
         return scored(frames, shipped.value) if _with_history(frames, as_of) else sample.iloc[:0]

@@ -105,8 +105,7 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> ScoreSummary | None:
     """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn."""
     from tiercast.features.buckets import each_bucket
-    from tiercast.jobs import _champion_bundle
-    from tiercast.serving.scorer import score as score_customers
+    from tiercast.jobs import _champion_bundle, score_with_config
 
     if not spills(config, inputs):
         return None
@@ -120,9 +119,8 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path)
 
         def scores(b: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], object]:
             bucket, summary = spilled.bucket(b)
-            scored = score_customers(bucket.transactions, as_of, config.policy, config.features, bundle,
-                                     config.fallback, bucket.customers, bucket.interactions,
-                                     config.training.horizon_days, reason)
+            scored = score_with_config(config, bucket.transactions, bucket.customers, bucket.interactions, as_of,
+                                       bundle, config.training.horizon_days, reason)
             tiers = scored.groupby("tier").agg(customers=("customer_id", "size"),
                                                predicted_value=("predicted_value", "sum"))
             return flat_scores(scored), tiers, scored["source"].value_counts().to_dict(), summary

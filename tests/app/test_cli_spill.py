@@ -63,17 +63,20 @@ def test_spilled_features_are_the_features_of_the_whole_log(world, tmp_path, cap
     assert not list((tmp_path / "spill").iterdir())
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-def test_spilled_scores_are_the_scores_of_the_whole_log(world, tmp_path, store, capsys, suffix) -> None:
+@pytest.mark.parametrize(("suffix", "language"), [(".csv", "en"), (".parquet", "en"), (".csv", "zh")])
+def test_spilled_scores_are_the_scores_of_the_whole_log(world, tmp_path, store, capsys, suffix, language) -> None:
     args = ["score", "--transactions", str(world / "transactions.parquet"), "--customers",
             str(world / "customers.parquet"), "--as-of", AS_OF]
     whole, spilled = tmp_path / f"whole{suffix}", tmp_path / f"spilled{suffix}"
-    assert _run(tmp_path, {**WHOLE, **RULES}, args, whole) == 0
+    words = {"language": language}
+    assert _run(tmp_path, {**WHOLE, **RULES, **words}, args, whole) == 0
     printed_whole = capsys.readouterr().out
-    assert _run(tmp_path, {**_spilled(tmp_path / "spill"), **RULES}, args, spilled) == 0
+    assert _run(tmp_path, {**_spilled(tmp_path / "spill"), **RULES, **words}, args, spilled) == 0
     assert capsys.readouterr().out.replace(str(spilled), str(whole)) == printed_whole  # by source and tier
     _assert_same_table(spilled, whole)
     assert pd.read_parquet(whole)["customer_id"].is_monotonic_increasing if suffix == ".parquet" else True
+    if language == "zh":  # the labels are the configured language's on both paths
+        assert not pd.read_csv(spilled)["lifecycle_stage"].str.contains("[A-Za-z]").any()
     assert not list((tmp_path / "spill").iterdir())
 
 
