@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tiercast.features.lifecycle import STAGES
 from tiercast.serving.i18n import ENGLISH, Messages
 from tiercast.serving.reasons import number_text, phrase
-from tiercast.training.segments import rfm_segments
+from tiercast.training.rfm_segments import rfm_segments
 
 
 class FallbackRules(BaseModel):

@@ -165,3 +165,13 @@ def test_the_wheel_holds_one_top_level_name_with_every_module(tmp_path):
         "modules missing from the wheel (is their package in [tool.setuptools] packages and package-dir of "
         f"pyproject.toml?): {sorted(expected - packaged)}")
     assert not packaged - expected, f"files in the wheel that the repository does not have: {sorted(packaged - expected)}"
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    """Every command imports the CLI first: scikit-learn, SciPy's statistics and matplotlib (about 1.4 s together)
+    are imported only by the code that uses them, not at start."""
+    heavy = ("sklearn", "scipy.stats", "matplotlib", "lightgbm", "mlflow")
+    code = ("import sys, tiercast.cli; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []

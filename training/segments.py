@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from tiercast.features.builder import FeatureColumns
 from tiercast.training.config import SegmentConfig
+from tiercast.training.rfm_segments import rfm_segments
 
 # Behaviour the segments describe; each is log-scaled before standardising (long right tails).
 SEGMENT_FEATURES = ("recency_days", "frequency", "monetary_total")
@@ -134,23 +135,6 @@ class SegmentModel(BaseEstimator):
         profile.insert(0, "share", sizes / len(frame))
         profile.insert(0, "customers", sizes)
         return profile.reindex(self.names_).fillna({"customers": 0, "share": 0.0})
-
-
-def rfm_segments(r_score: pd.Series, f_score: pd.Series) -> pd.Series:
-    """The classic RFM rule segments from 1-5 recency and frequency scores (first matching rule wins)."""
-    r, f = r_score.to_numpy(), f_score.to_numpy()
-    rules = [
-        ("Champions", (r >= 4) & (f >= 4)),
-        ("Loyal", (r >= 3) & (f >= 4)),
-        ("New", (r >= 4) & (f <= 1)),
-        ("Potential loyalists", (r >= 4) & (f <= 3)),
-        ("Can't lose them", (r <= 2) & (f >= 4)),
-        ("At risk", (r <= 2) & (f >= 3)),
-        ("Lost", (r <= 1) & (f <= 2)),
-        ("Hibernating", r <= 2),
-    ]
-    names = np.select([mask for _, mask in rules], [name for name, _ in rules], default="Need attention")
-    return pd.Series(names, index=r_score.index, dtype=object)
 
 
 def rfm_profiles(X: pd.DataFrame, segments: SegmentModel) -> pd.DataFrame:

@@ -13,7 +13,8 @@ import pytest
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.spec import FeatureSpec
 from tiercast.training.config import SegmentConfig
-from tiercast.training.segments import SegmentModel, rfm_profiles, rfm_segments
+from tiercast.training.rfm_segments import rfm_segments
+from tiercast.training.segments import SegmentModel, rfm_profiles
 
 NAME = re.compile(r"(active|cooling|lapsing) ((loyal|occasional) (high|mid|low) spenders|one-timers(, high spend)?)"
                   r"( \((more|less) recent( \d)?\)| \((more|fewer) orders( \d)?\)| \((higher|lower) spend( \d)?\))?")

@@ -16,8 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiercast.training import metrics
@@ -199,6 +197,10 @@ def verdict(realized: dict[str, Any], drift: dict[str, Any], reasons: Sequence[s
 
 def drift_chart(drift: dict[str, Any], path: Path, top: int = 15) -> Path:
     """Bar charts of the largest feature PSIs and of the tier shares then and now."""
+    # matplotlib is imported when a chart is drawn: at the top it slowed every command's start.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(11, 5))
     FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
