@@ -1,7 +1,7 @@
 """A transactions log larger than memory, split on disk into buckets of customer-id ranges.
 
 The log is read a batch of rows at a time and cleaned by the fast path's own steps
-(:mod:`tiercast.features.columnar`); each row goes to the Parquet file of its bucket in a temporary folder.
+(:mod:`tiercast.features.columnar`); each row goes to the Arrow IPC file of its bucket in a temporary folder.
 A bucket holds every row of a range of customer ids (cut every ``bucket_customers`` distinct ids, in Python's
 string order, which is UTF-8 byte order and Arrow's), so the buckets' results, written one after another, are
 in customer order as the whole table is. A bucket is then loaded as the whole file is (identical rows found,
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 # Bytes of the file read and cleaned at a time: the batch and its cleaned copy are what the spilling holds.
 BATCH_BYTES = 64 << 20
-# Spill files are read twice, soon after: compressed lightly (half the disk of none, as fast).
-_SPILL_WRITE = {"compression": "lz4"}
+# Spill files are read twice, soon after: Arrow IPC files, which are written and memory-mapped back without
+# decoding, compressed lightly.
+_SPILL_WRITE = pa.ipc.IpcWriteOptions(compression="lz4")
 # A CSV's rows are estimated from the mean length of the lines in its first bytes.
 _SAMPLE_BYTES = 1 << 20
 
@@ -110,7 +111,7 @@ def _rows_by_bucket(buckets: np.ndarray, count: int) -> tuple[np.ndarray, np.nda
 
 
 def bucket_path(folder: Path, b: int) -> Path:
-    return folder / f"bucket-{b:06d}.parquet"
+    return folder / f"bucket-{b:06d}.arrow"
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ class SpilledInputs:
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
         loads a file, and what the report needs of them."""
-        table = pq.read_table(self.path(b))
+        with pa.memory_map(str(self.path(b))) as source:
+            table = pa.ipc.open_file(source).read_all()
         columns = dict(zip(table.column_names, table.columns, strict=True))
         del table
         order, customer = columnar.by_customer_and_time(columns)
@@ -229,7 +231,8 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
            ) -> tuple[CleaningReport, dict[str, Any]]:
     """Every cleaned row into its bucket's file; the report of the reading and cleaning, and the extremes of
     the timestamps and amounts (which dropping identical rows leaves as they are)."""
-    writers: dict[int, pq.ParquetWriter] = {}
+    writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+    schemas: dict[int, pa.Schema] = {}
     notes: dict[str, int] = {}
     rows_read = 0
     extremes: dict[str, Any] = {}
@@ -249,8 +252,9 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
             table = table.take(pa.array(order))
             for b in np.flatnonzero(np.diff(bounds)):
                 if b not in writers:
-                    writers[b] = pq.ParquetWriter(bucket_path(folder, b), table.schema, **_SPILL_WRITE)
-                writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(writers[b].schema))
+                    writers[b] = pa.ipc.new_file(bucket_path(folder, b), table.schema, options=_SPILL_WRITE)
+                    schemas[b] = table.schema
+                writers[b].write_table(table.slice(bounds[b], bounds[b + 1] - bounds[b]).cast(schemas[b]))
     finally:
         for writer in writers.values():
             writer.close()
