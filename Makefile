@@ -37,7 +37,7 @@ docs: $(STAMP)  ## Regenerate docs/features.md from the feature registry
 
 bench: $(STAMP)  ## Run the benchmarks (slow: ten-million-row worlds)
 	$(BIN)/python benchmarks/bench_simulate.py
-	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_batch.py --runs 2
 	$(BIN)/python benchmarks/bench_service.py
 	$(BIN)/python benchmarks/bench_database.py
 

@@ -142,7 +142,7 @@ def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None 
     (:mod:`tiercast.features.database`) is read as its columns come, as a Parquet file is."""
     if isinstance(path, DatabaseSource):
         frame = path.read().to_pandas()
-        _refuse_repeated_names(path, [str(name) for name in frame.columns])
+        refuse_repeated_names(path, [str(name) for name in frame.columns])
         return frame
     path = Path(path)
     if not path.exists():
@@ -171,11 +171,11 @@ def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None 
         raise DataError(path, f"cannot be read: {err}") from err
     if frame.empty:
         raise DataError(path, "the file has no data rows")
-    _refuse_repeated_names(path, [str(name) for name in frame.columns])
+    refuse_repeated_names(path, [str(name) for name in frame.columns])
     return frame
 
 
-def _refuse_repeated_names(path: Path, in_file: list[str], names: list[str] | None = None) -> None:
+def refuse_repeated_names(path: Path, in_file: list[str], names: list[str] | None = None) -> None:
     """A DataError naming the columns named twice, ignoring case and surrounding spaces: reading one of them
     would silently ignore the other. ``in_file`` are the names in the file, ``names`` what data.columns renamed
     them to (by default the same)."""
@@ -216,11 +216,11 @@ def _read_cdnow(path: Path, encoding: str, sample_rows: int) -> pd.DataFrame:
     return frame
 
 
-def _apply_mapping(frame: pd.DataFrame, mapping: dict[str, str], path: Path) -> pd.DataFrame:
+def apply_mapping(frame: pd.DataFrame, mapping: dict[str, str], path: Path) -> pd.DataFrame:
     """The frame with its columns renamed to the canonical names ``mapping`` (``data.columns``) gives; refused
     when that makes two columns of one name (a file with both ``Sales``, mapped to amount, and ``amount``)."""
     renamed = frame.rename(columns={in_file: canonical for canonical, in_file in mapping.items()})
-    _refuse_repeated_names(path, [str(name) for name in frame.columns], [str(name) for name in renamed.columns])
+    refuse_repeated_names(path, [str(name) for name in frame.columns], [str(name) for name in renamed.columns])
     return renamed
 
 
@@ -229,7 +229,7 @@ def _read_named(path: Path, config: DataConfig, mapping: dict[str, str]) -> pd.D
     personal = PersonalData(config.personal_data_columns)
     # read_raw sees the file's own names: a personal column data.columns renames counts by its name in the file too
     in_file = PersonalData([*personal.names, *(name for canonical, name in mapping.items() if canonical in personal)])
-    return _apply_mapping(read_raw(path, config.encoding, in_file, config.error_sample_rows), mapping, path)
+    return apply_mapping(read_raw(path, config.encoding, in_file, config.error_sample_rows), mapping, path)
 
 
 def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, str]) -> None:
@@ -449,7 +449,7 @@ def _clean_text(frame: pd.DataFrame, column: Column, path: Path, report: Cleanin
         frame[column.name] = text.where(text != "", None)
 
 
-def _check(frame: pd.DataFrame, table: Table, path: Path, report: CleaningReport, config: DataConfig) -> None:
+def check_columns(frame: pd.DataFrame, table: Table, path: Path, report: CleaningReport, config: DataConfig) -> None:
     """Check and convert, in place, every column of ``table`` the frame has."""
     for column in table.columns:
         if column.name not in frame.columns:
@@ -512,7 +512,7 @@ def _read_checked(path: Path, config: DataConfig, table: Table, mapping: dict[st
     report = CleaningReport(str(path), kind, rows_read=len(frame))
     _require(frame, path, table, mapping)
     frame = (frame if keep_others else frame[[c for c in table.names if c in frame.columns]]).copy()
-    _check(frame, table, path, report, config)
+    check_columns(frame, table, path, report, config)
     return frame, report
 
 

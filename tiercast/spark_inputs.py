@@ -33,10 +33,10 @@ import pandas as pd
 
 from tiercast.features.loading import (
     CleaningReport,
-    _apply_mapping,
-    _check,
-    _refuse_repeated_names,
+    apply_mapping,
+    check_columns,
     identical_repeats,
+    refuse_repeated_names,
 )
 from tiercast.features.number_text import read_formatted
 from tiercast.features.privacy import PersonalData
@@ -177,7 +177,7 @@ def _read_csv(spark: SparkSession, source: _Source, config: DataConfig) -> DataF
     names = [(value or "").strip() for value in header]
     if names:
         names[0] = names[0].lstrip("\ufeff").strip()
-    _refuse_repeated_names(source.uri, [n for n in names if n])
+    refuse_repeated_names(source.uri, [n for n in names if n])
     fields = [f"_c{i}" for i in range(len(names))]
     schema = StructType([StructField(f, StringType()) for f in [*fields, _CORRUPT]])
     raw = (reader.schema(schema).option("header", True).option("mode", "PERMISSIVE")
@@ -196,7 +196,7 @@ def _read(spark: SparkSession, source: _Source, config: DataConfig) -> DataFrame
     if source.format == "csv":
         return _read_csv(spark, source, config)
     frame = spark.read.parquet(source.uri)
-    _refuse_repeated_names(source.uri, list(frame.columns))
+    refuse_repeated_names(source.uri, list(frame.columns))
     return frame
 
 
@@ -339,7 +339,7 @@ class _Cleaning:
             report = CleaningReport(str(_BATCH), self.kind, rows_read=len(frame))
             signs = self._currencies(frame)
             try:
-                _check(frame, TABLES[self.kind], _BATCH, report, self.config)
+                check_columns(frame, TABLES[self.kind], _BATCH, report, self.config)
             except DataError as err:
                 yield self._batch(_error_row(err, self.columns, self.kind))
                 continue
@@ -422,7 +422,7 @@ def clean(spark: SparkSession, uri: str, kind: str, config: DataConfig) -> Spark
     source = _Source(uri, kind, files, _format(uri, files))
     mapping = getattr(config.columns, kind)
     raw = _read(spark, source, config)
-    renamed = _apply_mapping(pd.DataFrame(columns=raw.columns), mapping, uri).columns
+    renamed = apply_mapping(pd.DataFrame(columns=raw.columns), mapping, uri).columns
     raw = raw.toDF(*[str(name) for name in renamed])
     table = TABLES[kind]
     for column in table.required:
