@@ -2,6 +2,8 @@
 
 Templates are :meth:`str.format` strings; ``.one``/``.other`` pairs are chosen by the count they show."""
 
+from tiercast.features.problems import PROBLEMS
+
 MESSAGES: dict[str, str] = {
     # -- numbers
     "number.unknown": "unknown",
@@ -324,11 +326,12 @@ MESSAGES: dict[str, str] = {
     "column.promised_grade": "promised grade",
     "column.promised_churn_auc": "promised churn auc",
     "column.retrain_recommended": "retrain recommended",
-    # -- data problems (tiercast.features.schema.DataError), where the raise site gives a key
+    # -- data problems (tiercast.features.schema.DataError); the problems' own words are the loader's
+    # (tiercast.features.problems), added below
     "data_error.message": "{where}: {problem}",
     "data_error.column": ", column '{column}'",
     "data_error.sample": "\nsample of bad rows:\n",
-    "data_error.no_transactions": "no transactions left to use",
-    "data_error.as_of_before_history": "no customer has a transaction before {as_of}: the first one is on {first}",
-    "data_error.history_not_a_folder": "not a folder: give the directory tiercast cycle writes its runs in",
+    "data_error.place.line": "line {n}",
+    "data_error.place.row": "row {n}",
 }
+MESSAGES.update({f"data_error.{key}": text for key, text in PROBLEMS.items()})

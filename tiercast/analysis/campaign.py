@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from tiercast.features.loading import read_raw
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
 
 
@@ -112,7 +113,7 @@ def read_plan(path: Path, start: pd.Timestamp | None, sample_rows: int = 5) -> t
 
     for column in ("customer_id", "group"):
         if column not in plan.columns:
-            raise DataError(path, f"required column missing; columns found: {list(plan.columns)}", column)
+            raise DataError.of(path, phrase("column_missing", found=list(plan.columns)), column)
     plan["customer_id"] = plan["customer_id"].astype(str).str.strip()
     plan["group"] = plan["group"].astype(str).str.strip()
     bad = ~plan["group"].isin(["treated", "control"])
