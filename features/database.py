@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 import pyarrow as pa
 
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
 
 MASK = "***"
@@ -125,7 +126,7 @@ class DatabaseSource:
         except Exception as err:  # the driver's own errors: connection refused, no such table, a bad query
             raise DataError(self, f"cannot be read: {self.url.scrub(_first_line(err))}") from None
         if table.num_rows == 0:
-            raise DataError(self, "the table has no rows" if self.table else "the query returns no rows")
+            raise DataError.of(self, phrase("table_empty" if self.table else "query_empty"))
         return table
 
 

@@ -55,6 +55,7 @@ from tiercast.features.database import DatabaseSource, canonical_columns, is_dat
 from tiercast.features.columnar import FastColumns, NotFast
 from tiercast.features.number_text import read_formatted
 from tiercast.features.privacy import PersonalData
+from tiercast.features.problems import Joined, Phrase, phrase
 from tiercast.features.text_decoding import text_encoding, undecodable
 from tiercast.features.text_rows import data_row_lines, read_csv_rows, refuse_misfit_rows, whitespace_rows
 
@@ -146,7 +147,7 @@ def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None 
         return frame
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "file not found")
+        raise DataError.of(path, phrase("file_not_found"))
     suffix = _suffix(path)
     try:
         if suffix in _CSV_SUFFIXES + _CDNOW_SUFFIXES:
@@ -160,17 +161,17 @@ def read_raw(path: Path, encoding: str = "utf-8", personal: PersonalData | None 
         elif suffix in _CDNOW_SUFFIXES:
             frame = _read_cdnow(path, encoding, sample_rows)
         else:
-            raise DataError(path, f"unsupported file type '{suffix}': use .csv, .csv.gz, .parquet or CDNOW's .txt")
+            raise DataError.of(path, phrase("unsupported_type", suffix=suffix))
     except DataError:
         raise
     except UnicodeDecodeError as err:
         raise undecodable(path, encoding, delimiter="," if suffix in _CSV_SUFFIXES else None) from err
     except pd.errors.EmptyDataError as err:
-        raise DataError(path, "the file is empty") from err
+        raise DataError.of(path, phrase("file_empty")) from err
     except Exception as err:  # parser errors of pandas/pyarrow, gzip: report them against the file
         raise DataError(path, f"cannot be read: {err}") from err
     if frame.empty:
-        raise DataError(path, "the file has no data rows")
+        raise DataError.of(path, phrase("no_data_rows"))
     refuse_repeated_names(path, [str(name) for name in frame.columns])
     return frame
 
@@ -180,24 +181,25 @@ def refuse_repeated_names(path: Path, in_file: list[str], names: list[str] | Non
     would silently ignore the other. ``in_file`` are the names in the file, ``names`` what data.columns renamed
     them to (by default the same)."""
     names = names or in_file
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, list[tuple[str, str]]] = {}
     for original, name in zip(in_file, names, strict=True):
-        seen.setdefault(name.strip().casefold(), []).append(
-            f"'{original}'" if original == name else f"'{original}' (read as {name} by data.columns)")
-    repeated = []
-    for found in (found for found in seen.values() if len(found) > 1):
-        counts = Counter(found)
-        repeated.append(" and ".join(name if count == 1 else f"{name} {'twice' if count == 2 else f'{count} times'}" for name, count in counts.items()))
+        seen.setdefault(name.strip().casefold(), []).append((original, name))
+
+    def said(original: str, name: str, count: int) -> str | Phrase:
+        shown = f"'{original}'" if original == name else phrase("read_as", original=original, name=name)
+        return shown if count == 1 else phrase("name_twice", name=shown) if count == 2 else phrase(
+            "name_times", name=shown, count=count)
+    repeated = [Joined("and", tuple(said(*names, count) for names, count in Counter(found).items()))
+                for found in seen.values() if len(found) > 1]
     if repeated:
-        raise DataError(path, f"the header names a column more than once: {'; '.join(repeated)}; which one to read "
-                        "would be a guess, so rename or remove all but one")
+        raise DataError.of(path, phrase("repeated_header", names=Joined("then", tuple(repeated))))
 
 
 def _read_cdnow(path: Path, encoding: str, sample_rows: int) -> pd.DataFrame:
     """CDNOW master (id, yyyymmdd, CDs, dollars; one header line) or sample (master id, sample id, ...)."""
     rows, lines = whitespace_rows(path, encoding)
     if not rows:
-        raise DataError(path, "the file is empty")
+        raise DataError.of(path, phrase("file_empty"))
     if not rows[0][0].isdigit():  # the header line
         rows, lines = rows[1:], lines[1:]
     counts = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
@@ -236,7 +238,7 @@ def _require(frame: pd.DataFrame, path: Path, table: Table, mapping: dict[str, s
     for column in table.required:
         if column not in frame.columns:
             named = mapping.get(column, column)
-            raise DataError(path, f"required column missing; columns found: {list(frame.columns)}", column=named)
+            raise DataError.of(path, phrase("column_missing", found=list(frame.columns)), column=named)
 
 
 def _places(path: Path, encoding: str, positions: list[int]) -> list[str]:
@@ -266,12 +268,15 @@ def _bad_rows(frame: pd.DataFrame, bad: pd.Series, columns: list[str], config: D
                    config.encoding, config.error_sample_rows)
 
 
-def _refuse(frame: pd.DataFrame, bad: pd.Series, problem: str, column: str, path: Path, config: DataConfig,
-            shown: list[str] | None = None) -> None:
+def _refuse(frame: pd.DataFrame, bad: pd.Series, problem: str | Phrase, column: str, path: Path,
+            config: DataConfig, shown: list[str] | None = None) -> None:
     """A DataError for the rows ``bad`` marks, if any: ``problem`` after their count."""
     if bad.any():
-        raise DataError(path, f"{int(bad.sum()):,} {problem}", column,
-                        _bad_rows(frame, bad, shown or [column, "customer_id"], config, path))
+        sample = _bad_rows(frame, bad, shown or [column, "customer_id"], config, path)
+        count = f"{int(bad.sum()):,}"
+        if isinstance(problem, Phrase):
+            raise DataError.of(path, phrase("counted", count=count, problem=problem), column, sample)
+        raise DataError(path, f"{count} {problem}", column, sample)
 
 
 def _text(raw: pd.Series) -> pd.Series:
@@ -281,7 +286,7 @@ def _text(raw: pd.Series) -> pd.Series:
 
 def _check_length(frame: pd.DataFrame, text: pd.Series, column: Column, path: Path, config: DataConfig) -> None:
     if column.max_length is not None:
-        _refuse(frame, text.str.len() > column.max_length, f"values are longer than {column.max_length} characters",
+        _refuse(frame, text.str.len() > column.max_length, phrase("too_long", length=column.max_length),
                 column.name, path, config)
 
 
@@ -323,7 +328,7 @@ def _clean_ids(frame: pd.DataFrame, column: Column, path: Path, report: Cleaning
     ids = raw.astype(str).str.strip()
     report.note(columnar.STRIPPED_IDS, int((ids != raw.astype(str)).sum()))
     bad = ids.eq("") | ids.str.lower().isin(MISSING_IDS)
-    _refuse(frame, bad, f"rows have an empty {column.name}", column.name, path, config, list(frame.columns))
+    _refuse(frame, bad, phrase("empty_ids", column=column.name), column.name, path, config, list(frame.columns))
     _check_length(frame, ids, column, path, config)
     frame[column.name] = ids
 
@@ -356,16 +361,13 @@ def _parse_timestamps(frame: pd.DataFrame, column: Column, path: Path, report: C
         report.note(columnar.OFFSETS_CONVERTED.format(name),
                     int(text.str.contains(_OFFSET_PATTERN, regex=True).sum()))
         bad = (parsed.isna() if column.required else parsed.isna() & text.ne("")) & ~outside
-    _refuse(frame, bad, "values are not ISO 8601 dates or datetimes (YYYY-MM-DD, optionally with a time and a UTC "
-            "offset: 2025-01-31T14:05:00+08:00)", name, path, config)
+    _refuse(frame, bad, phrase("not_iso_dates"), name, path, config)
     _refuse(frame, outside | (parsed < EARLIEST) | (parsed > LATEST), _OUTSIDE_RANGE, name, path, config)
     frame[name] = parsed.astype("datetime64[ns]")
 
 
 # Dates that are well-formed but outside the range tiercast supports (docs/contract.md).
-_OUTSIDE_RANGE = (f"values are outside the supported range, {EARLIEST.date()} to {LATEST.date()} (in UTC; see "
-                  "docs/contract.md): a date such as 1600-01-01 or 2300-01-01 is usually a placeholder for an "
-                  "unknown date or a typing slip; correct these rows or leave them out of the file")
+_OUTSIDE_RANGE = phrase("dates_out_of_range", earliest=EARLIEST.date(), latest=LATEST.date())
 
 
 def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: CleaningReport,
@@ -385,19 +387,15 @@ def _parse_numbers(frame: pd.DataFrame, column: Column, path: Path, report: Clea
     bad = pd.Series(~np.isfinite(values.to_numpy()), index=raw.index)
     if not column.required:  # blank means missing
         bad &= ~empty
-    _refuse(frame, bad, "values are not finite numbers: not a number at all (nan, n/a), infinite (inf) or beyond "
-            "what a float holds (1e400)", column.name, path, config)
+    _refuse(frame, bad, phrase("not_finite"), column.name, path, config)
     if column.bound is not None:  # the schema's bound, the service's too: one limit for files and requests
         bound = f"{column.bound:g}"
-        _refuse(frame, values.abs() > column.bound, f"values are outside [-{bound}, {bound}], the size "
-                f"docs/contract.md allows for {column.name}: such a value is usually a placeholder (1e308, "
-                "9.99e307) or a slip of units; correct these rows or leave them out of the file", column.name,
-                path, config)
+        _refuse(frame, values.abs() > column.bound, phrase("beyond_bound", bound=bound, column=column.name),
+                column.name, path, config)
     frame[column.name] = values
 
 
-_NUMBER_FORMS = ("write numbers with a decimal point, optionally with one currency sign and commas between groups "
-                 "of three digits (1,234.50, ¥12.00, -€5.00), or as plain numbers")
+_NUMBER_FORMS = phrase("number_forms")
 
 
 def _read_formatted_numbers(frame: pd.DataFrame, text: pd.Series, values: pd.Series, unread: pd.Series,
@@ -415,18 +413,14 @@ def _read_formatted_numbers(frame: pd.DataFrame, text: pd.Series, values: pd.Ser
         rows[positions[marks]] = True
         return pd.Series(rows, index=frame.index)
 
-    _refuse(frame, at(formatted.european), "values are written the European way (dots between thousands, a "
-            f"decimal comma: 1.234,50), which tiercast does not guess; {_NUMBER_FORMS}", name, path, config)
-    _refuse(frame, at(formatted.misplaced_comma), "values have a comma that is not a thousands separator between "
-            "groups of three digits: a decimal comma (12,5) or a misplaced separator (1,23) could mean either of "
-            f"two numbers; {_NUMBER_FORMS}", name, path, config)
+    _refuse(frame, at(formatted.european), phrase("european_numbers", forms=_NUMBER_FORMS), name, path, config)
+    _refuse(frame, at(formatted.misplaced_comma), phrase("misplaced_comma", forms=_NUMBER_FORMS), name, path, config)
     signs = pd.Series(formatted.currency[formatted.currency != ""])
     if signs.nunique() > 1:
         usual = signs.value_counts().index[0]
         _refuse(frame, at((formatted.currency != "") & (formatted.currency != usual)),
-                f"values have another currency sign than the column's usual '{usual}' "
-                f"(signs found: {' '.join(sorted(signs.unique()))}): amounts in different currencies cannot be "
-                "added up; convert them to one currency first", name, path, config)
+                phrase("several_currencies", usual=usual, signs=" ".join(sorted(signs.unique()))), name, path,
+                config)
     read = ~np.isnan(formatted.values)
     report.note(f"{name} values written with a currency sign or thousands separators read as numbers",
                 int(read.sum()))
@@ -443,7 +437,7 @@ def _clean_text(frame: pd.DataFrame, column: Column, path: Path, report: Cleanin
     text = _text(raw)
     _check_length(frame, text, column, path, config)
     if column.kind == "label":
-        _refuse(frame, text.eq(""), "values are blank", column.name, path, config)
+        _refuse(frame, text.eq(""), phrase("blank_labels"), column.name, path, config)
         frame[column.name] = text.str.lower()
     else:  # blank means missing, as in the service: a blank order_id is no order (each line is its own)
         frame[column.name] = text.where(text != "", None)
@@ -655,7 +649,7 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
     column, an unparseable number or a repeated customer raises :class:`DataError` naming the file."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "file not found")
+        raise DataError.of(path, phrase("file_not_found"))
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -667,20 +661,21 @@ def read_scores(path: Path | str, required: Sequence[str] = ("customer_id",)) ->
     except (ValueError, OSError, UnicodeDecodeError) as err:
         raise DataError(path, f"cannot read the scored file: {err}") from err
     if frame.empty:
-        raise DataError(path, "no scored customers in the file")
+        raise DataError.of(path, phrase("no_scored_customers"))
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise DataError(path, f"missing column(s) {missing}; is this a file written by tiercast score?")
+        raise DataError.of(path, phrase("scores_columns_missing", missing=missing))
     frame["customer_id"] = frame["customer_id"].astype(str)
     for column in (c for c in SCORED.of_kind("number") if c in frame.columns):
         values = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
         # A blank is a missing value; an infinite one is no prediction tiercast writes (an edited file).
         bad = (values.isna() & frame[column].notna() & frame[column].ne("")) | values.abs().eq(np.inf)
         if bad.any():
-            raise DataError(path, "not a finite number", column, _sample(frame, bad, ["customer_id", column], path, "utf-8"))
+            raise DataError.of(path, phrase("not_a_finite_number"), column,
+                               _sample(frame, bad, ["customer_id", column], path, "utf-8"))
         frame[column] = values.astype(float)
     repeated = frame["customer_id"].duplicated(keep=False)
     if repeated.any():
-        raise DataError(path, "customers appear more than once", "customer_id",
-                        _sample(frame, repeated, ["customer_id"], path, "utf-8"))
+        raise DataError.of(path, phrase("repeated_customers"), "customer_id",
+                           _sample(frame, repeated, ["customer_id"], path, "utf-8"))
     return frame

@@ -43,6 +43,8 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tiercast.features.problems import Phrase
+
 Kind = Literal["id", "text", "label", "instant", "number", "date", "list", "choice"]
 
 EARLIEST = datetime(1900, 1, 1)
@@ -197,10 +199,17 @@ class DataError(Exception):
     problem: str
     column: str | None = None
     sample: pd.DataFrame | None = None
-    # The problem's catalogue key (tiercast.serving.i18n: ``data_error.KEY``) and its values, where the raise
-    # site gives them: the command line then says it in the configured language. ``problem`` is its English.
+    # The problem's key (tiercast.features.problems; the catalogues' ``data_error.KEY``) and its values, where
+    # the raise site gives them (:meth:`of`): the command line then says it in the configured language.
+    # ``problem`` is its English.
     key: str | None = None
     values: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, path: Path | str, said: Phrase, column: str | None = None,
+           sample: pd.DataFrame | None = None) -> "DataError":
+        """The error for a problem said as a :class:`~tiercast.features.problems.Phrase`."""
+        return cls(path, str(said), column, sample, said.key, dict(said.values))
 
     def __str__(self) -> str:
         where = f"{self.path}" + (f", column '{self.column}'" if self.column else "")

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,7 @@ def text_encoding(path: Path, declared: str) -> str:
             log.info("%s starts with a UTF-8 byte-order mark: read as UTF-8, not %s", path, declared)
         return "utf-8"
     if name not in ("utf-8", "utf-8-sig") and _has_non_ascii(path) and _first_decode_error(path, "utf-8") is None:
-        raise DataError(path, f"the file is UTF-8 text with non-ASCII characters, but `data.encoding` says {declared}:"
-                        " read that way its text would be garbled; remove data.encoding (UTF-8 is the default) "
-                        "or save the file in the encoding it names")
+        raise DataError.of(path, phrase("utf8_declared_otherwise", declared=declared))
     return declared
 
 
@@ -132,16 +131,12 @@ def undecodable(path: Path, encoding: str, delimiter: str | None) -> DataError:
     name = codecs.lookup(encoding).name
     shown = {"utf-8": "UTF-8"}.get(name, name.upper())
     if where is None:  # pandas failed where a plain decode does not: report what we know
-        return DataError(path, f"not {shown} text")
+        return DataError.of(path, phrase("undecodable_plain", encoding=shown))
     offset, line = where
     offset, character = _where_text_starts(path, encoding, offset)
     column = _column_at(path, encoding, line, offset, delimiter) if delimiter else None
-    at_character = f", character {character:,}" if character is not None else ""
-    problem = f"not {shown} text: byte {offset:,} (line {line:,}{at_character}) starts text that does not decode"
-    if name not in _CHINESE_ENCODINGS and _first_decode_error(path, "gb18030") is None:
-        problem += ("; the whole file decodes as GB18030 (what Excel writes in China, GBK being a part of it): "
-                    "if that is what it is, set `data.encoding: gb18030` in the config")
-    else:
-        problem += ("; save it as UTF-8, or name its encoding in the config (`data.encoding: ...`, e.g. gb18030, "
-                    "latin-1, cp1252)")
-    return DataError(path, problem, column)
+    at_character = phrase("at_character", character=f"{character:,}") if character is not None else ""
+    gb18030 = name not in _CHINESE_ENCODINGS and _first_decode_error(path, "gb18030") is None
+    return DataError.of(path, phrase("undecodable", encoding=shown, byte=f"{offset:,}", line=f"{line:,}",
+                                     character=at_character,
+                                     hint=phrase("hint_gb18030" if gb18030 else "hint_encoding")), column)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.features.privacy import PersonalData
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
 
 
@@ -71,7 +72,7 @@ def csv_header(path: Path, encoding: str, personal: PersonalData, sample_rows: i
         reader = csv.reader(handle)
         header = next((fields for fields in reader if not _is_blank(fields)), None)
         if header is None:
-            raise DataError(path, "the file is empty")
+            raise DataError.of(path, phrase("file_empty"))
         counts = np.fromiter(map(len, reader), dtype=np.int64)  # the fast pass: blank lines count 0 fields
     names = [name.strip() for name in header]
     width = len(names)

@@ -137,7 +137,7 @@ def _print_training(training: jobs.Training, m: Messages) -> None:
             print(f"  {m[f'metric.{name}']:<22} {result.metrics[name]:.3f}     "
                   f"({result.baseline.get(name, float('nan')):.3f})")
     print(m.text("cli.registered", versions=result.versions))
-    print(m.text("cli.promoted" if result.promoted else "cli.kept", detail=result.decision))
+    print("  " + m.text("decision.promoted" if result.promoted else "decision.kept", detail=result.decision))
     print(card_text(result.quality_card, m))
 
 
@@ -240,15 +240,17 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
 def cmd_simulate(args: argparse.Namespace, config: AppConfig) -> int:
     sim = jobs.simulate(args.customers, args.out, args.seed, args.cutoff, args.horizon_days, args.format,
                         args.preset, args.line_items, not args.no_product_id)
-    print(f"Simulated {len(sim.world.customers):,} customers and {len(sim.world.transactions):,} transactions "
-          f"in {sim.seconds:.1f} s")
+    m = messages(config.language)
+    print(m.text("cli.simulated", customers=f"{len(sim.world.customers):,}",
+                 transactions=f"{len(sim.world.transactions):,}", seconds=f"{sim.seconds:.1f}"))
     if sim.lines is not None:
         cancelled = sim.lines["order_id"].str.startswith("C").sum()
-        print(f"  written as {len(sim.lines):,} invoice lines ({cancelled:,} cancellation lines)")
-    print(f"  ground truth at {sim.cutoff.date()}, horizon {sim.horizon_days} days: mean expected value "
-          f"{sim.truth['expected_value'].mean():,.2f}, mean churn probability {sim.truth['churn_probability'].mean():.3f}")
+        print(m.text("cli.simulated_lines", lines=f"{len(sim.lines):,}", cancelled=f"{cancelled:,}"))
+    print(m.text("cli.simulated_truth", cutoff=sim.cutoff.date(), days=sim.horizon_days,
+                 value=f"{sim.truth['expected_value'].mean():,.2f}",
+                 churn=f"{sim.truth['churn_probability'].mean():.3f}"))
     for kind, path in sim.paths.items():
-        print(f"  {kind:<13} {path}")
+        print(m.text("cli.simulated_file", kind=m.table.get(f"simulate.file.{kind}", kind), path=path))
     return 0
 
 
@@ -265,16 +267,18 @@ def cmd_features(args: argparse.Namespace, config: AppConfig) -> int:
         done = ((spilled_jobs.features(config, inputs, args.as_of, out) if _files(inputs, out) else None)
                 or jobs.features(config, inputs, args.as_of, out))
         customers = done.customers
-    print(f"Features for {customers:,} customers at {args.as_of.date()} -> {done.out}\n"
-          f"  data-quality report -> {done.quality_report or 'the log'}")
+    m = messages(config.language)
+    print(m.text("cli.features", customers=f"{customers:,}", as_of=args.as_of.date(), out=done.out))
+    print(m.text("cli.features_report", report=done.quality_report or m["cli.features_report_in_log"]))
     return 0
 
 
 def cmd_plan(args: argparse.Namespace, config: AppConfig) -> int:
     done = jobs.plan(config, args.scores, args.budget, args.cost_per_contact, args.out, args.save_rate,
                      args.control_share, args.seed)
-    print(done.plan.summary())
-    print(f"  plan -> {done.out}")
+    m = messages(config.language)
+    print(done.plan.summary(m))
+    print(m.text("cli.plan", out=done.out))
     return 0
 
 
@@ -289,9 +293,10 @@ def cmd_report(args: argparse.Namespace, config: AppConfig) -> int:
 def cmd_evaluate_plan(args: argparse.Namespace, config: AppConfig) -> int:
     done = jobs.evaluate_plan(config, args.plan, args.transactions, args.start, args.horizon_days, args.confidence,
                               args.out)
-    print("\n".join(done.result.lines()))
+    m = messages(config.language)
+    print("\n".join(done.result.lines(m)))
     if done.out:
-        print(f"  result -> {done.out}")
+        print(m.text("cli.campaign", out=done.out))
     return 0
 
 
@@ -299,14 +304,15 @@ def cmd_monitor(args: argparse.Namespace, config: AppConfig) -> int:
     done = jobs.monitor(config, args.scores, _inputs(args), args.as_of, args.out)
     result = done.result
     realized = result["realized"]
-    print(f"Monitored the scoring of {result['scored_as_of']} at {result['as_of']} ({result['models']}):")
-    print(f"  realised on {realized['n']:,} customers, "
-          + ("full window" if realized["horizon_complete"] else
-             f"partial window ({realized['elapsed_days']} of {realized['horizon_days']} days)") + ": "
-          + ", ".join(f"{name} {realized[name]:.3f}" for name in ("norm_gini", "top20_capture", "churn_auc",
-                                                                  "total_ratio") if realized.get(name) is not None))
-    print(f"  {result['verdict']}")
-    print(f"  -> {done.out} (MLflow run {done.run_id})")
+    m = messages(config.language)
+    print(m.text("cli.monitored", scored=result["scored_as_of"], as_of=result["as_of"], models=result["models"]))
+    window = (m["cli.window_full"] if realized["horizon_complete"] else
+              m.text("cli.window_partial", elapsed=realized["elapsed_days"], horizon=realized["horizon_days"]))
+    shown = [m.text("cli.metric", name=m[f"metric.{name}"], value=f"{realized[name]:.3f}")
+             for name in ("norm_gini", "top20_capture", "churn_auc", "total_ratio") if realized.get(name) is not None]
+    print(m.text("cli.realised", n=f"{realized['n']:,}", window=window, metrics=m.join(shown)))
+    print(m.text("cli.verdict", verdict=result["verdict"]))
+    print(m.text("cli.monitor_out", out=done.out, run_id=done.run_id))
     return 0
 
 
@@ -315,12 +321,10 @@ def cmd_cycle(args: argparse.Namespace, config: AppConfig) -> int:
 
     done = cycle(config, _inputs(args), args.as_of, args.dir)
     record = done.record
-    if done.already_done:
-        print(f"Cycle {record['as_of']} was already complete in {done.folder}: nothing redone")
-    else:
-        print(f"Cycle {record['as_of']} in {done.folder}:")
+    m = messages(config.language)
+    print(m.text("cli.cycle_done" if done.already_done else "cli.cycle", as_of=record["as_of"], folder=done.folder))
     for decision in record["decisions"]:
-        print(f"  {decision}")
+        print(m.text("cli.decision", decision=decision))
     return 0
 
 

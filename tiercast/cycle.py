@@ -30,6 +30,7 @@ from tiercast.config import AppConfig
 from tiercast.features.loading import InputData, read_scores
 from tiercast.monitoring import plain
 from tiercast.outputs import check_output_folder, holding_lock, write_atomically, write_table
+from tiercast.serving.i18n import Messages, messages
 
 log = logging.getLogger("tiercast")
 
@@ -54,7 +55,9 @@ def _write_json(path: Path, content: dict[str, Any]) -> Path:
     return write_atomically(path, lambda tmp: tmp.write_text(json.dumps(plain(content), indent=2, allow_nan=False)))
 
 
-def _decide(folder: Path, decisions: list[str], text: str) -> None:
+def _decide(folder: Path, decisions: list[str], m: Messages, key: str, **values: object) -> None:
+    """Record (and log) a decision in the configured language: cycle.json's ``decisions`` are for people."""
+    text = m.text(f"cycle.{key}", **values)
     log.info("cycle %s: %s", folder.name, text)
     decisions.append(text)
 
@@ -77,20 +80,21 @@ def _monitor_previous(config: AppConfig, data: InputData, as_of: pd.Timestamp, f
     monitor or no champion to monitor with."""
     from tiercast.monitoring import monitor
 
+    m = messages(config.language)
     if previous is None:
-        _decide(folder, decisions, f"no earlier completed run in {folder.parent}: nothing to monitor")
+        _decide(folder, decisions, m, "nothing_to_monitor", root=folder.parent)
         return None
     if (folder / MONITOR_FILE).exists():  # an earlier attempt judged the champion before it retrained
         found = json.loads((folder / MONITOR_FILE).read_text())
-        _decide(folder, decisions, f"reusing the monitoring of this as_of's earlier attempt: {found['verdict']}")
+        _decide(folder, decisions, m, "reusing_monitoring", verdict=found["verdict"])
         return found
     try:
         bundle = jobs.champion_models(config, "tiercast cycle")
     except jobs.ModelsUnavailableError as err:
-        _decide(folder, decisions, f"cannot monitor the run of {previous[0].date()}: {err}")
+        _decide(folder, decisions, m, "cannot_monitor", day=previous[0].date(), detail=err)
         return None
     found = monitor(config, read_scores(previous[1] / SCORES_FILE), previous[0], data, as_of, folder, bundle).result
-    _decide(folder, decisions, f"monitored the run of {previous[0].date()}: {found['verdict']}")
+    _decide(folder, decisions, m, "monitored", day=previous[0].date(), verdict=found["verdict"])
     return found
 
 
@@ -98,21 +102,26 @@ def _retrain_if_needed(config: AppConfig, data: InputData, as_of: pd.Timestamp, 
                        found: dict[str, Any] | None, decisions: list[str]) -> dict[str, Any] | None:
     """The training of this as_of (training.json), made when the monitor recommends one or there is no
     champion, and never twice; None when the champion is kept."""
+    m = messages(config.language)
     if (folder / TRAINING_FILE).exists():
         training = json.loads((folder / TRAINING_FILE).read_text())
-        _decide(folder, decisions, f"already trained in an earlier attempt (MLflow run {training['run_id']}): "
-                f"not trained again; {training['decision']}")
+        _decide(folder, decisions, m, "already_trained", run_id=training["run_id"], decision=_decision(training, m))
         return training
     if found is not None and found["retrain_recommended"]:
-        _decide(folder, decisions, "retraining: " + "; ".join(found["reasons"]))
+        _decide(folder, decisions, m, "retraining", reasons=m["monitor.reason_separator"].join(found["reasons"]))
     elif found is None and not _has_champion(config):
-        _decide(folder, decisions, "no champion models yet: training the first ones")
+        _decide(folder, decisions, m, "first_training")
     else:
-        _decide(folder, decisions, "no retrain: the champion is kept")
+        _decide(folder, decisions, m, "no_retrain")
         return None
     training = _train(config, data, as_of, folder)
-    _decide(folder, decisions, training["decision"])
+    _decide(folder, decisions, m, "trained", decision=_decision(training, m))
     return training
+
+
+def _decision(training: dict[str, Any], m: Messages) -> str:
+    """The champion gate's decision (training.json's ``decision``, in English) in the configured language."""
+    return m.text("decision.promoted" if training["promoted"] else "decision.kept", detail=training["decision"])
 
 
 def cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root: Path) -> CycleRun:
@@ -129,7 +138,8 @@ def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root
     folder = run_folder(root, as_of)
     if (folder / MARKER).exists():
         record = json.loads((folder / MARKER).read_text())
-        log.info("cycle %s: already complete (%s); nothing redone", folder.name, folder / MARKER)
+        log.info("cycle %s: %s", folder.name,
+                 messages(config.language).text("cycle.already_complete", marker=folder / MARKER))
         return CycleRun(folder, record, True)
     check_output_folder(folder)
     earlier = [(day, path) for day, path in completed_runs(root) if day < as_of]
@@ -149,13 +159,14 @@ def _cycle(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, root
                                     bundle.horizon_days, None)
     write_table(jobs.flat_scores(scores), folder / SCORES_FILE)
     record["models"] = bundle.version_label
-    _decide(folder, decisions, f"scored {len(scores):,} customers with {bundle.version_label}")
+    m = messages(config.language)
+    _decide(folder, decisions, m, "scored", customers=f"{len(scores):,}", models=bundle.version_label)
 
     previous_scores = read_scores(previous[1] / SCORES_FILE) if previous else None
     if previous_scores is not None:
         matrix = migration_matrix(previous_scores, scores, config.policy)
         write_atomically(folder / MIGRATION_FILE, lambda tmp: matrix.to_csv(tmp))
-        _decide(folder, decisions, f"tier migration against {previous[0].date()} -> {folder / MIGRATION_FILE}")
+        _decide(folder, decisions, m, "migration", day=previous[0].date(), path=folder / MIGRATION_FILE)
     write_report(scores, folder / REPORT_FOLDER, config.policy, previous_scores, source=str(folder / SCORES_FILE),
                  previous_source=str(previous[1] / SCORES_FILE) if previous else "",
                  quality_card=bundle.quality_card, card_source=bundle.version_label,

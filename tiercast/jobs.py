@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from tiercast.config import AppConfig
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
 from tiercast.outputs import (
     TABLE_SUFFIXES,
@@ -70,11 +71,10 @@ def require_history(data: InputData, as_of: pd.Timestamp, transactions: Path) ->
 def require_first_before(first: pd.Timestamp, as_of: pd.Timestamp, transactions: Path) -> None:
     """:func:`require_history` given the first transaction's time."""
     if pd.isna(first):
-        raise DataError(transactions, "no transactions left to use", "timestamp", key="no_transactions")
+        raise DataError.of(transactions, phrase("no_transactions"), "timestamp")
     if not first < as_of:
-        raise DataError(transactions, f"no customer has a transaction before {as_of.date()}: the first one is "
-                        f"on {first.date()}", "timestamp", key="as_of_before_history",
-                        values={"as_of": as_of.date(), "first": first.date()})
+        raise DataError.of(transactions, phrase("as_of_before_history", as_of=as_of.date(), first=first.date()),
+                           "timestamp")
 
 
 def bucket_engine(config: AppConfig) -> BucketEngine:
@@ -412,8 +412,7 @@ def report(config: AppConfig, scores_path: Path, out: Path, previous: Path | Non
 
     check_output_folder(out)
     if history is not None and not Path(history).is_dir():
-        raise DataError(history, "not a folder: give the directory tiercast cycle writes its runs in",
-                        key="history_not_a_folder")
+        raise DataError.of(history, phrase("history_not_a_folder"))
     scores = read_scores(scores_path, REPORT_REQUIRED)
     earlier = read_scores(previous, ("customer_id", "tier")) if previous else None
     card, card_source = _quality_card(config, model_alias or config.service.model_alias)

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from tiercast.analysis.history import MONITOR_FILE
-from tiercast.analysis.monitor import (MONITOR_REQUIRED, drift_chart, drift_reasons, drift_summary,
-                                       quality_reasons, realized_quality, verdict)
+from tiercast.analysis.monitor import (MONITOR_REQUIRED, NO_RETRAIN_NEEDED, RETRAIN_RECOMMENDED, drift_chart,
+                                       drift_reasons, drift_summary, quality_reasons, realized_quality, verdict)
 from tiercast.config import AppConfig
 from tiercast.features.loading import InputData, read_scores
 from tiercast.features.schema import DataError
 from tiercast.outputs import check_output_folder, write_atomically
+from tiercast.serving.i18n import messages
 
 log = logging.getLogger("tiercast")
 
@@ -101,7 +102,8 @@ def measure(config: AppConfig, scores: pd.DataFrame, then: pd.Timestamp, data: I
     if last < as_of - pd.Timedelta(days=1):
         log.warning("the transactions end on %s, before %s: purchases after it are missing from the outcomes",
                     last.date(), as_of.date())
-    realized = realized_quality(scores, outcomes, elapsed, horizon, bundle.quality_card, config.training.quality)
+    m = messages(config.language)
+    realized = realized_quality(scores, outcomes, elapsed, horizon, bundle.quality_card, config.training.quality, m)
 
     now = score_customers(before, as_of, config.policy, config.features, bundle, config.fallback, data.customers,
                           data.interactions, horizon)
@@ -110,11 +112,14 @@ def measure(config: AppConfig, scores: pd.DataFrame, then: pd.Timestamp, data: I
     models = bundle.version_label
     drift = drift_summary(metadata.get("monitoring_reference"), features_now[bundle.builder.feature_names_],
                           scores["predicted_value"].astype(float), now["predicted_value"].astype(float),
-                          scores["tier"], now["tier"], config.monitor, models)
-    reasons = quality_reasons(realized, config.training.quality, config.monitor) + drift_reasons(drift, config.monitor)
+                          scores["tier"], now["tier"], config.monitor, models, m)
+    reasons = (quality_reasons(realized, config.training.quality, config.monitor, m)
+               + drift_reasons(drift, config.monitor, m))
     result = {"as_of": str(as_of.date()), "scored_as_of": str(then.date()), "models": models,
-              "realized": realized, "drift": drift, "retrain_recommended": bool(reasons), "reasons": reasons,
-              "verdict": verdict(realized, drift, reasons, config.monitor)}
+              "realized": realized, "drift": drift, "retrain_recommended": bool(reasons),
+              "reasons": [str(reason) for reason in reasons], "reason_codes": [reason.code for reason in reasons],
+              "verdict_code": RETRAIN_RECOMMENDED if reasons else NO_RETRAIN_NEEDED,
+              "verdict": verdict(realized, drift, reasons, config.monitor, m)}
     return result, now
 
 
@@ -127,7 +132,7 @@ def monitor(config: AppConfig, scores: pd.DataFrame, then: pd.Timestamp, data: I
     result, _ = measure(config, scores, then, data, as_of, bundle)
     result = plain(result)
     with tempfile.TemporaryDirectory() as tmp:
-        chart = drift_chart(result["drift"], Path(tmp) / CHART_FILE)
+        chart = drift_chart(result["drift"], Path(tmp) / CHART_FILE, m=messages(config.language))
         run_id = _log_run(config, result, chart)
         result = {**result, "mlflow_run_id": run_id}
         write_atomically(Path(out) / CHART_FILE, lambda path: path.write_bytes(chart.read_bytes()))

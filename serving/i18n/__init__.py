@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tiercast.features.problems import Joined, Phrase
 from tiercast.features.schema import DataError
 from tiercast.serving.i18n import en, zh
 from tiercast.training.policy import TierPolicy
@@ -166,13 +167,28 @@ def card_text(card: dict[str, Any], m: Messages) -> str:
     return "\n".join([m.text("card.title", grade=card["grade"]), *card_lines(card, m)])
 
 
+def said(value: object, m: Messages) -> str:
+    """A data problem's :class:`Phrase` (or :class:`Joined` list, or plain value) in ``m``'s language."""
+    if isinstance(value, Phrase):
+        return m.text(f"data_error.{value.key}", **{name: said(v, m) for name, v in value.values.items()})
+    if isinstance(value, Joined):
+        return m[f"data_error.{value.separator}"].join(said(item, m) for item in value.items)
+    return str(value)
+
+
+# How the loader names a sample row: its line in a text file, its row in Parquet or a table.
+_PLACE = re.compile(r"(line|row) ([\d,]+)")
+
+
 def data_error_text(err: DataError, m: Messages) -> str:
     """A data problem as :class:`DataError` says it, in ``m``'s language: its words from the catalogue where the
     raise site gave a key, its English ``problem`` otherwise."""
-    key = f"data_error.{err.key}"
-    problem = m.text(key, **err.values) if err.key and key in m.table else err.problem
+    problem = said(Phrase(err.key, err.values), m) if err.key else err.problem
     where = f"{err.path}" + (m.text("data_error.column", column=err.column) if err.column else "")
     message = m.text("data_error.message", where=where, problem=problem)
     if err.sample is not None and len(err.sample):
-        message += m["data_error.sample"] + err.sample.to_string(max_colwidth=40)
+        def place(name: object) -> object:
+            found = _PLACE.fullmatch(name) if isinstance(name, str) else None
+            return m.text(f"data_error.place.{found[1]}", n=found[2]) if found else name
+        message += m["data_error.sample"] + err.sample.rename(index=place).to_string(max_colwidth=40)
     return message

@@ -2,6 +2,8 @@
 
 Templates are :meth:`str.format` strings; ``.one``/``.other`` pairs are chosen by the count they show."""
 
+from tiercast.features.problems import PROBLEMS
+
 MESSAGES: dict[str, str] = {
     # -- numbers
     "number.unknown": "unknown",
@@ -262,8 +264,6 @@ MESSAGES: dict[str, str] = {
     "cli.mlflow_run": "MLflow run {run_id} in {store}",
     "cli.validation": "  on the validation window {window}:  tiercast  (BG/NBD + Gamma-Gamma)",
     "cli.registered": "  registered versions: {versions}",
-    "cli.promoted": "  {detail}",
-    "cli.kept": "  {detail}",
     "cli.scored": "Scored {customers} customers -> {out}",
     "cli.all_fallback": "tiercast: warning: every customer was scored by the rule-based fallback, not the models: {reason}",
     "cli.sources": "  sources: {sources}",
@@ -293,6 +293,93 @@ MESSAGES: dict[str, str] = {
     "metric.churn_auc": "churn_auc",
     "metric.churn_pr_auc": "churn_pr_auc",
     "metric.churn_brier": "churn_brier",
+    # -- the command line's summaries of the other commands
+    "decision.promoted": "{detail}",
+    "decision.kept": "{detail}",
+    "cli.simulated": "Simulated {customers} customers and {transactions} transactions in {seconds} s",
+    "cli.simulated_lines": "  written as {lines} invoice lines ({cancelled} cancellation lines)",
+    "cli.simulated_truth": ("  ground truth at {cutoff}, horizon {days} days: mean expected value {value}, mean churn "
+                            "probability {churn}"),
+    "cli.simulated_file": "  {kind:<13} {path}",
+    "simulate.file.transactions": "transactions",
+    "simulate.file.customers": "customers",
+    "simulate.file.interactions": "interactions",
+    "simulate.file.ground_truth": "ground_truth",
+    "cli.features": "Features for {customers} customers at {as_of} -> {out}",
+    "cli.features_report": "  data-quality report -> {report}",
+    "cli.features_report_in_log": "the log",
+    "cli.plan": "  plan -> {out}",
+    "cli.campaign": "  result -> {out}",
+    "cli.monitored": "Monitored the scoring of {scored} at {as_of} ({models}):",
+    "cli.realised": "  realised on {n} customers, {window}: {metrics}",
+    "cli.window_full": "full window",
+    "cli.window_partial": "partial window ({elapsed} of {horizon} days)",
+    "cli.metric": "{name} {value}",
+    "cli.verdict": "  {verdict}",
+    "cli.monitor_out": "  -> {out} (MLflow run {run_id})",
+    "cli.cycle_done": "Cycle {as_of} was already complete in {folder}: nothing redone",
+    "cli.cycle": "Cycle {as_of} in {folder}:",
+    "cli.decision": "  {decision}",
+    "metric.total_ratio": "total_ratio",
+    # -- a retention plan (tiercast plan) and its evaluation (tiercast evaluate-plan)
+    "plan.head": ("Retention plan: {selected} customers selected out of {candidates} with a positive expected saved "
+                  "value ({scored} scored): {treated} to contact, {control} held out at random as the control group"),
+    "plan.rates": "  save rate {save_rate}, cost per contact {cost}",
+    "plan.cost": "  cost {cost} of a budget of {budget}",
+    "plan.saved": "  expected saved value {gross} gross, {net} net of contact costs (the expected return)",
+    "plan.return": "  expected return per unit spent: {ratio}",
+    "campaign.head": "Campaign from {start}, {days} days: {treated} treated, {control} control",
+    "campaign.value": ("  value per customer: treated {treated}, control {control}, uplift {uplift} ({pct}% CI {low} "
+                       "to {high})"),
+    "campaign.retained": ("  retained (bought again): treated {treated}, control {control}, uplift {uplift} points "
+                          "({pct}% CI {low} to {high})"),
+    "campaign.incremental": "  incremental value over the treated group: {value}",
+    # -- monitoring (monitor.json's verdict, reasons and comparison; the drift chart)
+    "monitor.window_full": "over its full outcome window",
+    "monitor.window_partial": "over the {elapsed} of {horizon} days passed so far (partial)",
+    "monitor.checked": "The scoring was checked on {n} customers {window}.",
+    "monitor.grade": "Realised grade {grade} against the card's {promised}.",
+    "monitor.too_few": "Too few customers with outcomes (under {min}) to judge quality.",
+    "monitor.drifted": "{moved} of {features} features moved past PSI {threshold}.",
+    "monitor.no_reference": ("the models {models} were trained before tiercast stored a training reference with them: "
+                             "no feature or prediction drift can be measured; retrain to get one"),
+    "monitor.sentence": "{text}.",
+    "monitor.retrain": "Retrain recommended: {reasons}.",
+    "monitor.no_retrain": "No retrain needed.",
+    "monitor.reason_separator": "; ",
+    "monitor.sentence_separator": " ",
+    "monitor.reason.grade_fell": ("realised quality fell below the card's grade: grade {now} (the top {share} held "
+                                  "{lift} times a random pick's value) against the promised {then} ({promised_lift} "
+                                  "times)"),
+    "monitor.reason.churn_auc_fell": "realised churn AUC {auc} is more than {tolerance} below the card's {promised}",
+    "monitor.reason.total_ratio": "the predicted value was {ratio} times what customers brought {pro_rated}, outside {low} to {high}",
+    "monitor.pro_rated": "(pro-rated to the days passed)",
+    "monitor.reason.features_drifted": "{moved} features moved past PSI {threshold} since training: {named}",
+    "monitor.feature_psi": "{name} ({psi})",
+    "monitor.reason.prediction_drifted": ("the predicted value's distribution moved: PSI {psi} against the training "
+                                          "population (threshold {threshold})"),
+    "monitor.comparison_full": "the full outcome window has passed: like for like with the card",
+    "monitor.comparison_partial": ("partial: {elapsed} of {horizon} days have passed; Gini, capture and churn AUC rank "
+                                   "customers by what they did in those days (churned = no purchase yet), and the total "
+                                   "ratio compares predictions pro-rated to {share} of the window"),
+    "chart.drift_title": "Feature drift (PSI against the training population)",
+    "chart.no_reference": "no training reference",
+    "chart.then": "then",
+    "chart.now": "now",
+    "chart.tier_shares_title": "Tier shares then and now",
+    # -- what tiercast cycle decided (cycle.json's decisions)
+    "cycle.nothing_to_monitor": "no earlier completed run in {root}: nothing to monitor",
+    "cycle.reusing_monitoring": "reusing the monitoring of this as_of's earlier attempt: {verdict}",
+    "cycle.cannot_monitor": "cannot monitor the run of {day}: {detail}",
+    "cycle.monitored": "monitored the run of {day}: {verdict}",
+    "cycle.already_trained": "already trained in an earlier attempt (MLflow run {run_id}): not trained again; {decision}",
+    "cycle.retraining": "retraining: {reasons}",
+    "cycle.first_training": "no champion models yet: training the first ones",
+    "cycle.no_retrain": "no retrain: the champion is kept",
+    "cycle.trained": "{decision}",
+    "cycle.scored": "scored {customers} customers with {models}",
+    "cycle.migration": "tier migration against {day} -> {path}",
+    "cycle.already_complete": "already complete ({marker}); nothing redone",
     # -- the report's history of a cycle directory
     "history.heading": "History of the runs",
     "history.no_runs": "No runs yet.",
@@ -324,11 +411,12 @@ MESSAGES: dict[str, str] = {
     "column.promised_grade": "promised grade",
     "column.promised_churn_auc": "promised churn auc",
     "column.retrain_recommended": "retrain recommended",
-    # -- data problems (tiercast.features.schema.DataError), where the raise site gives a key
+    # -- data problems (tiercast.features.schema.DataError); the problems' own words are the loader's
+    # (tiercast.features.problems), added below
     "data_error.message": "{where}: {problem}",
     "data_error.column": ", column '{column}'",
     "data_error.sample": "\nsample of bad rows:\n",
-    "data_error.no_transactions": "no transactions left to use",
-    "data_error.as_of_before_history": "no customer has a transaction before {as_of}: the first one is on {first}",
-    "data_error.history_not_a_folder": "not a folder: give the directory tiercast cycle writes its runs in",
+    "data_error.place.line": "line {n}",
+    "data_error.place.row": "row {n}",
 }
+MESSAGES.update({f"data_error.{key}": text for key, text in PROBLEMS.items()})

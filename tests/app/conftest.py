@@ -67,8 +67,12 @@ def monitored_world(tmp_path_factory) -> MonitoredWorld:
 
 @pytest.fixture
 def in_world(monitored_world, monkeypatch) -> MonitoredWorld:
-    """The monitored world's store and folder for one test."""
+    """The monitored world's store and folder for one test. The registry too: a run of an earlier test leaves
+    MLflow's registry URI set (in the process and its environment), which would win over the tracking URI."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", monitored_world.store)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", monitored_world.store)
+    mlflow.set_registry_uri(monitored_world.store)
     monkeypatch.chdir(monitored_world.folder)
     yield monitored_world
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)

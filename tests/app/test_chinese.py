@@ -1,11 +1,15 @@
-"""``language: zh`` end to end: ``backtest``, ``score`` and ``report`` with the shipped ``configs/zh.yaml`` write
-no English word a person reads (scored labels and reasons, the report's text, the command line's summaries),
+"""``language: zh`` end to end: ``backtest``, ``score``, ``report``, ``train``, ``simulate``, ``features``, ``plan``,
+``evaluate-plan``, ``monitor`` and ``cycle`` with the shipped ``configs/zh.yaml`` write no English word a person
+reads (scored labels and reasons, the report's text, the command line's summaries, monitor.json's verdict,
+cycle.json's decisions, data errors),
 while the code columns keep their codes for programs; the report's charts draw every Chinese character with
 a font that has it, with no system CJK font; and a real headless browser renders the page as Chinese."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import warnings
 from html.parser import HTMLParser
@@ -71,11 +75,15 @@ def page_text(path: Path) -> PageText:
 @pytest.fixture(scope="module")
 def chinese_config(tmp_path_factory) -> Path:
     """configs/zh.yaml, with the rules scoring when there are no champion models and a quick training."""
-    settings = yaml.safe_load(ZH.read_text(encoding="utf-8"))
-    settings["fallback"] = {"allow_in_batch": True}
-    settings["training"] = {"tuning": {"trials": 1}}
-    path = tmp_path_factory.mktemp("config") / "zh.yaml"
-    path.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    return zh_config(tmp_path_factory.mktemp("config"), fallback={"allow_in_batch": True},
+                     training={"tuning": {"trials": 1}})
+
+
+def zh_config(folder: Path, **settings) -> Path:
+    """configs/zh.yaml with ``settings`` on top."""
+    found = {**yaml.safe_load(ZH.read_text(encoding="utf-8")), **settings}
+    path = folder / "zh.yaml"
+    path.write_text(yaml.safe_dump(found, allow_unicode=True), encoding="utf-8")
     return path
 
 
@@ -239,3 +247,91 @@ def test_train_and_the_quality_card_in_chinese(tmp_path, store, chinese_config, 
     assert "任取一位流失客户和一位留存客户" in said.out and "任取一位流失客户和一位留存客户" in text
     for shown in (said.out, said.err, text):
         assert not english_words(shown), sorted(set(english_words(shown)))
+
+
+def said_in_chinese(capsys, english_words, *needles: str) -> str:
+    """What the command printed: every needle, and no English word on stdout or stderr."""
+    said = capsys.readouterr()
+    for needle in needles:
+        assert needle in said.out, (needle, said.out)
+    assert not english_words(said.out) and not english_words(said.err), (said.out, said.err)
+    return said.out
+
+
+def refused_in_chinese(capsys, english_words, *needles: str) -> None:
+    """A data problem: the error line in Chinese, naming the file and column (and bad rows) as they are."""
+    err = capsys.readouterr().err
+    head = err.split("\n")[0]
+    assert "错误" in head and not english_words(head), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_simulate_features_plan_and_evaluate_plan_in_chinese(tmp_path, small_cdnow, monitored_world, english_words,
+                                                             capsys):
+    config = ["--config", str(zh_config(tmp_path))]
+    assert main([*config, "simulate", "--customers", "300", "--out", str(tmp_path / "world"), "--line-items"]) == 0
+    said_in_chinese(capsys, english_words, "已模拟 300 位客户", "发票行", "真实值")
+
+    features = tmp_path / "features.csv"
+    assert main([*config, "features", "--transactions", str(small_cdnow), "--as-of", "1998-01-01",
+                 "--out", str(features)]) == 0
+    said_in_chinese(capsys, english_words, "已为 4,000 位客户生成 1998-01-01 的特征", "数据质量报告")
+
+    plan = tmp_path / "plan.csv"
+    assert main([*config, "plan", "--scores", str(monitored_world.scores), "--budget", "2000",
+                 "--cost-per-contact", "5", "--out", str(plan)]) == 0
+    said_in_chinese(capsys, english_words, "挽留计划", "对照组", "预期回报")
+    assert main([*config, "evaluate-plan", "--plan", str(plan), "--transactions", str(monitored_world.stable),
+                 "--horizon-days", "90", "--out", str(tmp_path / "result.json")]) == 0
+    said_in_chinese(capsys, english_words, "处理组", "置信区间", "结果 ->")
+
+    # A data problem of each family: the loader's (features), a scored file's (plan), a plan file's.
+    lacking = tmp_path / "lacking.csv"
+    lacking.write_text("customer_id,timestamp\n1,2024-01-01\n", encoding="utf-8")
+    assert main([*config, "features", "--transactions", str(lacking), "--as-of", "2024-06-01",
+                 "--out", str(tmp_path / "f.csv")]) == 2
+    refused_in_chinese(capsys, english_words, "lacking.csv，列 'amount'：缺少必需的列")
+    assert main([*config, "plan", "--scores", str(lacking), "--budget", "10", "--cost-per-contact", "1",
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    refused_in_chinese(capsys, english_words, "lacking.csv：缺少列 [", "'churn_probability'")
+    assert main([*config, "evaluate-plan", "--plan", str(lacking), "--transactions", str(monitored_world.stable),
+                 "--out", str(tmp_path / "r.json")]) == 2
+    refused_in_chinese(capsys, english_words, "lacking.csv，列 'group'：缺少必需的列")
+    assert not any((tmp_path / name).exists() for name in ("f.csv", "p.csv", "r.json"))
+
+
+def test_monitor_and_cycle_in_chinese(tmp_path, in_world, english_words, capsys):
+    from .conftest import CUTOFF, QUICK
+
+    config = ["--config", str(zh_config(tmp_path, **QUICK))]  # the monitored world's quick training
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Glyph")  # the drift chart draws its Chinese with a font that has it
+        assert main([*config, "monitor", "--scores", str(in_world.scores), "--transactions", str(in_world.shifted),
+                     "--as-of", "2025-01-01", "--out", str(tmp_path / "monitor")]) == 0
+    said_in_chinese(capsys, english_words, "已监测 2024-07-01 的评分", "完整窗口", "建议重新训练")
+    found = json.loads((tmp_path / "monitor" / "monitor.json").read_text())
+    # Programs read the codes; people read the verdict, reasons and comparison in the configured language.
+    assert found["verdict_code"] == "retrain_recommended" and found["retrain_recommended"] is True
+    assert {"features_drifted", "total_ratio"} <= set(found["reason_codes"])
+    assert len(found["reason_codes"]) == len(found["reasons"])
+    for text in (found["verdict"], *found["reasons"], found["realized"]["comparison"]):
+        assert not english_words(text), text
+
+    runs = tmp_path / "runs"  # the champion's first run, then this as_of's, in Chinese
+    shutil.copytree(in_world.runs / CUTOFF, runs / CUTOFF)
+    assert main([*config, "cycle", "--transactions", str(in_world.stable), "--as-of", "2025-01-01",
+                 "--dir", str(runs)]) == 0
+    said_in_chinese(capsys, english_words, "周期 2025-01-01", "已监测 2024-07-01 的运行", "与 2024-07-01 相比的层级迁移")
+    record = json.loads((runs / "2025-01-01" / "cycle.json").read_text())
+    assert record["decisions"] and not english_words("\n".join(record["decisions"]))
+
+    # A data problem: the loader's words for a bad amount, with the file, the column and the bad line.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("customer_id,timestamp,amount\n1,2024-01-01,5\n2,2024-01-02,1e13\n", encoding="utf-8")
+    assert main([*config, "cycle", "--transactions", str(bad), "--as-of", "2025-02-01", "--dir", str(runs)]) == 2
+    refused_in_chinese(capsys, english_words, "bad.csv，列 'amount'：1 行：值超出", "第 3 行")
+    assert not (runs / "2025-02-01").exists()
+    assert main([*config, "monitor", "--scores", str(in_world.scores), "--transactions", str(bad),
+                 "--as-of", "2025-01-01", "--out", str(tmp_path / "m2")]) == 2
+    refused_in_chinese(capsys, english_words, "bad.csv，列 'amount'")

@@ -37,7 +37,7 @@ def test_every_catalogue_has_the_english_keys_and_placeholders():
 
 def test_the_chinese_catalogue_has_no_english_words():
     for key, template in CATALOGUES["zh"].items():
-        said = re.sub(r"`[^`]*`", "", re.sub(r"\{[a-z_]+\}", "", template))  # a `command` is typed as it is
+        said = re.sub(r"`[^`]*`", "", re.sub(r"\{[a-z_]+(?::[^}]*)?\}", "", template))  # a `command` is typed as it is
         words = [w for w in ENGLISH_WORD.findall(said) if w not in NAMES]
         assert not words, (key, template)
 
@@ -130,3 +130,32 @@ def test_data_errors_in_each_language():
     chinese = data_error_text(keyed, messages("zh"))
     assert chinese.startswith("tx.csv，列 'timestamp'：2025-01-01 之前没有任何客户的交易") and "not a date" in chinese
     assert "有问题的行示例" in data_error_text(plain, messages("zh"))
+
+
+def test_the_loaders_data_errors_in_chinese(tmp_path):
+    """The loader's common problems, said as phrases (with hints, counts and lists inside), read the same in
+    English as before and have no English word in Chinese beyond the file's names, values and quoted forms."""
+    from tiercast.features.loading import load_transactions
+    from tiercast.features.schema import DataError
+    from tiercast.serving.i18n import data_error_text
+
+    files = {"header.csv": "customer_id,timestamp,amount,Amount\n1,2024-01-01,5,5\n",
+             "dates.csv": "customer_id,timestamp,amount\n1,2024-01-01,5\n2,yesterday,5\n",
+             "gbk.csv": "customer_id,timestamp,amount,category\n1,2024-01-01,5,".encode() + "客户".encode("gbk") + b"\n",
+             "amounts.csv": "customer_id,timestamp,amount\n1,2024-01-01,1e13\n"}
+    said = {}
+    for name, content in files.items():
+        path = tmp_path / name
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        with pytest.raises(DataError) as caught:
+            load_transactions(path)
+        err = caught.value
+        assert err.key and data_error_text(err, messages("en")) == str(err)
+        said[name] = data_error_text(err, messages("zh"))
+    assert "表头中有重复的列名：'amount'和'Amount'" in said["header.csv"]
+    assert "1 行：值不是 `ISO 8601` 日期" in said["dates.csv"] and "第 3 行" in said["dates.csv"]
+    assert "`GB18030`" in said["gbk.csv"] and "列 'category'" in said["gbk.csv"]
+    assert "值超出 [-1e+12, 1e+12]" in said["amounts.csv"]
+    for text in said.values():
+        shown = re.sub(r"'[^']*'|`[^`]*`|\S*/\S*|\S*\.csv\S*", "", text.split("\n")[0])
+        assert not [w for w in ENGLISH_WORD.findall(shown) if w not in NAMES], text

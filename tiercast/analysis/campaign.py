@@ -15,7 +15,9 @@ import pandas as pd
 from scipy import stats
 
 from tiercast.features.loading import read_raw
+from tiercast.features.problems import phrase
 from tiercast.features.schema import DataError
+from tiercast.serving.i18n import ENGLISH, Messages
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,18 @@ class CampaignResult:
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "incremental_value": self.incremental_value}
 
-    def lines(self) -> list[str]:
+    def lines(self, m: Messages = ENGLISH) -> list[str]:
         pct = int(round(self.confidence * 100))
         v, r = self.value, self.retention
         return [
-            f"Campaign from {self.start}, {self.horizon_days} days: {self.treated:,} treated, {self.control:,} control",
-            f"  value per customer: treated {v.treated_mean:,.2f}, control {v.control_mean:,.2f}, "
-            f"uplift {v.uplift:+,.2f} ({pct}% CI {v.ci_low:+,.2f} to {v.ci_high:+,.2f})",
-            f"  retained (bought again): treated {r.treated_mean:.1%}, control {r.control_mean:.1%}, "
-            f"uplift {r.uplift * 100:+.1f} points ({pct}% CI {r.ci_low * 100:+.1f} to {r.ci_high * 100:+.1f})",
-            f"  incremental value over the treated group: {self.incremental_value:+,.0f}",
+            m.text("campaign.head", start=self.start, days=self.horizon_days, treated=f"{self.treated:,}",
+                   control=f"{self.control:,}"),
+            m.text("campaign.value", treated=f"{v.treated_mean:,.2f}", control=f"{v.control_mean:,.2f}",
+                   uplift=f"{v.uplift:+,.2f}", pct=pct, low=f"{v.ci_low:+,.2f}", high=f"{v.ci_high:+,.2f}"),
+            m.text("campaign.retained", treated=f"{r.treated_mean:.1%}", control=f"{r.control_mean:.1%}",
+                   uplift=f"{r.uplift * 100:+.1f}", pct=pct, low=f"{r.ci_low * 100:+.1f}",
+                   high=f"{r.ci_high * 100:+.1f}"),
+            m.text("campaign.incremental", value=f"{self.incremental_value:+,.0f}"),
         ]
 
 
@@ -112,7 +116,7 @@ def read_plan(path: Path, start: pd.Timestamp | None, sample_rows: int = 5) -> t
 
     for column in ("customer_id", "group"):
         if column not in plan.columns:
-            raise DataError(path, f"required column missing; columns found: {list(plan.columns)}", column)
+            raise DataError.of(path, phrase("column_missing", found=list(plan.columns)), column)
     plan["customer_id"] = plan["customer_id"].astype(str).str.strip()
     plan["group"] = plan["group"].astype(str).str.strip()
     bad = ~plan["group"].isin(["treated", "control"])

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tiercast.serving.i18n import ENGLISH, Messages
 from tiercast.training import metrics
 from tiercast.training.drift import feature_drift, psi, shares_now
 from tiercast.training.quality_card import QualityGrades, grade
@@ -53,6 +54,25 @@ class MonitorConfig(BaseModel):
         return self
 
 
+# monitor.json's verdict_code, for programs; ``verdict`` says it (and why) in the configured language.
+RETRAIN_RECOMMENDED, NO_RETRAIN_NEEDED = "retrain_recommended", "no_retrain_needed"
+
+
+class Reason(str):
+    """A reason to retrain, in words, with its stable ``code`` (monitor.json's ``reason_codes``)."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> "Reason":
+        reason = super().__new__(cls, text)
+        reason.code = code
+        return reason
+
+
+def _reason(m: Messages, code: str, **values: object) -> Reason:
+    return Reason(code, m.text(f"monitor.reason.{code}", **values))
+
+
 def _shares(tiers: pd.Series) -> dict[str, float]:
     return {str(k): float(v) for k, v in tiers.value_counts(normalize=True).sort_index().items()}
 
@@ -64,7 +84,7 @@ def share_psi(then: dict[str, float], now: dict[str, float]) -> float:
 
 
 def realized_quality(scores: pd.DataFrame, outcomes: pd.DataFrame, elapsed_days: int, horizon_days: int,
-                     card: dict[str, Any] | None, grades: QualityGrades) -> dict[str, Any]:
+                     card: dict[str, Any] | None, grades: QualityGrades, m: Messages = ENGLISH) -> dict[str, Any]:
     """The earlier scoring's quality on what its customers did in the ``elapsed_days`` since it.
 
     ``outcomes`` holds ``value`` and ``churned`` by customer_id over ``[as_of, as_of + elapsed_days)``.
@@ -88,10 +108,9 @@ def realized_quality(scores: pd.DataFrame, outcomes: pd.DataFrame, elapsed_days:
                  top20_capture=metrics.top_share_captured(value, predicted, CONTRACT_TOP_SHARE),
                  churn_auc=metrics.roc_auc(churned, joined["churn_probability"].to_numpy(dtype=float)),
                  total_ratio=metrics.total_ratio(value, predicted * pro_rata))
-    found["comparison"] = ("the full outcome window has passed: like for like with the card" if complete else
-                           f"partial: {elapsed_days} of {horizon_days} days have passed; Gini, capture and churn "
-                           f"AUC rank customers by what they did in those days (churned = no purchase yet), and "
-                           f"the total ratio compares predictions pro-rated to {pro_rata:.0%} of the window")
+    found["comparison"] = (m["monitor.comparison_full"] if complete else
+                           m.text("monitor.comparison_partial", elapsed=elapsed_days, horizon=horizon_days,
+                                  share=f"{pro_rata:.0%}"))
     if card:
         share = float(card.get("value_top_share", grades.share))
         capture = metrics.top_share_captured(value, predicted, share)
@@ -103,40 +122,40 @@ def realized_quality(scores: pd.DataFrame, outcomes: pd.DataFrame, elapsed_days:
     return found
 
 
-def quality_reasons(realized: dict[str, Any], grades: QualityGrades, config: MonitorConfig) -> list[str]:
+def quality_reasons(realized: dict[str, Any], grades: QualityGrades, config: MonitorConfig,
+                    m: Messages = ENGLISH) -> list[Reason]:
     """Why realised quality calls for a retrain, in words; empty when it does not."""
     promised = realized.get("promised")
     if not promised or realized["n"] < config.min_customers:
-        return total_ratio_reasons(realized, config)
+        return total_ratio_reasons(realized, config, m)
     order = list(grades.lift_for_grade)
     reasons = []
     now, then = realized.get("grade"), promised.get("grade")
     if now in order and then in order and order.index(now) > order.index(then):
-        reasons.append(f"realised quality fell below the card's grade: grade {now} (the top "
-                       f"{grades.share:.0%} held {realized['lift_over_random']:.1f} times a random pick's value) "
-                       f"against the promised {then} ({promised['lift_over_random']:.1f} times)")
+        reasons.append(_reason(m, "grade_fell", now=now, share=f"{grades.share:.0%}",
+                               lift=f"{realized['lift_over_random']:.1f}", then=then,
+                               promised_lift=f"{promised['lift_over_random']:.1f}"))
     auc, promised_auc = realized.get("churn_auc"), promised.get("churn_auc")
     if auc is not None and promised_auc is not None and np.isfinite(auc) and \
             auc < promised_auc - config.churn_auc_tolerance:
-        reasons.append(f"realised churn AUC {auc:.3f} is more than {config.churn_auc_tolerance:.2f} below the "
-                       f"card's {promised_auc:.3f}")
-    return reasons + total_ratio_reasons(realized, config)
+        reasons.append(_reason(m, "churn_auc_fell", auc=f"{auc:.3f}", tolerance=f"{config.churn_auc_tolerance:.2f}",
+                               promised=f"{promised_auc:.3f}"))
+    return reasons + total_ratio_reasons(realized, config, m)
 
 
-def total_ratio_reasons(realized: dict[str, Any], config: MonitorConfig) -> list[str]:
+def total_ratio_reasons(realized: dict[str, Any], config: MonitorConfig, m: Messages = ENGLISH) -> list[Reason]:
     """Predicted value far from what customers brought in total (the card grades ranking, not totals)."""
     ratio = realized.get("total_ratio")
     low, high = config.total_ratio_range
     if realized["n"] < config.min_customers or ratio is None or not np.isfinite(ratio) or low <= ratio <= high:
         return []
-    return [f"the predicted value was {ratio:.2f} times what customers brought "
-            + ("(pro-rated to the days passed)" if not realized["horizon_complete"] else "")
-            + f", outside {low:g} to {high:g}"]
+    return [_reason(m, "total_ratio", ratio=f"{ratio:.2f}", low=f"{low:g}", high=f"{high:g}",
+                    pro_rated="" if realized["horizon_complete"] else m["monitor.pro_rated"])]
 
 
 def drift_summary(reference: dict[str, Any] | None, features_now: pd.DataFrame, predicted_then: pd.Series,
                   predicted_now: pd.Series, tiers_then: pd.Series, tiers_now: pd.Series, config: MonitorConfig,
-                  models: str) -> dict[str, Any]:
+                  models: str, m: Messages = ENGLISH) -> dict[str, Any]:
     """PSI per feature against the training reference, of the predicted value, and tier shares then and now.
 
     Without a reference (models trained before one was stored), the feature and prediction drift are
@@ -146,8 +165,7 @@ def drift_summary(reference: dict[str, Any] | None, features_now: pd.DataFrame, 
                                "tier_shares": {**tiers, "psi_now_vs_then": share_psi(tiers["then"], tiers["now"])}}
     if not reference:
         return {**summary, "available": False, "features": {}, "drifted": [],
-                "message": f"the models {models} were trained before tiercast stored a training reference with "
-                           "them: no feature or prediction drift can be measured; retrain to get one"}
+                "message": m.text("monitor.no_reference", models=models)}
     by_feature = feature_drift(reference["features"], features_now)
     drifted = [name for name, value in by_feature.items()
                if value > config.psi_threshold and name not in config.ignore_features]
@@ -161,43 +179,56 @@ def drift_summary(reference: dict[str, Any] | None, features_now: pd.DataFrame, 
             "reference_customers": reference.get("customers")}
 
 
-def drift_reasons(drift: dict[str, Any], config: MonitorConfig) -> list[str]:
+def drift_reasons(drift: dict[str, Any], config: MonitorConfig, m: Messages = ENGLISH) -> list[Reason]:
     """Why drift calls for a retrain, in words; empty when it does not."""
     if not drift.get("available"):
         return []
     reasons = []
     moved = drift["drifted"]
     if len(moved) >= config.drifted_features_for_retrain:
-        named = ", ".join(f"{name} ({drift['features'][name]['psi']:.2f})" for name in moved[:8])
-        reasons.append(f"{len(moved)} features moved past PSI {config.psi_threshold:g} since training: {named}")
+        named = m.join([m.text("monitor.feature_psi", name=name, psi=f"{drift['features'][name]['psi']:.2f}")
+                        for name in moved[:8]])
+        reasons.append(_reason(m, "features_drifted", moved=len(moved), threshold=f"{config.psi_threshold:g}",
+                               named=named))
     prediction = drift["prediction"]["psi_now"]
     if prediction > config.prediction_psi_threshold:
-        reasons.append(f"the predicted value's distribution moved: PSI {prediction:.2f} against the training "
-                       f"population (threshold {config.prediction_psi_threshold:g})")
+        reasons.append(_reason(m, "prediction_drifted", psi=f"{prediction:.2f}",
+                               threshold=f"{config.prediction_psi_threshold:g}"))
     return reasons
 
 
-def verdict(realized: dict[str, Any], drift: dict[str, Any], reasons: Sequence[str], config: MonitorConfig) -> str:
+def verdict(realized: dict[str, Any], drift: dict[str, Any], reasons: Sequence[str], config: MonitorConfig,
+            m: Messages = ENGLISH) -> str:
     """The monitor's finding in one paragraph."""
-    window = ("over its full outcome window" if realized["horizon_complete"]
-              else f"over the {realized['elapsed_days']} of {realized['horizon_days']} days passed so far (partial)")
-    parts = [f"The scoring was checked on {realized['n']:,} customers {window}."]
+    window = (m["monitor.window_full"] if realized["horizon_complete"] else
+              m.text("monitor.window_partial", elapsed=realized["elapsed_days"], horizon=realized["horizon_days"]))
+    parts = [m.text("monitor.checked", n=f"{realized['n']:,}", window=window)]
     if realized.get("grade") and realized.get("promised"):
-        parts.append(f"Realised grade {realized['grade']} against the card's {realized['promised']['grade']}.")
+        parts.append(m.text("monitor.grade", grade=realized["grade"], promised=realized["promised"]["grade"]))
     if realized["n"] < config.min_customers:
-        parts.append(f"Too few customers with outcomes (under {config.min_customers}) to judge quality.")
+        parts.append(m.text("monitor.too_few", min=config.min_customers))
     if drift.get("available"):
-        parts.append(f"{len(drift['drifted'])} of {len(drift['features'])} features moved past PSI "
-                     f"{config.psi_threshold:g}.")
+        parts.append(m.text("monitor.drifted", moved=len(drift["drifted"]), features=len(drift["features"]),
+                            threshold=f"{config.psi_threshold:g}"))
     else:
-        parts.append(drift["message"] + ".")
-    parts.append("Retrain recommended: " + "; ".join(reasons) + "." if reasons else "No retrain needed.")
-    return " ".join(parts)
+        parts.append(m.text("monitor.sentence", text=drift["message"]))
+    parts.append(m.text("monitor.retrain", reasons=m["monitor.reason_separator"].join(reasons)) if reasons
+                 else m["monitor.no_retrain"])
+    return m["monitor.sentence_separator"].join(parts)
 
 
-def drift_chart(drift: dict[str, Any], path: Path, top: int = 15) -> Path:
+def drift_chart(drift: dict[str, Any], path: Path, top: int = 15, m: Messages = ENGLISH) -> Path:
     """Bar charts of the largest feature PSIs and of the tier shares then and now."""
     # matplotlib is imported when a chart is drawn: at the top it slowed every command's start.
+    from matplotlib import rc_context
+
+    from tiercast.analysis.report_fonts import chart_font_families
+
+    with rc_context({"font.family": chart_font_families()}):
+        return _drift_chart(drift, path, top, m)
+
+
+def _drift_chart(drift: dict[str, Any], path: Path, top: int, m: Messages) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -210,18 +241,18 @@ def drift_chart(drift: dict[str, Any], path: Path, top: int = 15) -> Path:
         values = [v["psi"] for _, v in features][::-1]
         left.barh(names, values, color=["#c0504d" if v > drift["threshold"] else "#9db4d0" for v in values])
         left.axvline(drift["threshold"], color="#555", linestyle="--", linewidth=1)
-        left.set_title("Feature drift (PSI against the training population)")
+        left.set_title(m["chart.drift_title"])
     else:
-        left.text(0.5, 0.5, "no training reference", ha="center", va="center")
+        left.text(0.5, 0.5, m["chart.no_reference"], ha="center", va="center")
         left.set_axis_off()
     shares = drift["tier_shares"]
     tiers = sorted(set(shares["then"]) | set(shares["now"]))
     y = np.arange(len(tiers))
-    right.barh(y - 0.2, [shares["then"].get(t, 0) for t in tiers], height=0.4, label="then", color="#9db4d0")
-    right.barh(y + 0.2, [shares["now"].get(t, 0) for t in tiers], height=0.4, label="now", color="#2b5d8c")
+    right.barh(y - 0.2, [shares["then"].get(t, 0) for t in tiers], height=0.4, label=m["chart.then"], color="#9db4d0")
+    right.barh(y + 0.2, [shares["now"].get(t, 0) for t in tiers], height=0.4, label=m["chart.now"], color="#2b5d8c")
     right.set_yticks(y, tiers)
     right.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
-    right.set_title("Tier shares then and now")
+    right.set_title(m["chart.tier_shares_title"])
     right.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=90, metadata={"Software": None})

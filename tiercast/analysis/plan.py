@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from tiercast.serving.i18n import ENGLISH, Messages
+
 PLAN_REQUIRED = ("customer_id", "churn_probability", "predicted_value")
 # Columns of the scored file carried into the plan when present, so the plan can be acted on as it is;
 # as_of dates the plan (a campaign read-out measures from it).
@@ -67,18 +69,18 @@ class RetentionPlan:
         """Expected net saved value per unit of money spent (NaN when nothing is spent)."""
         return self.expected_saved_value / self.total_cost if self.total_cost > 0 else float("nan")
 
-    def summary(self) -> str:
+    def summary(self, m: Messages = ENGLISH) -> str:
         lines = [
-            f"Retention plan: {len(self.contacts):,} customers selected out of {self.candidates:,} with a "
-            f"positive expected saved value ({self.scored:,} scored): {len(self.treated):,} to contact, "
-            f"{len(self.contacts) - len(self.treated):,} held out at random as the control group",
-            f"  save rate {self.save_rate:.0%}, cost per contact {self.cost_per_contact:,.2f}",
-            f"  cost {self.total_cost:,.2f} of a budget of {self.budget:,.2f}",
-            f"  expected saved value {self.expected_saved_value + self.total_cost:,.2f} gross, "
-            f"{self.expected_saved_value:,.2f} net of contact costs (the expected return)",
+            m.text("plan.head", selected=f"{len(self.contacts):,}", candidates=f"{self.candidates:,}",
+                   scored=f"{self.scored:,}", treated=f"{len(self.treated):,}",
+                   control=f"{len(self.contacts) - len(self.treated):,}"),
+            m.text("plan.rates", save_rate=f"{self.save_rate:.0%}", cost=f"{self.cost_per_contact:,.2f}"),
+            m.text("plan.cost", cost=f"{self.total_cost:,.2f}", budget=f"{self.budget:,.2f}"),
+            m.text("plan.saved", gross=f"{self.expected_saved_value + self.total_cost:,.2f}",
+                   net=f"{self.expected_saved_value:,.2f}"),
         ]
         if self.total_cost > 0:
-            lines.append(f"  expected return per unit spent: {self.return_on_cost:,.2f}")
+            lines.append(m.text("plan.return", ratio=f"{self.return_on_cost:,.2f}"))
         return "\n".join(lines)
 
 
