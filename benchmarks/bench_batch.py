@@ -1,7 +1,7 @@
 """The batch commands end to end, from the file on disk, against one DuckDB query over the same file.
 
     python benchmarks/bench_batch.py [--rows 1000000 10000000 26000000] [--runs 3] [--engines local spark]
-                                     [--commands features score] [--work DIR] [--config FILE]
+                                     [--commands features score train backtest] [--work DIR] [--config FILE]
 
 For each size, writes a simulated transactions file (Parquet; worlds of at most 1M customers are simulated
 one after another with their own seeds and id prefixes and appended, so generating 26M rows stays within
@@ -11,7 +11,9 @@ MLflow store, then times, in rounds:
 * the reference: one DuckDB query of the core aggregates per customer (orders, spend, first and last
   purchase, 90-day spend), from the Parquet file to a Parquet file, run as its own Python process;
 * ``tiercast features`` and ``tiercast score`` on each engine (``--engine spark`` runs ``local[2]``),
-  each a subprocess writing Parquet.
+  each a subprocess writing Parquet; with ``--commands``, also ``tiercast train`` (registering into the
+  throwaway store) and ``tiercast backtest`` at the world's cutoff and horizon (set the tuning trials with
+  ``--config``: training.tuning.trials).
 
 Each round runs the reference and then every command, so each command's ratio is to the reference of its own
 round. Peak memory is the highest sum of the proportional set size (PSS) over the command's process tree (the
@@ -152,6 +154,14 @@ def train_champion(work: Path, env: dict[str, str]) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def _when(command: str, cutoff: str) -> list[str]:
+    """The command's point in time: the as-of of features and score, the cutoff and the world's horizon of
+    train and backtest."""
+    if command in ("features", "score"):
+        return ["--as-of", cutoff]
+    return ["--cutoff", cutoff, "--horizon-days", str(WorldConfig().default_horizon_days)]
+
+
 def summary(values: list[float]) -> str:
     return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}"
 
@@ -161,7 +171,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000, 26_000_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engines", nargs="+", default=["local", "spark"], choices=["local", "spark"])
-    parser.add_argument("--commands", nargs="+", default=["features", "score"], choices=["features", "score"])
+    parser.add_argument("--commands", nargs="+", default=["features", "score"],
+                        choices=["features", "score", "train", "backtest"])
     parser.add_argument("--work", type=Path, help="folder for the worlds and outputs (kept; default: a temporary one)")
     parser.add_argument("--json", type=Path, help="append each measurement as a JSON line to this file")
     parser.add_argument("--config", type=Path, help="a tiercast config for the commands (e.g. engine settings)")
@@ -194,10 +205,9 @@ def main() -> None:
                         target = out / f"{command}_{engine}.parquet"
                         subprocess.run(["rm", "-rf", str(target)], check=True)
                         target.parent.mkdir(parents=True, exist_ok=True)
-                        flag = ["--as-of", cutoff]
                         config = ["--config", str(args.config)] if args.config else []
-                        argv = tiercast(*config, command, "--transactions", str(path), *flag, "--out", str(target),
-                                        "--engine", engine)
+                        argv = tiercast(*config, command, "--transactions", str(path), *_when(command, cutoff),
+                                        *(["--out", str(target)] if command != "train" else []), "--engine", engine)
                         seconds, gb = timed(argv, env)
                         results.setdefault((rows, f"{command} --engine {engine}"), []).append(
                             (seconds, seconds / ref_s, gb))

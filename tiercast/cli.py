@@ -90,10 +90,10 @@ def _out(args: argparse.Namespace, config: AppConfig, spark: bool = False) -> ob
     return database_target(args.out, config.output) if is_database_url(args.out) else Path(args.out)
 
 
-def _files(inputs: jobs.InputFiles, out: object) -> bool:
-    """Whether the transactions and --out are files, which a large log may be spilled from (a database table
-    is read and written whole)."""
-    return isinstance(inputs.transactions, Path) and isinstance(out, Path)
+def _files(inputs: jobs.InputFiles, out: object = None) -> bool:
+    """Whether the transactions and --out (if the command has one) are files, which a large log may be spilled
+    from (a database table is read and written whole)."""
+    return isinstance(inputs.transactions, Path) and (out is None or isinstance(out, Path))
 
 
 def _amount(text: str) -> float:
@@ -175,7 +175,12 @@ def cmd_train(args: argparse.Namespace, config: AppConfig) -> int:
 
         training = spark_jobs.train(config, _inputs(args, spark=True), args.cutoff, args.horizon_days, args.trials)
     else:
-        training = jobs.train(config, _inputs(args), args.cutoff, args.horizon_days, args.trials)
+        from tiercast import spilled_training
+
+        inputs = _inputs(args)
+        training = ((spilled_training.train(config, inputs, args.cutoff, args.horizon_days, args.trials)
+                     if _files(inputs) else None)
+                    or jobs.train(config, inputs, args.cutoff, args.horizon_days, args.trials))
     _print_training(training, messages(config.language))
     return 0
 
@@ -207,9 +212,14 @@ def cmd_backtest(args: argparse.Namespace, config: AppConfig) -> int:
         backtest = spark_jobs.backtest(config, _inputs(args, spark=True), args.cutoff, args.horizon_days,
                                        _out(args, config, spark=True))
     else:
-        backtest = jobs.backtest(config, _inputs(args), args.cutoff, args.horizon_days, _out(args, config))
+        from tiercast import spilled_training
+
+        inputs, out = _inputs(args), _out(args, config)
+        backtest = ((spilled_training.backtest(config, inputs, args.cutoff, args.horizon_days, out)
+                     if _files(inputs, out) else None)
+                    or jobs.backtest(config, inputs, args.cutoff, args.horizon_days, out))
     m = messages(config.language)
-    print(m.text("cli.backtest", cutoff=args.cutoff.date(), days=args.horizon_days, customers=f"{len(backtest.scores):,}",
+    print(m.text("cli.backtest", cutoff=args.cutoff.date(), days=args.horizon_days, customers=f"{backtest.customers:,}",
                  out=backtest.out))
     print(_headers(backtest.comparison.T, m, "metric", "model").to_string(float_format=lambda v: f"{v:.3f}",
                                                                           na_rep=m["cli.not_applicable"]))

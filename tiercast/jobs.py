@@ -33,7 +33,7 @@ from tiercast.outputs import (
 
 if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
-    from tiercast.features.buckets import BucketEngine
+    from tiercast.features.buckets import Bucket, BucketEngine
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
     from tiercast.monitoring import Monitoring
@@ -221,17 +221,52 @@ def demo(config: AppConfig, trained: Callable[[Training], Any] = lambda training
 # ------------------------------------------------------------------------------------------------ backtest
 @dataclass(frozen=True)
 class Backtest:
-    scores: pd.DataFrame  # the scored customers with what they did next (actual_value, churned)
+    customers: int  # scored, with what they did next
     comparison: pd.DataFrame  # the models against the baselines on what happened
     out: Path
+
+
+@dataclass(frozen=True)
+class BacktestPart:
+    """A bucket's share of a backtest."""
+
+    rows: pd.DataFrame  # the output's rows: the scores (flat) with actual_value and churned
+    scored: pd.DataFrame  # what evaluation.compare reads of them (index customer_id)
+    baselines: pd.DataFrame  # what the baselines read of their transactions (evaluation.baseline_inputs)
+
+
+def backtest_part(config: AppConfig, bucket: Bucket, cutoff: pd.Timestamp, horizon_days: int, bundle: ModelBundle
+                  ) -> BacktestPart:
+    """One bucket of customers scored at ``cutoff`` by ``bundle``, with what they did next."""
+    from tiercast.training.evaluation import baseline_inputs
+    from tiercast.training.labels import make_labels
+
+    tx = bucket.transactions
+    scores = score_with_config(config, tx, bucket.customers, bucket.interactions, cutoff, bundle, horizon_days)
+    labels = make_labels(tx, cutoff, horizon_days)
+    scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
+    scored = scores.set_index("customer_id")[["actual_value", "churned", "predicted_value", "churn_probability"]]
+    # the recency rule's score, from the features the models were trained on (the scorer keeps them to itself)
+    features = bundle.builder.transform(tx, cutoff, bucket.customers, bucket.interactions)
+    scored = scored.rename(columns={"actual_value": "value"}).assign(r_score=features.loc[scored.index, "r_score"])
+    return BacktestPart(flat_scores(scores), scored, baseline_inputs(tx, cutoff, horizon_days))
+
+
+def backtest_comparison(parts: list[BacktestPart], cutoff: pd.Timestamp, horizon_days: int, rule_rows: pd.DataFrame
+                        ) -> pd.DataFrame:
+    """The comparison table of the buckets' ``parts``, gathered in customer order: that of the whole log."""
+    from tiercast.features.buckets import in_customer_order
+    from tiercast.training.evaluation import compare
+
+    return compare(in_customer_order([p.scored for p in parts]), in_customer_order([p.baselines for p in parts]),
+                   cutoff, horizon_days, rule_rows)
 
 
 def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizon_days: int, out: Path
              ) -> Backtest:
     """Train before ``cutoff`` (nothing registered), score at it, and compare with what happened next."""
+    from tiercast.features.buckets import in_customer_order
     from tiercast.serving.scorer import ModelBundle
-    from tiercast.training.evaluation import compare_at
-    from tiercast.training.labels import make_labels
     from tiercast.training.pipeline import fit_models
 
     check_output_file(out, TABLE_SUFFIXES)
@@ -239,14 +274,13 @@ def backtest(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizo
     trained = fit_models(data, cutoff, horizon_days, config.training, config.features,
                          config.data.personal_data_columns, progress=log.info, engine=bucket_engine(config))
     bundle = ModelBundle.from_trained(trained, config.policy, horizon_days, {"backtest": "unregistered"})
-    scores = score_in_buckets(config, data, cutoff, bundle, horizon_days)
-    labels = make_labels(data.transactions, cutoff, horizon_days)
-    scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
-    written = write_table(flat_scores(scores), out)
-    actual = scores.set_index("customer_id").rename(columns={"actual_value": "value"})
-    comparison = compare_at(data.transactions, cutoff, horizon_days, actual, trained.features_at_cutoff,
-                            trained.validation)
-    return Backtest(scores, comparison, written)
+    engine = bucket_engine(config)
+    buckets = engine.split(data.transactions, data.customers, data.interactions)
+    parts = engine.map(lambda b: backtest_part(config, buckets.bucket(b), cutoff, horizon_days, bundle), buckets,
+                       "backtesting")
+    rows = in_customer_order([p.rows for p in parts], "customer_id")
+    written = write_table(rows, out)
+    return Backtest(len(rows), backtest_comparison(parts, cutoff, horizon_days, trained.validation), written)
 
 
 # ------------------------------------------------------------------------------------------ serve, simulate

@@ -47,6 +47,16 @@ def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
                         Path(config.engine.spill_folder) if config.engine.spill_folder else None)
 
 
+def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None) -> SpilledInputs | None:
+    """The inputs spilled, when the transactions file is that large and the fast path reads it; else None.
+    ``out``, a table file, is checked first."""
+    if not spills(config, inputs):
+        return None
+    if out is not None:
+        check_output_file(out, TABLE_SUFFIXES)
+    return _spill(config, inputs)
+
+
 def _workers(config: AppConfig) -> int:
     from tiercast.features.buckets import default_workers
 
@@ -107,10 +117,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path)
     from tiercast.features.buckets import each_bucket
     from tiercast.jobs import _champion_bundle, score_with_config
 
-    if not spills(config, inputs):
-        return None
-    check_output_file(out, TABLE_SUFFIXES)
-    spilled = _spill(config, inputs)
+    spilled = spilled_inputs(config, inputs, out)
     if spilled is None:
         return None
     with spilled:

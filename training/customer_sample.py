@@ -42,19 +42,25 @@ def sample_customers(data: InputData, cutoff: pd.Timestamp, max_customers: int |
     """``data`` restricted to at most ``max_customers`` customers with history before ``cutoff`` (drawn with
     ``seed``; every row of a kept customer stays), and what was kept. Under the cap, ``data`` itself."""
     tx = data.transactions
-    before = (tx["timestamp"] < cutoff).to_numpy() & tx["customer_id"].notna().to_numpy()
-    _, ids = sorted_codes(tx["customer_id"], before)
+    ids = ids_before(tx, cutoff)
     if data.sampled_from is not None:  # drawn already where the rows were read, by draw_customers
         return data, CustomerSample(data.sampled_from, len(ids))
     if max_customers is None or len(ids) <= max_customers:
         return data, CustomerSample(len(ids), len(ids))
     kept = draw_customers(ids, cutoff, max_customers, seed)
+    return (InputData(rows_of(tx, kept), rows_of(data.customers, kept), rows_of(data.interactions, kept),
+                      data.reports), CustomerSample(len(ids), len(kept)))
 
-    def of_kept(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-        return None if frame is None else frame.loc[lookup(frame["customer_id"], kept) >= 0]
 
-    return (InputData(of_kept(tx), of_kept(data.customers), of_kept(data.interactions), data.reports),
-            CustomerSample(len(ids), len(kept)))
+def ids_before(transactions: pd.DataFrame, cutoff: pd.Timestamp) -> np.ndarray:
+    """The distinct ids of the customers with history before ``cutoff``, sorted: those a training counts."""
+    before = (transactions["timestamp"] < cutoff).to_numpy() & transactions["customer_id"].notna().to_numpy()
+    return sorted_codes(transactions["customer_id"], before)[1]
+
+
+def rows_of(frame: pd.DataFrame | None, kept: np.ndarray) -> pd.DataFrame | None:
+    """The rows of ``frame`` (None: None) whose customer is one of ``kept``."""
+    return None if frame is None else frame.loc[lookup(frame["customer_id"], kept) >= 0]
 
 
 def draw_customers(ids: np.ndarray, cutoff: pd.Timestamp, max_customers: int, seed: int) -> np.ndarray:

@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from tiercast.training import metrics  # noqa: E402
 from tiercast.training.classic.clv import ClassicCLV  # noqa: E402
+from tiercast.training.classic.rfm import rfm_summary  # noqa: E402
 
 MODEL = "tiercast"
 REFERENCE = "bgnbd_gamma_gamma"  # the classic method every comparison and the quality card measure against
@@ -43,6 +44,17 @@ def past_spend(transactions: pd.DataFrame, cutoff: pd.Timestamp, days: int, cust
     return spend.reindex(customers, fill_value=0.0).astype(np.float64)
 
 
+def baseline_inputs(transactions: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+    """What the baselines read of the transactions before ``cutoff``, one row per customer with history there
+    (index customer_id, sorted): the :func:`~tiercast.training.classic.rfm.rfm_summary` columns and
+    ``past_spend``. A row reads its customer's transactions only, so the rows of customer buckets, gathered
+    in customer order, are those of the whole log."""
+    history = transactions.loc[(transactions["timestamp"] < cutoff).to_numpy()]
+    inputs = rfm_summary(history, cutoff)
+    inputs["past_spend"] = past_spend(history, cutoff, horizon_days, inputs.index)
+    return inputs
+
+
 def baseline_predictions(transactions: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
                          frame: pd.DataFrame, training: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Each baseline's ``predicted_value`` and ``churn_probability`` for the customers of ``frame``.
@@ -51,8 +63,15 @@ def baseline_predictions(transactions: pd.DataFrame, cutoff: pd.Timestamp, horiz
     training-window rows (``r_score``, ``value``, ``churned``) the recency rule is calibrated on. Only
     transactions before ``cutoff`` are read.
     """
-    history = transactions.loc[(transactions["timestamp"] < cutoff).to_numpy()]
-    classic = ClassicCLV().fit(history, cutoff).predict(history, cutoff, horizon_days).set_index("customer_id")
+    return baselines_from(baseline_inputs(transactions, cutoff, horizon_days), cutoff, horizon_days, frame, training)
+
+
+def baselines_from(inputs: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int, frame: pd.DataFrame,
+                   training: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """:func:`baseline_predictions` from the :func:`baseline_inputs` of every customer with history before
+    ``cutoff``: BG/NBD and Gamma-Gamma are fitted on all of them."""
+    classic = ClassicCLV().fit_summary(inputs, cutoff).predict_summary(inputs, cutoff, horizon_days)
+    classic = classic.set_index("customer_id")
     rule = training.groupby("r_score")[["value", "churned"]].mean()
     by_score = rule.reindex(frame["r_score"].to_numpy())
     overall = training[["value", "churned"]].mean()
@@ -61,7 +80,7 @@ def baseline_predictions(transactions: pd.DataFrame, cutoff: pd.Timestamp, horiz
             "predicted_value": classic["expected_value"].reindex(frame.index).to_numpy(),
             "churn_probability": classic["churn_probability"].reindex(frame.index).to_numpy()}, index=frame.index),
         "past_spend": pd.DataFrame({
-            "predicted_value": past_spend(history, cutoff, horizon_days, frame.index).to_numpy(),
+            "predicted_value": inputs["past_spend"].reindex(frame.index, fill_value=0.0).to_numpy(),
             "churn_probability": np.nan}, index=frame.index),
         "recency_rule": pd.DataFrame({
             "predicted_value": by_score["value"].fillna(overall["value"]).to_numpy(),
@@ -95,13 +114,19 @@ def comparison(actual: pd.DataFrame, predictions: dict[str, pd.DataFrame]) -> pd
 
 def compare_at(transactions: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int, scored: pd.DataFrame,
                features: pd.DataFrame, rule_rows: pd.DataFrame) -> pd.DataFrame:
+    """:func:`compare` of ``scored`` given every customer's ``features`` at the cutoff and the transactions."""
+    scored = scored.assign(r_score=features.loc[scored.index, "r_score"])
+    return compare(scored, baseline_inputs(transactions, cutoff, horizon_days), cutoff, horizon_days, rule_rows)
+
+
+def compare(scored: pd.DataFrame, inputs: pd.DataFrame, cutoff: pd.Timestamp, horizon_days: int,
+            rule_rows: pd.DataFrame) -> pd.DataFrame:
     """The comparison table of a backtest: ``scored`` (index customer_id; ``value``, ``churned``,
-    ``predicted_value``, ``churn_probability``) against the baselines fitted before ``cutoff``.
-    ``features`` holds the customers' features at the cutoff; ``rule_rows`` the labelled rows the
-    recency rule is calibrated on."""
+    ``predicted_value``, ``churn_probability`` and the ``r_score`` at the cutoff) against the baselines fitted
+    before ``cutoff`` on ``inputs`` (the :func:`baseline_inputs` of every customer with history before it).
+    ``rule_rows`` holds the labelled rows the recency rule is calibrated on."""
     predictions = {MODEL: scored[["predicted_value", "churn_probability"]]}
-    predictions.update(baseline_predictions(transactions, cutoff, horizon_days, features.loc[scored.index],
-                                            rule_rows))
+    predictions.update(baselines_from(inputs, cutoff, horizon_days, scored, rule_rows))
     return comparison(scored, predictions)
 
 

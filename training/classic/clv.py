@@ -31,7 +31,11 @@ class ClassicCLV:
 
     def fit(self, transactions: pd.DataFrame, cutoff: pd.Timestamp | str) -> Self:
         """Fit BG/NBD on every customer and Gamma-Gamma on the repeat buyers, from rows before cutoff."""
-        summary = rfm_summary(transactions, cutoff, self.time_unit_days)
+        return self.fit_summary(rfm_summary(transactions, cutoff, self.time_unit_days), cutoff)
+
+    def fit_summary(self, summary: pd.DataFrame, cutoff: pd.Timestamp | str) -> Self:
+        """:meth:`fit` from the :func:`rfm_summary` of the rows before cutoff (it may be gathered from parts of
+        the customers, in customer order)."""
         repeat = summary[summary["frequency"] > 0]  # monetary_value > 0 by construction
         if repeat.empty:
             raise ValueError(f"no repeat buyers before {cutoff}: cannot fit the Gamma-Gamma spend model")
@@ -53,10 +57,13 @@ class ClassicCLV:
         outside purchase days are not modelled, so it leans slightly high against net value);
         ``churn_probability`` = P(no purchase day with positive amount within the horizon).
         """
+        return self.predict_summary(rfm_summary(transactions, cutoff, self.time_unit_days), cutoff, horizon_days)
+
+    def predict_summary(self, s: pd.DataFrame, cutoff: pd.Timestamp | str, horizon_days: float) -> pd.DataFrame:
+        """:meth:`predict` from the :func:`rfm_summary` of the rows before cutoff."""
         cutoff = pd.Timestamp(cutoff)
         if cutoff < self.cutoff_:
             raise ValueError(f"prediction cutoff {cutoff} is before the fit cutoff {self.cutoff_}")
-        s = rfm_summary(transactions, cutoff, self.time_unit_days)
         t = horizon_days / self.time_unit_days
         x, t_x, T = s["frequency"].to_numpy(), s["recency"].to_numpy(), s["T"].to_numpy()
         purchases = self.bgnbd_.expected_purchases(t, x, t_x, T)
