@@ -158,11 +158,16 @@ class SpilledInputs:
     def path(self, b: int) -> Path:
         return bucket_path(self.folder, b)
 
+    def read(self, b: int, columns: list[str] | None = None) -> pa.Table:
+        """Bucket ``b``'s spilled rows (the named columns, by default all), as cleaned, before sorting."""
+        with pa.memory_map(str(self.path(b))) as source:
+            table = pa.ipc.open_file(source).read_all()
+        return table if columns is None else table.select(columns)
+
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
         loads a file, and what the report needs of them."""
-        with pa.memory_map(str(self.path(b))) as source:
-            table = pa.ipc.open_file(source).read_all()
+        table = self.read(b)
         columns = dict(zip(table.column_names, table.columns, strict=True))
         del table
         order, customer = columnar.by_customer_and_time(columns)

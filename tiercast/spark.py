@@ -60,6 +60,9 @@ logger.csvheader.level = error
 """
 
 
+LOCAL_DRIVER_MEMORY = "4g"
+
+
 class EngineConfig(BaseModel):
     """Where the per-customer work runs: ``local`` (this process) or ``spark`` (``master``, ``options``)."""
 
@@ -93,6 +96,9 @@ def session_options(config: EngineConfig) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
+        # In local mode every task runs in the driver's JVM, whose default 1 GB heap ran out finding the identical
+        # rows of a 10M-row log (java.lang.OutOfMemoryError); a cluster's executors set their own.
+        **({"spark.driver.memory": LOCAL_DRIVER_MEMORY} if config.master.startswith("local") else {}),
         **config.options,
     }
 

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from tiercast.config import AppConfig
 from tiercast.jobs import (Backtest, BacktestPart, InputFiles, Training, _train, backtest_comparison,
@@ -47,7 +46,7 @@ def training_inputs(config: AppConfig, spilled: SpilledInputs, cutoff: pd.Timest
     workers = _workers(config)
 
     def ids(b: int) -> np.ndarray:
-        return ids_before(pq.read_table(spilled.path(b), columns=["customer_id", "timestamp"]).to_pandas(), cutoff)
+        return ids_before(spilled.read(b, ["customer_id", "timestamp"]).to_pandas(), cutoff)
 
     # The buckets are ranges of ids in sorted order: their sorted ids, one after another, are the log's.
     before = np.concatenate(list(each_bucket(ids, spilled.count, workers, "finding the customers", log.info)))

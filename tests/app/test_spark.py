@@ -90,6 +90,10 @@ def test_options_put_the_workers_on_this_python_and_let_the_config_override():
     options = session_options(EngineConfig(options={"spark.sql.session.timeZone": "Europe/Paris"}))
     assert options["spark.pyspark.python"] == options["spark.pyspark.driver.python"] == sys.executable
     assert options["spark.sql.session.timeZone"] == "Europe/Paris"
+    # local[N] runs every task in the driver's JVM: its heap is raised from Spark's 1 GB, unless set
+    assert options["spark.driver.memory"] == "4g"
+    assert session_options(EngineConfig(options={"spark.driver.memory": "2g"}))["spark.driver.memory"] == "2g"
+    assert "spark.driver.memory" not in session_options(EngineConfig(master="spark://host:7077"))
 
 
 def test_session_runs_python_workers_on_this_interpreter_in_utc(spark):
