@@ -47,13 +47,16 @@ def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
                         Path(config.engine.spill_folder) if config.engine.spill_folder else None)
 
 
-def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None) -> SpilledInputs | None:
+def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None,
+                   beside: Path | None = None) -> SpilledInputs | None:
     """The inputs spilled, when the transactions file is that large and the fast path reads it; else None.
-    ``out``, a table file, is checked first."""
+    ``out``, a table file, and ``beside``, a file written next to it, are checked first."""
     if not spills(config, inputs):
         return None
     if out is not None:
         check_output_file(out, TABLE_SUFFIXES)
+    if beside is not None:
+        check_output_file(beside)
     return _spill(config, inputs)
 
 
@@ -77,11 +80,7 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
     from tiercast.features.builder import FeatureBuilder, FitParts
     from tiercast.jobs import quality_report_path
 
-    if not spills(config, inputs):
-        return None
-    check_output_file(out, TABLE_SUFFIXES)
-    check_output_file(quality_report_path(out))
-    spilled = _spill(config, inputs)
+    spilled = spilled_inputs(config, inputs, out, quality_report_path(out))
     if spilled is None:
         return None
     with spilled:
