@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -82,11 +83,15 @@ class _Text:
 
 
 @dataclass(frozen=True)
-class _History:
-    """Transactions before as_of as aligned arrays, customers coded 0..n-1 in sorted id order.
+class History:
+    """Transactions before as_of as aligned arrays, customers coded 0..n-1 in sorted id order: what fitting and
+    transforming read of them (:meth:`FeatureBuilder.history`).
 
-    Optional columns are None when absent from the input frame."""
+    Optional columns are None when absent from the input frame; ``present`` names the optional columns the
+    frame had."""
 
+    as_of_ns: int
+    present: tuple[str, ...]
     ids: npt.NDArray[np.object_]
     codes: IntArray
     ts: IntArray
@@ -102,8 +107,13 @@ class _History:
     def n(self) -> int:
         return len(self.ids)
 
+    @cached_property
+    def rfm(self) -> _Rfm:
+        """The customers' recency, frequency and monetary value, computed once (and kept with the history)."""
+        return _Rfm.of(self)
 
-def _history(transactions: Table, as_of_ns: int, items: bool = True) -> _History:
+
+def _history(transactions: Table, as_of_ns: int, items: bool = True) -> History:
     """The history at as_of; without ``items`` (what fitting needs), no product ids or categories."""
     ts = instants_ns(transactions["timestamp"])
     codes, uniques = encode(transactions["customer_id"])
@@ -117,7 +127,9 @@ def _history(transactions: Table, as_of_ns: int, items: bool = True) -> _History
         c, u = encode(transactions[name])
         return _Text(c[keep], u)
 
-    return _History(
+    return History(
+        as_of_ns=as_of_ns,
+        present=tuple(c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions),
         ids=ids,
         codes=codes,
         ts=ts,
@@ -144,7 +156,7 @@ class _Rfm:
     total: FloatArray
 
     @classmethod
-    def of(cls, h: _History) -> _Rfm:
+    def of(cls, h: History) -> _Rfm:
         n, pos = h.n, h.amount > 0
         first_age = group_max(h.codes, h.age, n)
         last_purchase = group_min(h.codes[pos], h.age[pos], n)
@@ -233,9 +245,16 @@ class FeatureBuilder:
         """What `fit` learns from these customers, in parts that `FitParts.combine` adds up over buckets of
         customers (every row of a customer in one bucket) to the parts of all of them. Interactions play no
         part in fitting; the parameter keeps the signature of `fit`."""
-        as_of_ns = instant_ns(as_of)
-        h = _history(transactions, as_of_ns, items=False)
-        return self._parts(h, _Rfm.of(h), transactions, customers, as_of_ns)
+        return self.fit_parts_of(_history(transactions, instant_ns(as_of), items=False), customers)
+
+    def history(self, transactions: Table, as_of: Any) -> History:
+        """The transactions before as_of as :meth:`fit_parts_of` and :meth:`transform_history` read them, so that
+        work over buckets computes it once for both (a spilled bucket's is kept on disk in between)."""
+        return _history(transactions, instant_ns(as_of))
+
+    def fit_parts_of(self, history: History, customers: pd.DataFrame | None = None) -> FitParts:
+        """:meth:`fit_parts` of the transactions' :meth:`history`."""
+        return self._parts(history, history.rfm, customers)
 
     def fit_from_parts(self, parts: FitParts) -> FeatureBuilder:
         """Fit from the (combined) parts of the population: the same fitted state as `fit` on all of it."""
@@ -268,8 +287,8 @@ class FeatureBuilder:
         """`fit` then `transform` on the same data, computing the aggregates once."""
         as_of_ns = instant_ns(as_of)
         h = _history(transactions, as_of_ns)
-        rfm = _Rfm.of(h)
-        self.fit_from_parts(self._parts(h, rfm, transactions, customers, as_of_ns))
+        rfm = h.rfm
+        self.fit_from_parts(self._parts(h, rfm, customers))
         frame = self._frame(h, rfm, as_of_ns, customers, interactions, self.optional_columns_, self.channels_,
                             self.profile_levels_, self.quantity_cap_)
         return self._finish(frame, self.rfm_edges_, self.definitions()).frame()
@@ -292,17 +311,20 @@ class FeatureBuilder:
         interactions: pd.DataFrame | None = None,
     ) -> FeatureColumns:
         """:meth:`transform`'s table as arrays (the scorer's input: it needs no frame)."""
-        as_of_ns = instant_ns(as_of)
-        h = _history(transactions, as_of_ns)
+        return self.transform_history(_history(transactions, instant_ns(as_of)), customers, interactions)
+
+    def transform_history(self, h: History, customers: pd.DataFrame | None = None,
+                          interactions: pd.DataFrame | None = None) -> FeatureColumns:
+        """:meth:`transform_columns` of the transactions' :meth:`history`."""
         if self.is_fitted:
             optional, channels, profile = self.optional_columns_, self.channels_, self.profile_levels_
             edges, cap, defs = self.rfm_edges_, self.quantity_cap_, self.definitions()
         else:
-            optional = [c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions]
+            optional = list(h.present)
             channels, profile, cap = [], {}, None
             edges = self.spec.rfm_edges.model_dump()
             defs = feature_definitions(self.spec, optional_columns=optional)
-        frame = self._frame(h, _Rfm.of(h), as_of_ns, customers, interactions, optional, channels, profile, cap)
+        frame = self._frame(h, h.rfm, h.as_of_ns, customers, interactions, optional, channels, profile, cap)
         return self._finish(frame, edges, defs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -342,16 +364,15 @@ class FeatureBuilder:
         if not self.is_fitted:
             raise RuntimeError("FeatureBuilder is not fitted; call fit() first")
 
-    def _parts(self, h: _History, rfm: _Rfm, transactions: Table, customers: pd.DataFrame | None,
-               as_of_ns: int) -> FitParts:
-        kinds, counts = self._profile_parts(customers, h.ids, as_of_ns)
+    def _parts(self, h: History, rfm: _Rfm, customers: pd.DataFrame | None) -> FitParts:
+        kinds, counts = self._profile_parts(customers, h.ids, h.as_of_ns)
         quantities = (np.empty(0) if h.quantity is None
                       else h.quantity[(h.amount > 0) & ~np.isnan(h.quantity)] + 0.0)  # + 0.0: -0.0 is 0.0
         values, value_lines = value_counts(quantities)
         return FitParts(
-            as_of_ns=as_of_ns,
+            as_of_ns=h.as_of_ns,
             customers=h.n,
-            optional_columns=tuple(c for c in OPTIONAL_FEATURE_COLUMNS if c in transactions),
+            optional_columns=h.present,
             channel_lines=self._channel_lines(h),
             profile_kinds=kinds,
             profile_counts=counts,
@@ -362,7 +383,7 @@ class FeatureBuilder:
         )
 
     @staticmethod
-    def _channel_lines(h: _History) -> dict[str, int]:
+    def _channel_lines(h: History) -> dict[str, int]:
         """Purchase lines per channel slug."""
         if h.channel is None:
             return {}
@@ -444,7 +465,7 @@ class FeatureBuilder:
     # ---------------------------------------------------------------------------------- computation
     def _frame(
         self,
-        h: _History,
+        h: History,
         rfm: _Rfm,
         as_of_ns: int,
         customers: pd.DataFrame | None,

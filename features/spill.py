@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -45,6 +48,8 @@ from tiercast.features.schema import TRANSACTIONS, DataConfig, DataError
 from tiercast.features.text_decoding import text_encoding
 
 log = logging.getLogger(__name__)
+Item = TypeVar("Item")
+Done = TypeVar("Done")
 
 # Bytes of the file read and cleaned at a time: the batch and its cleaned copy are what the spilling holds.
 BATCH_BYTES = 64 << 20
@@ -164,6 +169,26 @@ class SpilledInputs:
             table = pa.ipc.open_file(source).read_all()
         return table if columns is None else table.select(columns)
 
+    def keep(self, b: int, name: str, value: object) -> None:
+        """Keep ``value`` of bucket ``b`` on disk, under ``name``, for :meth:`kept` to give back (in another
+        process) before the folder is removed."""
+        with (self.folder / f"{name}-{b:06d}.pickle").open("wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def kept(self, b: int, name: str) -> Any:
+        """What :meth:`keep` kept of bucket ``b`` under ``name``."""
+        with (self.folder / f"{name}-{b:06d}.pickle").open("rb") as f:
+            return pickle.load(f)  # noqa: S301 - written by this run into its own temporary folder
+
+    def profiles(self, b: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+        """Bucket ``b``'s customer profiles and interactions (None where the run has none)."""
+        def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            order, bounds = self._rows[name]
+            return frame.take(order[bounds[b]:bounds[b + 1]])
+        return take("customers", self.customers), take("interactions", self.interactions)
+
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
         loads a file, and what the report needs of them."""
@@ -177,14 +202,7 @@ class SpilledInputs:
                                          else order)
         summary = BucketSummary(len(transactions), int(repeats.sum()), customers,
                                 int((transactions["amount"] < 0).sum()), int((transactions["amount"] == 0).sum()))
-
-        def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:
-            if frame is None:
-                return None
-            order, bounds = self._rows[name]
-            return frame.take(order[bounds[b]:bounds[b + 1]])
-        return Bucket(transactions, take("customers", self.customers),
-                      take("interactions", self.interactions)), summary
+        return Bucket(transactions, *self.profiles(b)), summary
 
     def quality_report(self, summaries: list[BucketSummary]) -> dict[str, object]:
         """The inputs' cleaning reports, as :meth:`~tiercast.features.loading.InputData.quality_report` gives
@@ -225,36 +243,73 @@ def _batches(path: Path, config: DataConfig, only: tuple[str, ...] | None = None
                                            BATCH_BYTES, only)
 
 
-def _distinct_ids(path: Path, config: DataConfig) -> pa.Array:
+def _in_threads(task: Callable[[Item], Done], items: Iterable[Item], workers: int) -> Iterator[Done]:
+    """``task(item)`` of each item, in order, on ``workers`` threads (Arrow's and numpy's kernels let go of the
+    GIL), at most ``workers`` items read ahead of the one given back, so memory holds a few batches."""
+    if workers <= 1:
+        yield from map(task, items)
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="tiercast-spill")
+    pending: deque[Future[Done]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(task, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _distinct_ids(path: Path, config: DataConfig, workers: int) -> pa.Array:
     """The file's distinct cleaned customer ids (a first pass reading that column alone)."""
-    distinct = [pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
-                for batch in _batches(path, config, ("customer_id",))]
-    return pc.unique(pa.chunked_array(distinct))
+    def distinct(batch: dict[str, pa.ChunkedArray]) -> pa.Array:
+        return pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
+    return pc.unique(pa.chunked_array(list(_in_threads(distinct, _batches(path, config, ("customer_id",)),
+                                                       workers))))
 
 
-def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
+@dataclass
+class _SortedBatch:
+    """A cleaned batch, its rows grouped by bucket (bucket b's from ``bounds[b]`` to ``bounds[b + 1]``), with
+    what the report needs of it."""
+
+    table: pa.Table
+    bounds: np.ndarray
+    rows_read: int
+    notes: list[tuple[str, int]]
+    extremes: dict[str, Any]
+
+
+def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path, workers: int
            ) -> tuple[CleaningReport, dict[str, Any]]:
     """Every cleaned row into its bucket's file; the report of the reading and cleaning, and the extremes of
-    the timestamps and amounts (which dropping identical rows leaves as they are)."""
+    the timestamps and amounts (which dropping identical rows leaves as they are). Batches are cleaned on
+    ``workers`` threads and written in the file's order, which keeps each bucket's rows in it."""
+    def sorted_batch(batch: dict[str, pa.ChunkedArray]) -> _SortedBatch:
+        cleaned = columnar.clean(batch, TRANSACTIONS)
+        table = pa.table(cleaned.columns)
+        extremes = {}
+        for name, values in (("timestamp", table.column("timestamp").cast(pa.int64())),
+                             ("amount", table.column("amount"))):
+            extremes[f"{name}_min"], extremes[f"{name}_max"] = (x.as_py() for x in pc.min_max(values).values())
+        order, bounds = _rows_by_bucket(ranges.bucket_of_rows(table.column("customer_id")), ranges.count)
+        return _SortedBatch(table.take(pa.array(order)), bounds, cleaned.rows_read, cleaned.notes, extremes)
+
     writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
     schemas: dict[int, pa.Schema] = {}
     notes: dict[str, int] = {}
     rows_read = 0
     extremes: dict[str, Any] = {}
     try:
-        for batch in _batches(path, config):
-            cleaned = columnar.clean(batch, TRANSACTIONS)
-            rows_read += cleaned.rows_read
-            for what, count in cleaned.notes:
+        for batch in _in_threads(sorted_batch, _batches(path, config), workers):
+            rows_read += batch.rows_read
+            for what, count in batch.notes:
                 notes[what] = notes.get(what, 0) + count
-            table = pa.table(cleaned.columns)
-            for name, values in (("timestamp", table.column("timestamp").cast(pa.int64())),
-                                 ("amount", table.column("amount"))):
-                low, high = (x.as_py() for x in pc.min_max(values).values())
-                extremes[f"{name}_min"] = min(extremes.get(f"{name}_min", low), low)
-                extremes[f"{name}_max"] = max(extremes.get(f"{name}_max", high), high)
-            order, bounds = _rows_by_bucket(ranges.bucket_of_rows(table.column("customer_id")), ranges.count)
-            table = table.take(pa.array(order))
+            for key, value in batch.extremes.items():
+                extremes[key] = (min if key.endswith("_min") else max)(extremes.get(key, value), value)
+            table, bounds = batch.table, batch.bounds
             for b in np.flatnonzero(np.diff(bounds)):
                 if b not in writers:
                     writers[b] = pa.ipc.new_file(bucket_path(folder, b), table.schema, options=_SPILL_WRITE)
@@ -273,17 +328,17 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path
 
 def spill_inputs(transactions: Path, customers: Path | None, interactions: Path | None, config: DataConfig,
                  bucket_customers: int, personal_data_columns: tuple[str, ...] = (),
-                 folder: Path | None = None) -> SpilledInputs | None:
+                 folder: Path | None = None, workers: int = 1) -> SpilledInputs | None:
     """The inputs, the transactions split into bucket files of about ``bucket_customers`` customers in a new
-    temporary folder (inside ``folder``, by default the system's); None when the fast path does not read the
+    temporary folder (inside ``folder``, by default the system's), read and cleaned on ``workers`` threads; None when the fast path does not read the
     transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
     DataError; nothing is left on disk then."""
     transactions = Path(transactions)
     spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
     try:
         try:
-            ranges = CustomerRanges.of(_distinct_ids(transactions, config), bucket_customers)
-            report, extremes = _spill(transactions, config, ranges, spill_folder)
+            ranges = CustomerRanges.of(_distinct_ids(transactions, config, workers), bucket_customers)
+            report, extremes = _spill(transactions, config, ranges, spill_folder, workers)
         except (NotFast, DataError, OSError, UnicodeError) as err:
             log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)
             shutil.rmtree(spill_folder, ignore_errors=True)

@@ -44,7 +44,8 @@ def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
 
     return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
                         config.engine.bucket_customers, tuple(config.data.personal_data_columns),
-                        Path(config.engine.spill_folder) if config.engine.spill_folder else None)
+                        Path(config.engine.spill_folder) if config.engine.spill_folder else None,
+                        _workers(config))
 
 
 def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None,
@@ -87,16 +88,19 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
         require_first_before(spilled.first_timestamp, as_of, inputs.transactions)
         builder = FeatureBuilder(config.features, config.data.personal_data_columns)
 
+        # Each bucket's history is computed once, when fitting, and kept on disk for building its features.
         def parts(b: int) -> tuple[FitParts, object]:
             bucket, summary = spilled.bucket(b)
-            return builder.fit_parts(bucket.transactions, as_of, bucket.customers, bucket.interactions), summary
+            history = builder.history(bucket.transactions, as_of)
+            spilled.keep(b, "history", history)
+            return builder.fit_parts_of(history, bucket.customers), summary
 
         fitted = list(each_bucket(parts, spilled.count, _workers(config), "fitting features", log.info))
         builder.fit_from_parts(FitParts.combine(p for p, _ in fitted))
 
         def features_of(b: int) -> pd.DataFrame:
-            bucket, _ = spilled.bucket(b)
-            return builder.transform(bucket.transactions, as_of, bucket.customers, bucket.interactions).reset_index()
+            customers, interactions = spilled.profiles(b)
+            return builder.transform_history(spilled.kept(b, "history"), customers, interactions).frame().reset_index()
 
         customers = 0
 
