@@ -166,8 +166,12 @@ class SpilledInputs:
     def read(self, b: int, columns: list[str] | None = None) -> pa.Table:
         """Bucket ``b``'s spilled rows (the named columns, by default all), as cleaned, before sorting."""
         with pa.memory_map(str(self.path(b))) as source:
-            table = pa.ipc.open_file(source).read_all()
-        return table if columns is None else table.select(columns)
+            if columns is None:
+                return pa.ipc.open_file(source).read_all()
+            # only the named columns' buffers are decompressed
+            names = pa.ipc.open_file(source).schema.names
+            options = pa.ipc.IpcReadOptions(included_fields=[names.index(name) for name in columns])
+            return pa.ipc.open_file(source, options=options).read_all().select(columns)
 
     def keep(self, b: int, name: str, value: object) -> None:
         """Keep ``value`` of bucket ``b`` on disk, under ``name``, for :meth:`kept` to give back (in another

@@ -186,21 +186,24 @@ def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.
 def score(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
           bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
           customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
-          horizon_days: int = 180, unavailable_reason: str | None = None, language: str = "en") -> pd.DataFrame:
+          horizon_days: int = 180, unavailable_reason: str | None = None, language: str = "en",
+          features: FeatureColumns | None = None) -> pd.DataFrame:
     """Score every customer with history before ``as_of``; one row each, in customer_id order.
 
     Columns: :data:`SCORE_COLUMNS` (the contract's, with ``fallback_reason``) then :data:`EXTRA_COLUMNS`
     (the value tier before the overlays, the membership level and the trailing spend it is based on, when the
-    next order is expected, and the codes behind the labels). Words for people are in ``language``."""
+    next order is expected, and the codes behind the labels). Words for people are in ``language``.
+    ``features``, when the caller has them already, are the bundle's builder's (or, without a bundle, an
+    unfitted builder's) table of these inputs at ``as_of``."""
     return pd.DataFrame(score_columns(transactions, as_of, policy, spec, bundle, fallback_rules, customers,
-                                      interactions, horizon_days, unavailable_reason, language))
+                                      interactions, horizon_days, unavailable_reason, language, features))
 
 
 def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
                   bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
                   customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
                   horizon_days: int = 180, unavailable_reason: str | None = None,
-                  language: str = "en") -> dict[str, np.ndarray]:
+                  language: str = "en", features: FeatureColumns | None = None) -> dict[str, np.ndarray]:
     """:func:`score`'s table as its columns (name -> array, in order), for callers that need no frame (the
     service writes its answer straight from them)."""
     m = messages(language)
@@ -208,8 +211,9 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
     unavailable = (m["fallback.no_models"] if unavailable_reason is None
                    else m.text("fallback.models_unavailable", detail=unavailable_reason))
     rules = fallback_rules or FallbackRules()
-    builder = bundle.builder if bundle else FeatureBuilder(spec)
-    features = builder.transform_columns(transactions, as_of, customers, interactions)
+    if features is None:
+        builder = bundle.builder if bundle else FeatureBuilder(spec)
+        features = builder.transform_columns(transactions, as_of, customers, interactions)
     horizon = bundle.horizon_days if bundle else horizon_days
     n = len(features)
     answer = {"predicted_value": np.full(n, np.nan), "churn_probability": np.full(n, np.nan),

@@ -34,6 +34,7 @@ from tiercast.outputs import (
 if TYPE_CHECKING:
     from tiercast.analysis.campaign import CampaignResult
     from tiercast.features.buckets import Bucket, BucketEngine
+    from tiercast.features.builder import FeatureColumns
     from tiercast.analysis.plan import RetentionPlan
     from tiercast.features.loading import InputData
     from tiercast.monitoring import Monitoring
@@ -161,13 +162,14 @@ def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
 
 def score_with_config(config: AppConfig, transactions: pd.DataFrame, customers: pd.DataFrame | None,
                       interactions: pd.DataFrame | None, as_of: pd.Timestamp, bundle: ModelBundle | None,
-                      horizon_days: int, reason: str | None = "no champion models") -> pd.DataFrame:
+                      horizon_days: int, reason: str | None = "no champion models",
+                      features: FeatureColumns | None = None) -> pd.DataFrame:
     """:func:`tiercast.serving.scorer.score` of these customers with config's policy, features, fallback rules
     and language: what every batch engine (local, spilled, Spark) and the cycle score a customer with."""
     from tiercast.serving.scorer import score as score_customers
 
     return score_customers(transactions, as_of, config.policy, config.features, bundle, config.fallback, customers,
-                           interactions, horizon_days, reason, config.language)
+                           interactions, horizon_days, reason, config.language, features)
 
 
 def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bundle: ModelBundle | None,
@@ -242,13 +244,15 @@ def backtest_part(config: AppConfig, bucket: Bucket, cutoff: pd.Timestamp, horiz
     from tiercast.training.labels import make_labels
 
     tx = bucket.transactions
-    scores = score_with_config(config, tx, bucket.customers, bucket.interactions, cutoff, bundle, horizon_days)
+    # the features the models were trained on: scored, and the recency rule's r_score read from them
+    features = bundle.builder.transform_columns(tx, cutoff, bucket.customers, bucket.interactions)
+    scores = score_with_config(config, tx, bucket.customers, bucket.interactions, cutoff, bundle, horizon_days,
+                               features=features)
     labels = make_labels(tx, cutoff, horizon_days)
     scores = scores.join(labels.rename(columns={"value": "actual_value"}), on="customer_id")
     scored = scores.set_index("customer_id")[["actual_value", "churned", "predicted_value", "churn_probability"]]
-    # the recency rule's score, from the features the models were trained on (the scorer keeps them to itself)
-    features = bundle.builder.transform(tx, cutoff, bucket.customers, bucket.interactions)
-    scored = scored.rename(columns={"actual_value": "value"}).assign(r_score=features.loc[scored.index, "r_score"])
+    r_score = pd.Series(features["r_score"], index=pd.Index(features.ids, name="customer_id"))
+    scored = scored.rename(columns={"actual_value": "value"}).assign(r_score=r_score.loc[scored.index])
     return BacktestPart(flat_scores(scores), scored, baseline_inputs(tx, cutoff, horizon_days))
 
 
