@@ -9,15 +9,14 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
-from tiercast.cli import main
 from tiercast.simulation.shift import shift_world
 from tiercast.simulation.world import WorldConfig, simulate_world
 
+from ..quick_store import run_with_quick_store
+
 CDNOW = Path(__file__).resolve().parents[2] / "data" / "cdnow" / "CDNOW_master.txt.gz"
 CUTOFF = "2024-07-01"  # the champion is trained here, and both worlds agree before it
-QUICK = {"training": {"tuning": {"trials": 0}, "segments": {"k_max": 4, "sample_size": 2000}}}
 
 
 @pytest.fixture(scope="session")
@@ -53,15 +52,8 @@ def monitored_world(tmp_path_factory) -> MonitoredWorld:
     world.transactions.to_csv(folder / "stable.csv", index=False)
     shifted = shift_world(world, CUTOFF, spend_multiplier=0.5, order_keep_share=0.6, seed=1)
     shifted.transactions.to_csv(folder / "shifted.csv", index=False)
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(QUICK))
-    store = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
-        patch.chdir(folder)
-        assert main(["--config", str(config), "cycle", "--transactions", str(folder / "stable.csv"), "--as-of",
-                     CUTOFF, "--dir", str(folder / "runs")]) == 0
-    mlflow.set_tracking_uri(None)
+    config, store = run_with_quick_store(folder, "cycle", "--transactions", str(folder / "stable.csv"), "--as-of",
+                                         CUTOFF, "--dir", str(folder / "runs"))
     return MonitoredWorld(folder, folder / "stable.csv", folder / "shifted.csv", config, folder / "runs", store)
 
 

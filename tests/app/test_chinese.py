@@ -302,7 +302,8 @@ def test_simulate_features_plan_and_evaluate_plan_in_chinese(tmp_path, small_cdn
 
 
 def test_monitor_and_cycle_in_chinese(tmp_path, in_world, english_words, capsys):
-    from .conftest import CUTOFF, QUICK
+    from ..quick_store import QUICK
+    from .conftest import CUTOFF
 
     config = ["--config", str(zh_config(tmp_path, **QUICK))]  # the monitored world's quick training
     with warnings.catch_warnings():

@@ -21,7 +21,8 @@ from tiercast.cli import main
 from tiercast.training.config import RegistryConfig
 from tiercast.training.registry import alias_set, configure_mlflow, point_alias
 
-from .conftest import CUTOFF, QUICK, MonitoredWorld
+from ..quick_store import QUICK
+from .conftest import CUTOFF, MonitoredWorld
 
 FULL = "2025-01-01"
 PARTIAL = "2024-10-01"

@@ -14,18 +14,17 @@ import adbc_driver_postgresql.dbapi as adbc
 import mlflow
 import pandas as pd
 import pytest
-import yaml
 
 from tiercast.cli import main
 from tiercast.database_output import DatabaseTarget
 from tiercast.simulation.world import WorldConfig, simulate_world
 
+from ..quick_store import run_with_quick_store
 from .conftest import fetch, ingest
 
 CUTOFF = "2025-01-01"
 AS_OF = "2025-04-01"
 LATER = "2025-06-01"  # more customers have bought by then
-QUICK = {"training": {"tuning": {"trials": 0}, "segments": {"k_max": 4, "sample_size": 2000}}}
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,9 @@ def world(postgres, tmp_path_factory) -> WorldInDatabase:
         files[kind] = folder / f"{kind}.csv"
         frame.to_csv(files[kind], index=False)
         ingest(postgres, kind, frame)
-    config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(QUICK))
-    store = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", store)
-        patch.chdir(folder)
-        assert main(["--config", str(config), "train", "--transactions", str(files["transactions"]),
-                     "--customers", str(files["customers"]), "--cutoff", CUTOFF, "--horizon-days", "90"]) == 0
-    mlflow.set_tracking_uri(None)
+    config, store = run_with_quick_store(folder, "train", "--transactions", str(files["transactions"]),
+                                         "--customers", str(files["customers"]), "--cutoff", CUTOFF,
+                                         "--horizon-days", "90")
     return WorldInDatabase(folder, files, config, store)
 
 
