@@ -64,7 +64,7 @@ class TrainingConfig(_Section):
     threads: int = Field(default=1, ge=1, description="LightGBM threads; results are reproducible per thread count")
     seed: int = 42
     max_customers: int | None = Field(
-        default=1_000_000, ge=1, description="above this many customers with history before the cutoff, train "
+        default=200_000, ge=1, description="above this many customers with history before the cutoff, train "
         "on a sample of them drawn with seed (logged, and recorded in the MLflow run); null: every customer")
     value_model: LightGBMParams = Field(default_factory=LightGBMParams)
     churn_model: LightGBMParams = Field(default_factory=LightGBMParams)
