@@ -70,6 +70,8 @@ def _in_arrow(values: pd.Series | np.ndarray) -> bool:
 
 def group_codes(values: pd.Series | np.ndarray) -> IntArray:
     """Codes (-1 = missing) that group equal values, such as the lines of one order_id."""
+    if _in_arrow(values):  # the distinct values stay in Arrow: nearly every line of a log has an order_id of its own
+        return arrow_codes(pa.array(values))[0]
     return encode(values)[0]
 
 

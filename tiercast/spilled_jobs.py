@@ -92,8 +92,9 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
         def parts(b: int) -> tuple[FitParts, object]:
             bucket, summary = spilled.bucket(b)
             history = builder.history(bucket.transactions, as_of)
-            spilled.keep(b, "history", history)
-            return builder.fit_parts_of(history, bucket.customers), summary
+            fit_parts = builder.fit_parts_of(history, bucket.customers)
+            spilled.keep(b, "history", history)  # kept with the RFM that fitting computed
+            return fit_parts, summary
 
         fitted = list(each_bucket(parts, spilled.count, _workers(config), "fitting features", log.info))
         builder.fit_from_parts(FitParts.combine(p for p, _ in fitted))
