@@ -269,9 +269,7 @@ def _in_threads(task: Callable[[Item], Done], items: Iterable[Item], workers: in
 def _distinct_ids(path: Path, config: DataConfig, workers: int) -> pa.Array:
     """The file's distinct cleaned customer ids (a first pass reading that column alone)."""
     def distinct(batch: dict[str, pa.ChunkedArray]) -> pa.Array:
-        # cleaning an id depends on its value alone: the distinct raw ids are cleaned, not every row's
-        raw = pa.chunked_array([pc.unique(batch["customer_id"])])
-        return pc.unique(columnar.clean({"customer_id": raw}, TRANSACTIONS).columns["customer_id"])
+        return pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
     return pc.unique(pa.chunked_array(list(_in_threads(distinct, _batches(path, config, ("customer_id",)),
                                                        workers))))
 
