@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tiercast.features import columnar
-from tiercast.features.buckets import Bucket
+from tiercast.features.buckets import Bucket, without_huge_pages
 from tiercast.features.columnar import NotFast
 from tiercast.features.loading import (
     CleaningReport,
@@ -338,6 +338,7 @@ def spill_inputs(transactions: Path, customers: Path | None, interactions: Path 
     transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
     DataError; nothing is left on disk then."""
     transactions = Path(transactions)
+    without_huge_pages()
     spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
     try:
         try:

@@ -93,3 +93,21 @@ def test_a_failing_bucket_fails_the_job() -> None:
 
     with pytest.raises(ValueError, match="bucket 3 is bad"):
         map_buckets(task, 5, 2, "testing")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status") or "THP_enabled" not in open("/proc/self/status").read(),
+                    reason="the kernel does not report transparent huge pages per process (Linux 5.0 and later do)")
+def test_batch_work_keeps_itself_and_its_workers_off_transparent_huge_pages() -> None:
+    import subprocess
+    import sys
+
+    code = ("import os\n"
+            "from tiercast.features.buckets import without_huge_pages\n"
+            "without_huge_pages()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    print([l for l in open('/proc/self/status') if l.startswith('THP_enabled')][0], end='')\n"
+            "    os._exit(0)\n"
+            "os.waitpid(pid, 0)\n")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.split() == ["THP_enabled:", "0"]  # the forked worker inherits it
