@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 import time
 import warnings
 from typing import Any
@@ -26,7 +27,8 @@ import sklearn
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import Model, infer_signature
+from mlflow.models.model import MLMODEL_FILE_NAME
 
 from tiercast.training.config import RegistryConfig
 
@@ -160,9 +162,13 @@ def repair_alias(names: RegistryConfig, alias: str) -> list[str]:
 
 
 def load_model_version(version: ModelVersion) -> tuple[Any, dict[str, Any]]:
-    """Load one registered model version with the metadata logged beside it."""
-    uri = f"models:/{version.name}/{version.version}"
-    return mlflow.sklearn.load_model(uri), mlflow.models.get_model_info(uri).metadata or {}
+    """Load one registered model version with the metadata logged beside it. Its files are fetched once and
+    its MLmodel file (which holds the metadata) read once: given the version's URI, each of MLflow's loaders
+    would resolve it and read that file again."""
+    with tempfile.TemporaryDirectory(prefix="tiercast-model-") as folder:
+        local = mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=folder)
+        metadata = Model.load(os.path.join(local, MLMODEL_FILE_NAME)).metadata or {}
+        return mlflow.sklearn.load_model(local), metadata
 
 
 def metadata_by_alias(name: str, alias: str) -> dict[str, Any] | None:
