@@ -111,3 +111,19 @@ def test_batch_work_keeps_itself_and_its_workers_off_transparent_huge_pages() ->
             "os.waitpid(pid, 0)\n")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert shown.split() == ["THP_enabled:", "0"]  # the forked worker inherits it
+
+
+def _frozen_objects(b: int) -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_objects_made_before_bucket_work_are_left_to_it_frozen_and_thawed_after(workers: int) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    frozen = map_buckets(_frozen_objects, 3, workers, "counting")
+    assert min(frozen) > 1000  # the modules and inputs, skipped by every collection while the work runs
+    assert gc.get_freeze_count() == 0  # given back to the collector afterwards
