@@ -46,7 +46,10 @@ def tracking_uri() -> str:
 
 
 def configure_mlflow() -> str:
-    """Point MLflow at the configured store (tracking and registry alike) and return its URI."""
+    """Point MLflow at the configured store (tracking and registry alike) and return its URI. MLflow's progress
+    bars for downloading a model's files stay off the commands' output, which says what they do in its own words
+    (set MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=true to see them)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
