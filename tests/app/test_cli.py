@@ -81,8 +81,9 @@ def test_train_on_too_little_data_exits_2_naming_what_is_missing(small_cdnow, tm
     err = capsys.readouterr().err
     buyers = few.loc[few["timestamp"] < "1997-10-03", "customer_id"].nunique()
     assert f"customers: found {buyers}, need at least 200" in err
-    # Stopped before MLflow was touched: no experiment run, no registered model.
-    client = MlflowClient(store)
+    # Stopped before MLflow was touched: no experiment run, no registered model. (Both URIs named: MLflow's
+    # registry URI is process-wide, and an earlier test may have pointed it at its own store.)
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert client.search_registered_models() == []
     assert all(not client.search_runs([e.experiment_id]) for e in client.search_experiments())
 
