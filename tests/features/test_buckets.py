@@ -3,7 +3,11 @@ in worker processes equal to the features built at once."""
 
 from __future__ import annotations
 
+import gc
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,12 +99,12 @@ def test_a_failing_bucket_fails_the_job() -> None:
         map_buckets(task, 5, 2, "testing")
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/status") or "THP_enabled" not in open("/proc/self/status").read(),
+_STATUS = Path("/proc/self/status")
+
+
+@pytest.mark.skipif(not _STATUS.exists() or "THP_enabled" not in _STATUS.read_text(),
                     reason="the kernel does not report transparent huge pages per process (Linux 5.0 and later do)")
 def test_batch_work_keeps_itself_and_its_workers_off_transparent_huge_pages() -> None:
-    import subprocess
-    import sys
-
     code = ("import os\n"
             "from tiercast.features.buckets import without_huge_pages\n"
             "without_huge_pages()\n"
@@ -114,15 +118,11 @@ def test_batch_work_keeps_itself_and_its_workers_off_transparent_huge_pages() ->
 
 
 def _frozen_objects(b: int) -> int:
-    import gc
-
     return gc.get_freeze_count()
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_objects_made_before_bucket_work_are_left_to_it_frozen_and_thawed_after(workers: int) -> None:
-    import gc
-
     assert gc.get_freeze_count() == 0
     frozen = map_buckets(_frozen_objects, 3, workers, "counting")
     assert min(frozen) > 1000  # the modules and inputs, skipped by every collection while the work runs
