@@ -114,9 +114,10 @@ _PR_SET_THP_DISABLE = 41
 
 
 def without_huge_pages() -> None:
-    """Keep this process and the workers it forks off transparent huge pages (Linux; elsewhere nothing).
-    Batch work allocates and frees arrays of the same sizes bucket after bucket; backed by huge pages, each
-    fresh 2 MB page is zeroed in full first, which took a fifth of the CPU of spilling a large log."""
+    """Keep this process and the workers it forks off transparent huge pages (Linux; elsewhere nothing), for
+    the rest of its life: the CLI's batch commands call it first thing. Batch work allocates and frees large
+    arrays, bucket after bucket or step after step; backed by huge pages, each fresh 2 MB page is zeroed in full
+    first, which took a fifth of the CPU of spilling a large log and two fifths of `features` on 1M rows."""
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -22,6 +22,7 @@ import pandas as pd
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.database_output import database_target
+from tiercast.features.buckets import without_huge_pages
 from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
@@ -468,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "no_product_id", False) and not args.line_items:
         parser.error("simulate: --no-product-id needs --line-items")
     _setup_logging(args.verbose)
+    if args.command != "serve":  # a batch command: its arrays are allocated and freed, never kept
+        without_huge_pages()
     config: AppConfig | None = None
     try:
         config = load_config(args.config)

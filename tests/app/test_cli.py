@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +42,21 @@ def test_bad_file_exits_2_and_writes_nothing(tmp_path, store, capsys):
     assert "bad.csv" in err and "timestamp" in err and "not a date" in err
     assert not out.exists()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+_STATUS = Path("/proc/self/status")
+
+
+@pytest.mark.skipif(not _STATUS.exists() or "THP_enabled" not in _STATUS.read_text(),
+                    reason="the kernel does not report transparent huge pages per process (Linux 5.0 and later do)")
+def test_batch_commands_run_off_transparent_huge_pages(tmp_path):
+    code = ("import sys\n"
+            "from tiercast.cli import main\n"
+            f"main(['features', '--transactions', {str(tmp_path / 'none.csv')!r}, '--as-of', '2025-01-01',\n"
+            f"      '--out', {str(tmp_path / 'features.csv')!r}])\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('THP_enabled')][0], end='')\n")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.split() == ["THP_enabled:", "0"]
 
 
 def test_bad_config_key_exits_2_naming_the_key(tmp_path, capsys):
