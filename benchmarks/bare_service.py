@@ -32,7 +32,8 @@ class Floor:
                        predicted_value=0.0, churn_probability=0.0, action="none", source="fallback",
                        fallback_reason="floor service", reasons=[], membership="none",
                        avg_days_between_orders=None, expected_next_order_date=None, next_order_probability=0.0,
-                       churn_risk_band="low") for c in customers])
+                       churn_risk_band="low", segment_code="floor", lifecycle_stage_code="active",
+                       churn_risk_band_code="low") for c in customers])
 
 
 def main() -> None:
