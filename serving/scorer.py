@@ -79,6 +79,12 @@ class ModelBundle:
     extension: HorizonExtension | None = None  # from the models' label windows to horizon_days, when shorter
     # This bundle's models for rows built at each as_of day scored so far (see :meth:`at`).
     _at_day: dict[pd.Timestamp, ModelBundle] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Whether the churn model reads a table as the value model does: one preparation of it then serves both.
+    _shared_inputs: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        reads_like = getattr(self.value, "reads_like", None)
+        self._shared_inputs = bool(reads_like is not None and reads_like(self.churn))
 
     @classmethod
     def load(cls, registry: RegistryConfig, alias: str | None = None) -> "ModelBundle":
@@ -133,7 +139,10 @@ class ModelBundle:
         """The value and churn models' ``explain`` (prediction over ``horizon_days``, contributions) of a
         feature table. With an extension, the contributions stay those of the models over their label
         windows: the extension's factor comes from the classic model alone."""
-        (value, value_drivers), (churn, churn_drivers) = self.value.explain(features), self.churn.explain(features)
+        inputs = self.value.prepare(features)
+        value, value_drivers = self.value.explain_inputs(inputs)
+        churn_inputs = inputs if self._shared_inputs else self.churn.prepare(features)
+        churn, churn_drivers = self.churn.explain_inputs(churn_inputs)
         if self.extension is not None:
             value, churn = self.extension.extend(features, value, churn)
         return (value, value_drivers), (churn, churn_drivers)

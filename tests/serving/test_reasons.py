@@ -7,7 +7,7 @@ import pandas as pd
 
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.spec import FeatureSpec
-from tiercast.serving.reasons import phrase, reason_lists, top_reasons
+from tiercast.serving.reasons import _strongest, phrase, reason_lists, top_reasons
 from tiercast.simulation.world import WorldConfig, simulate_world
 
 AS_OF = pd.Timestamp("2025-07-01")
@@ -132,6 +132,15 @@ def test_ties_go_to_the_first_feature_and_missing_contributions_come_last():
     phrases, effects = top_reasons(np.array([[np.nan, -2.0, 2.0, 0.5]]), names, features, "value", n=4)
     assert phrases.tolist() == [["spent 10 in total", "customer for 30 days", "no refunds", "1 order so far"]]
     assert effects.tolist() == [["lowers value", "raises value", "raises value", "lowers value"]]
+
+
+def test_the_strongest_contributions_are_those_a_stable_sort_of_magnitudes_puts_first():
+    values = np.random.default_rng(7).choice([0.0, -0.0, 0.5, -0.5, 2.0, -2.0, np.nan], size=(400, 6))
+    for n in range(1, 7):
+        picked, strength = _strongest(values, n)
+        expected = np.argsort(-np.fmax(np.abs(values), -1.0), axis=1, kind="stable")[:, :n]
+        assert np.array_equal(picked, expected), n
+        assert np.array_equal(strength, np.take_along_axis(values, expected, axis=1), equal_nan=True)
 
 
 def test_reason_lists_of_a_batch_equal_each_customer_alone():

@@ -69,6 +69,21 @@ def test_models_score_every_customer_with_the_contract_columns(cdnow, scored):
         assert all(r.endswith(")") and ("value" in r or "churn risk" in r) for r in reasons)
 
 
+def test_the_value_and_churn_models_of_one_training_share_one_preparation_of_the_features(cdnow, bundle):
+    features = bundle.builder.transform_columns(cdnow, CUTOFF)
+    # as the registry keeps them: each model pickled on its own
+    loaded = dataclasses.replace(bundle, value=pickle.loads(pickle.dumps(bundle.value)),
+                                 churn=pickle.loads(pickle.dumps(bundle.churn)))
+    assert loaded._shared_inputs
+    shared = loaded.explain(features)
+    alone = (bundle.value.explain(features), bundle.churn.explain(features))
+    for (prediction, drivers), (prediction_alone, drivers_alone) in zip(shared, alone, strict=True):
+        assert np.array_equal(prediction, prediction_alone) and np.array_equal(drivers, drivers_alone)
+    churn_elsewhere = pickle.loads(pickle.dumps(bundle.churn))
+    churn_elsewhere.classic_ = bundle.churn.classic_.at_horizon(90)  # another classic forecast: its own inputs
+    assert not dataclasses.replace(bundle, churn=churn_elsewhere)._shared_inputs
+
+
 def test_share_thresholds_give_each_tier_about_its_share_on_the_training_population(scored):
     # The thresholds were frozen on these customers' predictions, so the value tiers hold the policy's shares.
     shares = scored["value_tier"].value_counts(normalize=True)

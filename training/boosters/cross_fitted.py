@@ -25,6 +25,7 @@ starting score's as exact Shapley values over its RFM inputs.
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -278,8 +279,18 @@ class CrossFitted(BaseEstimator):
         ``feature_names_``), from one pass: the boosters' along each row's decision paths
         (:mod:`tiercast.training.attribution`), the classic starting score's as exact Shapley values over its
         RFM inputs. They add up to the prediction on its link scale, less a constant."""
-        inputs = self.prepare(X)
+        return self.explain_inputs(self.prepare(X))
+
+    def explain_inputs(self, inputs: ModelInputs) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`explain` of a table prepared already, by this model or by one it :meth:`reads_like`."""
         return self._explained(inputs, *self.path_attribution.explain(inputs.matrix))
+
+    def reads_like(self, other: object) -> bool:
+        """Whether ``other`` prepares every table as this model does (the same inputs, training levels and
+        classic forecast), so that one preparation serves both: the value and churn models of one training."""
+        return (isinstance(other, CrossFitted) and self.feature_names_ == other.feature_names_
+                and self._boosters()[0].pandas_categorical == other._boosters()[0].pandas_categorical
+                and pickle.dumps(self.classic_) == pickle.dumps(other.classic_))
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """``explain``'s contributions as a frame (rows of ``X``, columns ``feature_names_``)."""
