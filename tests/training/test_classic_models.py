@@ -1,6 +1,7 @@
 """The classic models (BG/NBD, Gamma-Gamma, the RFM summary, the ClassicCLV baseline): published CDNOW fits,
 exact math, simulation checks."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.special import hyp2f1
+from threadpoolctl import threadpool_limits
 
 from tiercast.training.classic.bgnbd import BetaGeoFitter, BetaGeoParams, _bgnbd_ll_grad
 from tiercast.training.classic.clv import ClassicCLV
@@ -203,6 +205,17 @@ def test_conditional_predictions_are_unbiased_on_simulated_customers(simulated) 
         assert abs(_z((d["future"][group] == 0) - p_none[group])) < 4
         if d["x"][group].min() > 0:
             assert abs(_z(d["alive"][group] - p_alive[group])) < 4
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: BLAS runs one thread whatever is asked")
+def test_bgnbd_fit_is_the_same_whatever_threads_blas_may_use() -> None:
+    # enough customers for BLAS to split a product between threads (20,000 are not)
+    d = _simulate_bgnbd(BetaGeoParams(r=0.8, alpha=8.0, a=0.7, b=2.5), 50_000, 20.0, seed=7)
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            fits.append(BetaGeoFitter().fit(d["x"], d["t_x"], d["T"]).params_)
+    assert fits[0] == fits[1]  # exactly: sums split by thread count would move the optimiser elsewhere
 
 
 def test_bgnbd_fit_recovers_simulated_parameters(simulated) -> None:

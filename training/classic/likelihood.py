@@ -30,11 +30,13 @@ def fit_log_params(
     theta d/dtheta.
     """
 
+    # The sums over customers are numpy's, not BLAS products: a multi-threaded BLAS splits them by its thread
+    # count, which would make the fitted parameters depend on the machine's cores (and its threads only spin).
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
         params = np.exp(log_params)
         ll, grad = ll_and_grad(params)
-        value = -float(weights @ ll) + l2_penalty * float(log_params @ log_params)
-        return value, -(weights @ grad) * params + 2.0 * l2_penalty * log_params
+        value = -float(np.sum(weights * ll)) + l2_penalty * float(np.sum(log_params * log_params))
+        return value, -np.sum(weights[:, None] * grad, axis=0) * params + 2.0 * l2_penalty * log_params
 
     result = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] * len(x0),
                       options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-9})
