@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from tiercast.features.builder import FeatureBuilder, FitParts
 from tiercast.features.encoding import IntArray, encode
@@ -135,6 +136,12 @@ def _run_task(b: int) -> Any:
     return _task(b)
 
 
+def _start_worker() -> None:
+    """A worker computes with one BLAS thread: the workers share the cores already, and BLAS's own threads
+    would only spin beside them."""
+    threadpool_limits(1, user_api="blas")
+
+
 def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterator[Result]:
     global _task
     # What exists before the work (modules, inputs, models: hundreds of thousands of objects) outlives it. Frozen,
@@ -146,7 +153,7 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
             yield from (task(b) for b in range(count))
             return
         _task = task
-        with multiprocessing.get_context("fork").Pool(min(workers, count)) as pool:
+        with multiprocessing.get_context("fork").Pool(min(workers, count), initializer=_start_worker) as pool:
             yield from pool.imap(_run_task, range(count))
     finally:
         _task = None
@@ -154,21 +161,21 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
 
 
 def each_bucket(task: Callable[[int], Result], count: int, workers: int, what: str,
-                progress: Callable[[str], None] | None = None) -> Iterator[Result]:
+                progress: Callable[[str], None] | None = None, unit: str = "buckets") -> Iterator[Result]:
     """``task(b)`` for b in range(count), in that order, as each is done: computed by ``workers`` forked
-    processes (in this one when 1). ``progress`` hears of about every tenth of the buckets done, naming
-    ``what`` is being done."""
+    processes (in this one when 1). ``progress`` hears of about every tenth of the buckets (or other ``unit``)
+    done, naming ``what`` is being done."""
     step = max(1, math.ceil(count / 10))
     for done, result in enumerate(_results(task, count, workers), start=1):
         if progress is not None and count > 1 and (done % step == 0 or done == count):
-            progress(f"{what}: {done}/{count} buckets done")
+            progress(f"{what}: {done}/{count} {unit} done")
         yield result
 
 
 def map_buckets(task: Callable[[int], Result], count: int, workers: int, what: str,
-                progress: Callable[[str], None] | None = None) -> list[Result]:
+                progress: Callable[[str], None] | None = None, unit: str = "buckets") -> list[Result]:
     """``[task(b) for b in range(count)]``, as :func:`each_bucket` computes them."""
-    return list(each_bucket(task, count, workers, what, progress))
+    return list(each_bucket(task, count, workers, what, progress, unit))
 
 
 def in_customer_order(parts: Sequence[pd.DataFrame], column: str | None = None) -> pd.DataFrame:
@@ -218,6 +225,11 @@ class BucketEngine:
                      "copy", what, ", ".join(buckets.held_as_objects))
             workers = 1
         return map_buckets(task, buckets.count, workers, what, self.progress)
+
+    def run(self, task: Callable[[int], Result], count: int, what: str, unit: str) -> list[Result]:
+        """``[task(k) for k in range(count)]`` on the engine's workers: independent pieces of work (``unit``, as
+        the progress names them) that read what this process holds, such as one model fit per window."""
+        return map_buckets(task, count, self.workers, what, self.progress, unit)
 
     def fit_transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
         """``builder.fit_transform`` of the buckets' inputs: fitted from the buckets' parts, then the

@@ -27,7 +27,8 @@ from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
 from tiercast.training import evaluation, metrics
 from tiercast.training.boosters import ChurnModel, ValueModel
-from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, add_classic_columns
+from tiercast.training.classic.forecast import (CLASSIC_COLUMNS, ClassicFeatures, window_classic_columns,
+                                                with_classic_columns)
 from tiercast.training.classic.seasonality import seasonal_clock
 from tiercast.training.config import LightGBMParams, TrainingConfig
 from tiercast.training.customer_sample import CustomerSample, sample_customers
@@ -186,9 +187,20 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     latest = (window == window.max()).to_numpy()
     if latest.all() or len(examples) == 0:
         raise ValueError(f"not enough history before {cutoff.date()} for {windows}")
-    clocks = {pd.Timestamp(w): seasonal_clock(tx, w, label_days) for w in window.unique()}
-    examples = add_classic_columns(examples, window, label_days, clocks)
-    classic = ClassicFeatures(label_days, seasonal_clock(tx, cutoff, horizon_days)).fit(features_at_cutoff)
+    cutoffs = np.unique(window.to_numpy())
+
+    # Each window's BG/NBD x Gamma-Gamma on its own seasonal clock, and the cutoff's for new rows: independent
+    # fits (most of the time of building the examples), one per task on the engine's workers.
+    def classic_fit(k: int) -> np.ndarray | ClassicFeatures:
+        if k == len(cutoffs):
+            return ClassicFeatures(label_days, seasonal_clock(tx, cutoff, horizon_days)).fit(features_at_cutoff)
+        w = pd.Timestamp(cutoffs[k])
+        return window_classic_columns(examples[(window == w).to_numpy()], label_days,
+                                      seasonal_clock(tx, w, label_days))
+
+    *window_values, classic = engine.run(classic_fit, len(cutoffs) + 1, "fitting BG/NBD x Gamma-Gamma per window",
+                                         "fits")
+    examples = with_classic_columns(examples, window, window_values)
     extension = HorizonExtension.of(classic, horizon_days) if label_days < horizon_days else None
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_info
 
 from tiercast.features.buckets import BucketEngine, Buckets, bucket_keys, map_buckets
 from tiercast.features.builder import FeatureBuilder
@@ -127,3 +128,12 @@ def test_objects_made_before_bucket_work_are_left_to_it_frozen_and_thawed_after(
     frozen = map_buckets(_frozen_objects, 3, workers, "counting")
     assert min(frozen) > 1000  # the modules and inputs, skipped by every collection while the work runs
     assert gc.get_freeze_count() == 0  # given back to the collector afterwards
+
+
+def _blas_threads(b: int) -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_forked_workers_compute_with_one_blas_thread_each() -> None:
+    in_workers = map_buckets(_blas_threads, 2, 2, "counting threads")
+    assert in_workers and all(threads == [1] * len(threads) and threads for threads in in_workers)

@@ -202,10 +202,21 @@ def add_classic_columns(examples: pd.DataFrame, window: pd.Series, horizon_days:
     """``examples`` with the classic columns, each window's from a :class:`ClassicFeatures` fitted on
     that window's rows (the customers known at its cutoff) on that window's seasonal clock."""
     win = np.asarray(window)
-    values = np.empty((len(examples), len(CLASSIC_COLUMNS)))
-    for w in np.unique(win):
-        rows = win == w
-        part = examples[rows]
-        clock = (clocks or {}).get(pd.Timestamp(w))
-        values[rows] = ClassicFeatures(horizon_days, clock).fit(part).transform(part).to_numpy()
-    return examples.assign(**{c: values[:, i] for i, c in enumerate(CLASSIC_COLUMNS)})
+    values = [window_classic_columns(examples[win == w], horizon_days, (clocks or {}).get(pd.Timestamp(w)))
+              for w in np.unique(win)]
+    return with_classic_columns(examples, window, values)
+
+
+def window_classic_columns(rows: pd.DataFrame, horizon_days: int, clock: SeasonalClock | None) -> np.ndarray:
+    """The classic columns (rows, 4) of one window's examples, from a :class:`ClassicFeatures` fitted on them."""
+    return ClassicFeatures(horizon_days, clock).fit(rows).transform(rows).to_numpy()
+
+
+def with_classic_columns(examples: pd.DataFrame, window: pd.Series, values: list[np.ndarray]) -> pd.DataFrame:
+    """``examples`` with the classic columns, ``values[k]`` those of the rows of the k-th window cutoff in
+    sorted order (:func:`window_classic_columns`)."""
+    win = np.asarray(window)
+    columns = np.empty((len(examples), len(CLASSIC_COLUMNS)))
+    for w, part in zip(np.unique(win), values, strict=True):
+        columns[win == w] = part
+    return examples.assign(**{c: columns[:, i] for i, c in enumerate(CLASSIC_COLUMNS)})
