@@ -217,19 +217,26 @@ class BucketEngine:
                              self.personal_data_columns)
 
     def map(self, task: Callable[[int], Result], buckets: Buckets, what: str) -> list[Result]:
-        """``task`` of every bucket, in bucket order. Inputs holding Python-object strings run in this process,
-        one bucket after the other: every worker would copy them as it read them."""
-        workers = self.workers
-        if workers > 1 and buckets.count > 1 and buckets.held_as_objects:
-            log.info("%s: one process, as the inputs hold Python-object columns (%s) that each worker would "
-                     "copy", what, ", ".join(buckets.held_as_objects))
-            workers = 1
+        """``task`` of every bucket, in bucket order."""
+        workers = self._workers_reading(buckets, what) if buckets.count > 1 else self.workers
         return map_buckets(task, buckets.count, workers, what, self.progress)
 
-    def run(self, task: Callable[[int], Result], count: int, what: str, unit: str) -> list[Result]:
+    def run(self, task: Callable[[int], Result], count: int, what: str, unit: str, reads: Buckets | None = None
+            ) -> list[Result]:
         """``[task(k) for k in range(count)]`` on the engine's workers: independent pieces of work (``unit``, as
-        the progress names them) that read what this process holds, such as one model fit per window."""
-        return map_buckets(task, count, self.workers, what, self.progress, unit)
+        the progress names them) that read what this process holds, such as one model fit per window, and
+        ``reads`` the inputs of these buckets."""
+        workers = self._workers_reading(reads, what) if count > 1 else self.workers
+        return map_buckets(task, count, workers, what, self.progress, unit)
+
+    def _workers_reading(self, buckets: Buckets | None, what: str) -> int:
+        """The workers of work reading ``buckets``' inputs: this process alone when they hold Python-object
+        strings, which every worker would copy as it read them."""
+        if self.workers > 1 and buckets is not None and buckets.held_as_objects:
+            log.info("%s: one process, as the inputs hold Python-object columns (%s) that each worker would "
+                     "copy", what, ", ".join(buckets.held_as_objects))
+            return 1
+        return self.workers
 
     def fit_transform(self, builder: FeatureBuilder, buckets: Buckets, as_of: Any) -> pd.DataFrame:
         """``builder.fit_transform`` of the buckets' inputs: fitted from the buckets' parts, then the

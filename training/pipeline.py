@@ -199,7 +199,7 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
                                       seasonal_clock(tx, w, label_days))
 
     *window_values, classic = engine.run(classic_fit, len(cutoffs) + 1, "fitting BG/NBD x Gamma-Gamma per window",
-                                         "fits")
+                                         "fits", reads=buckets)
     examples = with_classic_columns(examples, window, window_values)
     extension = HorizonExtension.of(classic, horizon_days) if label_days < horizon_days else None
     names = builder.feature_names_

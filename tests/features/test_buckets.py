@@ -82,6 +82,16 @@ def test_features_in_buckets_equal_features_at_once(world, kind: str, workers: i
         workers == 2 and strings == "object")
 
 
+@pytest.mark.parametrize("strings", ["object", "arrow"])
+def test_tasks_reading_python_object_strings_run_in_this_process(world, strings, caplog) -> None:
+    tx = world.transactions if strings == "object" else _arrow_strings(world.transactions)
+    engine = BucketEngine(workers=2, bucket_customers=64)
+    with caplog.at_level("INFO", logger="tiercast"):
+        pids = engine.run(lambda k: os.getpid(), 3, "fitting", "fits", reads=engine.split(tx))
+    assert (set(pids) == {os.getpid()}) == (strings == "object")
+    assert ("fitting: one process" in caplog.text) == (strings == "object")
+
+
 def test_workers_run_in_other_processes_and_answer_in_bucket_order() -> None:
     heard: list[str] = []
     pids = map_buckets(lambda b: (b, os.getpid()), 6, 2, "testing", heard.append)
