@@ -2,10 +2,12 @@
 
     python benchmarks/bench_batch.py [--rows 1000000 10000000 26000000] [--runs 3] [--engines local spark]
                                      [--commands features score train backtest] [--work DIR] [--config FILE]
+                                     [--line-items]
 
 For each size, writes a simulated transactions file (Parquet; worlds of at most 1M customers are simulated
 one after another with their own seeds and id prefixes and appended, so generating 26M rows stays within
-memory), trains a small champion once (a 20,000-customer world of the same kind, 2 trials) into a throwaway
+memory; with ``--line-items``, the online retailer's worlds of the ``retail`` preset as invoice lines, about
+160 rows a customer, 50,000 customers at a time), trains a small champion once (a 20,000-customer world of the same kind, 2 trials) into a throwaway
 MLflow store, then times, in rounds:
 
 * the reference: one DuckDB query of the core aggregates per customer (orders, spend, first and last
@@ -38,10 +40,14 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tiercast.simulation.line_items import line_items
+from tiercast.simulation.presets import preset_config
 from tiercast.simulation.world import WorldConfig, simulate_world
 
 CHUNK_CUSTOMERS = 1_000_000
 ROWS_PER_CUSTOMER = 10  # about what the default world draws; sizes are approximate
+LINE_ITEM_CHUNK_CUSTOMERS = 50_000
+LINE_ITEMS_PER_CUSTOMER = 160  # about what the retail preset's invoice lines hold
 TRAIN_CUSTOMERS = 20_000
 
 REFERENCE = """
@@ -62,16 +68,21 @@ COPY (
 """
 
 
-def write_world(rows: int, path: Path, seed: int = 0) -> tuple[str, int]:
-    """A transactions file of about ``rows`` rows at ``path``; returns (the worlds' cutoff, rows written)."""
-    customers = max(1, rows // ROWS_PER_CUSTOMER)
+def write_world(rows: int, path: Path, seed: int = 0, lines: bool = False) -> tuple[str, int]:
+    """A transactions file of about ``rows`` rows at ``path`` (with ``lines``, invoice lines of the retail
+    preset); returns (the worlds' cutoff, rows written)."""
+    customers = max(1, rows // (LINE_ITEMS_PER_CUSTOMER if lines else ROWS_PER_CUSTOMER))
     writer = None
     written, chunk, cutoff = 0, 0, ""
     try:
         while customers > 0:
-            n = min(customers, CHUNK_CUSTOMERS)
-            world = simulate_world(WorldConfig(n_customers=n, seed=seed + chunk))
-            frame = world.transactions
+            n = min(customers, LINE_ITEM_CHUNK_CUSTOMERS if lines else CHUNK_CUSTOMERS)
+            if lines:
+                world = simulate_world(preset_config("retail", n_customers=n, seed=seed + chunk))
+                frame = line_items(world)
+            else:
+                world = simulate_world(WorldConfig(n_customers=n, seed=seed + chunk))
+                frame = world.transactions
             frame["customer_id"] = f"w{chunk}-" + frame["customer_id"].astype(str)
             if "order_id" in frame:
                 frame["order_id"] = f"w{chunk}-" + frame["order_id"].astype(str)
@@ -176,6 +187,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="folder for the worlds and outputs (kept; default: a temporary one)")
     parser.add_argument("--json", type=Path, help="append each measurement as a JSON line to this file")
     parser.add_argument("--config", type=Path, help="a tiercast config for the commands (e.g. engine settings)")
+    parser.add_argument("--line-items", action="store_true",
+                        help="logs of invoice lines (the retail preset, about 160 rows a customer) instead of orders")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,11 +199,11 @@ def main() -> None:
             train_champion(work, env)
         results: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
         for rows in args.rows:
-            path = work / f"transactions_{rows}.parquet"
-            meta = work / f"transactions_{rows}.json"
+            stem = f"{'lines' if args.line_items else 'transactions'}_{rows}"
+            path, meta = work / f"{stem}.parquet", work / f"{stem}.json"
             if not meta.exists():
                 started = time.perf_counter()
-                cutoff, written = write_world(rows, path)
+                cutoff, written = write_world(rows, path, lines=args.line_items)
                 meta.write_text(json.dumps({"cutoff": cutoff, "rows": written}))
                 print(f"wrote {written:,} rows to {path} in {time.perf_counter() - started:.0f} s", flush=True)
             info = json.loads(meta.read_text())
@@ -211,8 +224,8 @@ def main() -> None:
                         seconds, gb = timed(argv, env)
                         results.setdefault((rows, f"{command} --engine {engine}"), []).append(
                             (seconds, seconds / ref_s, gb))
-                        record = {"rows": written, "command": command, "engine": engine, "run": run,
-                                  "config": str(args.config or ""),
+                        record = {"rows": written, "line_items": args.line_items, "command": command,
+                                  "engine": engine, "run": run, "config": str(args.config or ""),
                                   "seconds": seconds, "reference_seconds": ref_s, "peak_gb": gb}
                         print(json.dumps(record), flush=True)
                         if args.json:

@@ -44,6 +44,13 @@ def _keys(codes: IntArray, uniques: np.ndarray, n_buckets: int) -> IntArray:
     return np.where(codes >= 0, of_unique[codes] if len(of_unique) else 0, 0)
 
 
+def bucket_count(customers: int, rows: int, bucket_customers: int, bucket_rows: int | None = None) -> int:
+    """Buckets enough for at most ``bucket_customers`` customers and, hashed evenly, about ``bucket_rows`` rows
+    each."""
+    by_rows = 1 if bucket_rows is None else math.ceil(rows / bucket_rows)
+    return max(1, math.ceil(customers / bucket_customers), by_rows)
+
+
 def _bucket_rows(keys: IntArray, n_buckets: int) -> list[IntArray]:
     """Row positions of each bucket, in their original order."""
     order = np.argsort(keys, kind="stable")
@@ -73,13 +80,14 @@ class Buckets:
     @classmethod
     def split(cls, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
               interactions: pd.DataFrame | None = None, bucket_customers: int = 25_000,
-              personal_data_columns: Sequence[str] = ()) -> Buckets:
-        """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions).
-        The buckets' profiles leave out the personal-data columns: no batch work reads them."""
+              personal_data_columns: Sequence[str] = (), bucket_rows: int | None = None) -> Buckets:
+        """Buckets of about ``bucket_customers`` customers each (by the distinct ids of the transactions), more
+        where that would give buckets of more than about ``bucket_rows`` transaction rows. The buckets' profiles
+        leave out the personal-data columns: no batch work reads them."""
         if bucket_customers < 1:
             raise ValueError(f"bucket_customers must be at least 1, got {bucket_customers}")
         codes, uniques = encode(transactions["customer_id"])
-        count = max(1, math.ceil(len(uniques) / bucket_customers))
+        count = bucket_count(len(uniques), len(transactions), bucket_customers, bucket_rows)
         rows = {"transactions": _bucket_rows(_keys(codes, uniques, count), count)}
         for name, frame in (("customers", customers), ("interactions", interactions)):
             if frame is not None:
@@ -198,13 +206,15 @@ def in_customer_order(parts: Sequence[pd.DataFrame], column: str | None = None) 
 
 @dataclass(frozen=True)
 class BucketEngine:
-    """How batch work is split and run: buckets of about ``bucket_customers`` customers, ``workers``
-    processes (1: in this one), and ``progress`` hearing how far long jobs are."""
+    """How batch work is split and run: buckets of about ``bucket_customers`` customers (more buckets where they
+    would hold more than about ``bucket_rows`` transaction rows), ``workers`` processes (1: in this one), and
+    ``progress`` hearing how far long jobs are."""
 
     workers: int = 1
     bucket_customers: int = 25_000
     progress: Callable[[str], None] | None = None
     personal_data_columns: Sequence[str] = ()
+    bucket_rows: int | None = None
 
     @classmethod
     def at_once(cls) -> BucketEngine:
@@ -214,7 +224,7 @@ class BucketEngine:
     def split(self, transactions: pd.DataFrame, customers: pd.DataFrame | None = None,
               interactions: pd.DataFrame | None = None) -> Buckets:
         return Buckets.split(transactions, customers, interactions, self.bucket_customers,
-                             self.personal_data_columns)
+                             self.personal_data_columns, self.bucket_rows)
 
     def map(self, task: Callable[[int], Result], buckets: Buckets, what: str) -> list[Result]:
         """``task`` of every bucket, in bucket order."""

@@ -124,12 +124,26 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
     return columns if keep_others else {name: columns[name] for name in spec.names if name in columns}
 
 
+# Rows decoded to measure a Parquet file's rows in memory.
+_SAMPLE_ROWS = 65_536
+
+
+def _parquet_batch_rows(parquet: pq.ParquetFile, columns: list[str], batch_bytes: int) -> int:
+    """Rows of ``columns`` that take about ``batch_bytes`` once decoded, as measured on the file's first rows.
+    The sizes Parquet stores say little of it: a dictionary-encoded text column of line items stores a tenth
+    of what it decodes to, and batches cut by them held gigabytes."""
+    sample = next(parquet.iter_batches(batch_size=_SAMPLE_ROWS, columns=columns), None)
+    if sample is None or sample.num_rows == 0:
+        return _SAMPLE_ROWS
+    return max(1, batch_bytes * sample.num_rows // max(1, sample.nbytes))
+
+
 def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
                            batch_bytes: int, only: tuple[str, ...] | None = None
                            ) -> Iterator[dict[str, pa.ChunkedArray]]:
-    """:func:`read_canonical` (without ``keep_others``) a batch of rows at a time, about ``batch_bytes`` of the
-    file each, in the file's order; ``only`` reads just those canonical columns. NotFast as there, also for a
-    file without rows (once every batch is read)."""
+    """:func:`read_canonical` (without ``keep_others``) a batch of rows at a time, in the file's order: about
+    ``batch_bytes`` of a CSV's text, or of a Parquet file's columns once decoded, each; ``only`` reads just
+    those canonical columns. NotFast as there, also for a file without rows (once every batch is read)."""
     rows = 0
     try:
         read = _columns_to_read(path, csv, encoding, mapping, spec, False)
@@ -139,10 +153,9 @@ def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[s
                 path, read_options=pa_csv.ReadOptions(block_size=batch_bytes), convert_options=_csv_options(read)))
         else:
             parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us")
-            stored = parquet.metadata.serialized_size + sum(
-                parquet.metadata.row_group(g).total_byte_size for g in range(parquet.metadata.num_row_groups))
-            batch_rows = max(1, batch_bytes * max(1, parquet.metadata.num_rows) // max(1, stored))
-            batches = parquet.iter_batches(batch_size=batch_rows, columns=[file_name for file_name, _ in read])
+            file_names = [file_name for file_name, _ in read]
+            batches = parquet.iter_batches(batch_size=_parquet_batch_rows(parquet, file_names, batch_bytes),
+                                           columns=file_names)
         for batch in batches:
             rows += batch.num_rows
             if batch.num_rows:

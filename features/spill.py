@@ -2,9 +2,10 @@
 
 The log is read a batch of rows at a time and cleaned by the fast path's own steps
 (:mod:`tiercast.features.columnar`); each row goes to the Arrow IPC file of its bucket in a temporary folder.
-A bucket holds every row of a range of customer ids (cut every ``bucket_customers`` distinct ids, in Python's
-string order, which is UTF-8 byte order and Arrow's), so the buckets' results, written one after another, are
-in customer order as the whole table is. A bucket is then loaded as the whole file is (identical rows found,
+A bucket holds every row of a range of customer ids (in Python's string order, which is UTF-8 byte order and
+Arrow's; cut every ``bucket_customers`` distinct ids, or sooner where the range would pass ``bucket_rows`` rows,
+as a log of line items would with a hundred rows a customer), so the buckets' results, written one after
+another, are in customer order as the whole table is. A bucket is then loaded as the whole file is (identical rows found,
 rows sorted by customer and time): its frame is the whole frame's rows of those customers.
 
 Profiles and interactions are smaller: they are loaded whole (:mod:`tiercast.features.loading`) and their rows
@@ -51,7 +52,8 @@ log = logging.getLogger(__name__)
 Item = TypeVar("Item")
 Done = TypeVar("Done")
 
-# Bytes of the file read and cleaned at a time: the batch and its cleaned copy are what the spilling holds.
+# Bytes read and cleaned at a time (a CSV's text, a Parquet file's columns decoded): the batches in flight and
+# their cleaned copies are what the spilling holds.
 BATCH_BYTES = 64 << 20
 # Spill files are read twice, soon after: Arrow IPC files, which are written and memory-mapped back without
 # decoding, compressed lightly.
@@ -83,9 +85,22 @@ class CustomerRanges:
     firsts: pa.Array
 
     @classmethod
-    def of(cls, distinct_ids: pa.Array, bucket_customers: int) -> CustomerRanges:
-        ids = distinct_ids.take(pc.sort_indices(distinct_ids))
-        return cls(ids.take(pa.array(np.arange(0, len(ids), bucket_customers))))
+    def of(cls, distinct_ids: pa.Array, bucket_customers: int, rows: np.ndarray | None = None,
+           bucket_rows: int | None = None) -> CustomerRanges:
+        """Ranges of ``bucket_customers`` ids each; given each id's ``rows``, also cut before a range would
+        pass ``bucket_rows`` rows (a customer of more rows is a bucket of their own)."""
+        order = pc.sort_indices(distinct_ids).to_numpy()
+        ids = distinct_ids.take(pa.array(order))
+        if rows is None or bucket_rows is None:
+            return cls(ids.take(pa.array(np.arange(0, len(ids), bucket_customers))))
+        ends = np.cumsum(np.asarray(rows, dtype=np.int64)[order])  # rows up to and with each id
+        firsts, start = [], 0
+        while start < len(ids):
+            firsts.append(start)
+            before = int(ends[start - 1]) if start else 0
+            fitting = int(np.searchsorted(ends, before + bucket_rows, side="right"))
+            start = max(start + 1, min(start + bucket_customers, fitting))
+        return cls(ids.take(pa.array(firsts, type=pa.int64())))
 
     @property
     def count(self) -> int:
@@ -266,12 +281,14 @@ def _in_threads(task: Callable[[Item], Done], items: Iterable[Item], workers: in
         pool.shutdown(cancel_futures=True)
 
 
-def _distinct_ids(path: Path, config: DataConfig, workers: int) -> pa.Array:
-    """The file's distinct cleaned customer ids (a first pass reading that column alone)."""
-    def distinct(batch: dict[str, pa.ChunkedArray]) -> pa.Array:
-        return pc.unique(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
-    return pc.unique(pa.chunked_array(list(_in_threads(distinct, _batches(path, config, ("customer_id",)),
-                                                       workers))))
+def _rows_per_id(path: Path, config: DataConfig, workers: int) -> tuple[pa.Array, np.ndarray]:
+    """The file's distinct cleaned customer ids and the rows of each (a first pass reading that column alone)."""
+    def counted(batch: dict[str, pa.ChunkedArray]) -> pa.StructArray:
+        return pc.value_counts(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
+    counts = pa.chunked_array(list(_in_threads(counted, _batches(path, config, ("customer_id",)), workers)))
+    summed = pa.table({"id": pc.struct_field(counts, [0]), "rows": pc.struct_field(counts, [1])}
+                      ).group_by("id").aggregate([("rows", "sum")])
+    return summed.column("id").combine_chunks(), summed.column("rows_sum").to_numpy()
 
 
 @dataclass
@@ -332,9 +349,11 @@ def _spill(path: Path, config: DataConfig, ranges: CustomerRanges, folder: Path,
 
 def spill_inputs(transactions: Path, customers: Path | None, interactions: Path | None, config: DataConfig,
                  bucket_customers: int, personal_data_columns: tuple[str, ...] = (),
-                 folder: Path | None = None, workers: int = 1) -> SpilledInputs | None:
-    """The inputs, the transactions split into bucket files of about ``bucket_customers`` customers in a new
-    temporary folder (inside ``folder``, by default the system's), read and cleaned on ``workers`` threads; None when the fast path does not read the
+                 folder: Path | None = None, workers: int = 1, bucket_rows: int | None = None
+                 ) -> SpilledInputs | None:
+    """The inputs, the transactions split into bucket files of about ``bucket_customers`` customers (and at
+    most ``bucket_rows`` rows, but for a customer of more) in a new temporary folder (inside ``folder``, by
+    default the system's), read and cleaned on ``workers`` threads; None when the fast path does not read the
     transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
     DataError; nothing is left on disk then."""
     transactions = Path(transactions)
@@ -342,7 +361,8 @@ def spill_inputs(transactions: Path, customers: Path | None, interactions: Path 
     spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
     try:
         try:
-            ranges = CustomerRanges.of(_distinct_ids(transactions, config, workers), bucket_customers)
+            ids, rows = _rows_per_id(transactions, config, workers)
+            ranges = CustomerRanges.of(ids, bucket_customers, rows, bucket_rows)
             report, extremes = _spill(transactions, config, ranges, spill_folder, workers)
         except (NotFast, DataError, OSError, UnicodeError) as err:
             log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)

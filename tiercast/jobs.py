@@ -84,7 +84,7 @@ def bucket_engine(config: AppConfig) -> BucketEngine:
     from tiercast.features.buckets import BucketEngine, default_workers
 
     return BucketEngine(config.engine.workers or default_workers(), config.engine.bucket_customers, log.info,
-                        config.data.personal_data_columns)
+                        config.data.personal_data_columns, config.engine.bucket_rows)
 
 
 def flat_scores(scores: pd.DataFrame) -> pd.DataFrame:

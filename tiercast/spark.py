@@ -77,6 +77,8 @@ class EngineConfig(BaseModel):
     # per bucket, which bounds the memory the work takes beyond the loaded inputs.
     workers: int | None = Field(default=None, ge=1)
     bucket_customers: int = Field(default=25_000, ge=1)
+    # ... and at most about this many transaction rows per bucket (a log of line items has a hundred a customer).
+    bucket_rows: int = Field(default=500_000, ge=1)
     # The local engine's features and score on a transactions file of more rows than this (a Parquet footer's
     # count, a CSV's estimate; null: never) split it into bucket files on disk first, in spill_folder (null: the
     # system's temporary folder), and hold one bucket per worker instead of the whole log.

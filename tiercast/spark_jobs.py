@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tiercast.config import AppConfig
+from tiercast.features.buckets import bucket_count
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import InputData
 from tiercast.features.population import FitParts
@@ -189,10 +190,12 @@ def load(spark: SparkSession, config: AppConfig, inputs: jobs.InputFiles) -> Spa
     for item in items.values():
         for line in item.report.lines():
             log.info(line)
-    # Buckets of at most engine.bucket_customers customers (a Python worker holds one at a time), and a few
-    # per core so that every core stays busy.
-    customers = int(items["transactions"].report.summary["customers"])
-    buckets = max(2, 4 * spark.sparkContext.defaultParallelism, -(-customers // config.engine.bucket_customers))
+    # Buckets of at most engine.bucket_customers customers and about engine.bucket_rows rows (a Python worker
+    # holds one at a time), and a few per core so that every core stays busy.
+    report = items["transactions"].report
+    buckets = max(2, 4 * spark.sparkContext.defaultParallelism,
+                  bucket_count(int(report.summary["customers"]), report.rows_kept, config.engine.bucket_customers,
+                               config.engine.bucket_rows))
     rows = bucketed(items, buckets).repartition(buckets, BUCKET).persist()
     rows.count()  # bucketed and kept: the cleaned inputs need not be kept beside them
     for item in items.values():

@@ -45,7 +45,7 @@ def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
     return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
                         config.engine.bucket_customers, tuple(config.data.personal_data_columns),
                         Path(config.engine.spill_folder) if config.engine.spill_folder else None,
-                        _workers(config))
+                        _workers(config), config.engine.bucket_rows)
 
 
 def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None,

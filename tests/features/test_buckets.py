@@ -55,6 +55,22 @@ def test_split_keeps_every_row_once_in_its_order(world) -> None:
     assert sum(len(i) for i in ids) == len(set().union(*ids))
 
 
+def test_buckets_of_many_rows_a_customer_are_cut_by_rows(world) -> None:
+    """A log of line items (many rows a customer) gets more buckets, so that each holds about bucket_rows rows;
+    the features stay those of the buckets cut by customers alone."""
+    tx = line_items(world)
+    twentieth = -(-len(tx) // 20)
+    by_customers = Buckets.split(tx, bucket_customers=300)
+    by_rows = Buckets.split(tx, bucket_customers=300, bucket_rows=twentieth)
+    assert by_customers.count == 3 and by_rows.count == 20
+    assert max(len(r) for r in by_rows.rows["transactions"]) < 2 * len(tx) / 20
+    assert Buckets.split(tx, bucket_customers=100, bucket_rows=len(tx)).count == 9  # customers still cut too
+    spec = FeatureSpec()
+    one, other = (BucketEngine(bucket_customers=300, bucket_rows=rows) for rows in (None, twentieth))
+    pd.testing.assert_frame_equal(one.fit_transform(FeatureBuilder(spec), one.split(tx), AS_OF),
+                                  other.fit_transform(FeatureBuilder(spec), other.split(tx), AS_OF))
+
+
 def _arrow_strings(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype({c: "string[pyarrow]" for c in frame.columns if frame[c].dtype == object})
 

@@ -30,6 +30,23 @@ def test_ranges_follow_python_string_order() -> None:
     assert ranges.bucket(pa.array(["", "\x00"])).tolist() == [0, 0]  # before the first id: the first bucket
 
 
+def test_ranges_are_cut_before_they_pass_the_rows_of_a_bucket() -> None:
+    rng = np.random.default_rng(4)
+    ids = [f"c{i:05d}" for i in range(2000)]
+    rows = rng.integers(1, 120, len(ids))
+    rows[[10, 500]] = 1000  # customers of more rows than a bucket: a bucket each
+    shuffled = rng.permutation(len(ids))
+    ranges = CustomerRanges.of(pa.array(ids).take(pa.array(shuffled)), 150, rows[shuffled], 600)
+    starts = [ids.index(first) for first in ranges.firsts.to_pylist()] + [len(ids)]
+    assert starts[0] == 0 and starts == sorted(starts)
+    for start, end in zip(starts, starts[1:]):
+        assert end - start <= 150
+        assert rows[start:end].sum() <= 600 or end - start == 1
+        if end < len(ids):  # cut only where the next customer would not fit
+            assert end - start == 150 or rows[start:end + 1].sum() > 600
+    assert {10, 500} <= {start for start, end in zip(starts, starts[1:]) if end - start == 1}
+
+
 @pytest.fixture
 def log_file(tmp_path: Path) -> Path:
     """Transactions of 400 customers (ids of several lengths, out of order), with identical rows."""
@@ -67,6 +84,14 @@ def test_the_buckets_one_after_another_are_the_whole_file(log_file, tmp_path, mo
     assert report.summary["identical_rows"] >= 40 and report.rows_kept == len(whole)
 
 
+def test_buckets_hold_about_bucket_rows(log_file, tmp_path) -> None:
+    whole, _ = load_transactions(log_file, DataConfig())
+    with spill_inputs(log_file, None, None, DataConfig(), 60, folder=tmp_path, bucket_rows=300) as spilled:
+        frames = [spilled.bucket(b)[0].transactions for b in range(spilled.count)]
+    assert len(frames) >= len(whole) / 300 and max(len(f) for f in frames) <= 300
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_batches_are_the_file(log_file, tmp_path, suffix) -> None:
     path = log_file
@@ -80,6 +105,21 @@ def test_batches_are_the_file(log_file, tmp_path, suffix) -> None:
     assert list(batches[0]) == list(whole)
     for name, column in whole.items():
         assert pa.chunked_array([c for b in batches for c in b[name].chunks]).equals(column)
+
+
+def test_parquet_batches_hold_about_their_bytes_once_decoded(tmp_path) -> None:
+    """A column of few distinct long texts stores a fraction of what it decodes to: the batches are cut by
+    what they hold in memory, not by what the file stores."""
+    n = 40_000
+    frame = pd.DataFrame({"customer_id": [f"c{i % 900}" for i in range(n)],
+                          "timestamp": pd.Timestamp("2024-01-01"), "amount": 1.0,
+                          "category": [f"{'a long department name ' * 8}{i % 5}" for i in range(n)]})
+    path = tmp_path / "tx.parquet"
+    frame.to_parquet(path, index=False)
+    batches = list(columnar.read_canonical_batches(path, False, "utf-8", {}, TRANSACTIONS, 500_000))
+    decoded = [pa.table(b).nbytes for b in batches]
+    assert sum(decoded) > 10 * path.stat().st_size  # what the file stores says little of what it holds
+    assert len(batches) >= 10 and max(decoded) < 1.2 * 500_000
 
 
 def test_rows_are_estimated_from_the_file(log_file, tmp_path) -> None:
