@@ -270,6 +270,31 @@ def test_arrow_text_encodes_to_the_same_codes_as_object_text():
     np.testing.assert_array_equal(lookup(values, ids), lookup(objects, ids))
 
 
+def test_identical_rows_are_found_as_pandas_finds_them():
+    """The fast path's repeats (only rows sharing a customer and an instant compared in full) are pandas'
+    `duplicated` of the rows in the file's order: NaN with NaN, -0.0 with 0.0, missing text with missing text,
+    rows that differ in one column apart."""
+    from tiercast.features.columnar import by_customer_and_time, identical_repeats
+
+    rng = np.random.default_rng(11)
+    n = 6000
+    text = [f"t{i}" for i in range(3000)] + [None]
+    values = {"customer_id": [f"c{i}" for i in range(40)], "timestamp": list(pd.to_datetime([0, 1, 2], unit="D")),
+              "amount": [1.5, 0.0, -0.0, np.nan, *map(float, range(3000))], "order_id": text, "product_id": text,
+              "category": text, "channel": ["web", "store", None], "quantity": [1.0, np.nan, *map(float, range(2000))]}
+    rows = pd.DataFrame({name: [v[i] for i in rng.integers(0, len(v), n)] for name, v in values.items()})
+    rows = pd.concat([rows, rows.iloc[rng.integers(0, n, 1500)]]).sample(frac=1.0, random_state=3)  # copies, shuffled
+    for name in ("timestamp", "order_id", "channel"):  # copies but for one column
+        changed = rows.iloc[:300].copy()
+        changed[name] = changed[name].shift(1)
+        rows = pd.concat([rows, changed], ignore_index=True)
+    columns = {name: pa.chunked_array([pa.Array.from_pandas(rows[name])]) for name in rows.columns}
+    repeats = identical_repeats(columns, *by_customer_and_time(columns))
+    expected = rows.assign(amount=rows["amount"] + 0.0).duplicated()  # + 0.0: -0.0 is 0.0
+    assert repeats.sum() > 1000
+    np.testing.assert_array_equal(repeats, expected.to_numpy())
+
+
 CUSTOMER_CASES = {
     "profiles": "customer_id,signup_date,region,Email,age\nB,2024-01-02,east,b@x.org,40\nA, ,,a@x.org,\n",
     "a repeated customer": "customer_id,signup_date,region\nB,2024-01-02,east\nB,2024-01-03,west\n",
