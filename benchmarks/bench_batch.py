@@ -7,8 +7,8 @@
 For each size, writes a simulated transactions file (Parquet; worlds of at most 1M customers are simulated
 one after another with their own seeds and id prefixes and appended, so generating 26M rows stays within
 memory; with ``--line-items``, the online retailer's worlds of the ``retail`` preset as invoice lines, about
-160 rows a customer, 50,000 customers at a time), trains a small champion once (a 20,000-customer world of the same kind, 2 trials) into a throwaway
-MLflow store, then times, in rounds:
+160 rows a customer, 50,000 customers at a time), trains a small champion once (a 20,000-customer world of the
+same kind, 2 trials) into a throwaway MLflow store, then times, in rounds:
 
 * the reference: one DuckDB query of the core aggregates per customer (orders, spend, first and last
   purchase, 90-day spend), from the Parquet file to a Parquet file, run as its own Python process;

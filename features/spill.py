@@ -5,8 +5,8 @@ The log is read a batch of rows at a time and cleaned by the fast path's own ste
 A bucket holds every row of a range of customer ids (in Python's string order, which is UTF-8 byte order and
 Arrow's; cut every ``bucket_customers`` distinct ids, or sooner where the range would pass ``bucket_rows`` rows,
 as a log of line items would with a hundred rows a customer), so the buckets' results, written one after
-another, are in customer order as the whole table is. A bucket is then loaded as the whole file is (identical rows found,
-rows sorted by customer and time): its frame is the whole frame's rows of those customers.
+another, are in customer order as the whole table is. A bucket is then loaded as the whole file is (identical
+rows found, rows sorted by customer and time): its frame is the whole frame's rows of those customers.
 
 Profiles and interactions are smaller: they are loaded whole (:mod:`tiercast.features.loading`) and their rows
 taken by the same ranges. The cleaning report adds up the batches' and buckets' counts, so it equals the one of
