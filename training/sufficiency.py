@@ -50,13 +50,15 @@ class SufficiencyCheck:
 def check_training_data(transactions: pd.DataFrame, cutoff: pd.Timestamp, earliest_window: pd.Timestamp,
                         config: SufficiencyConfig) -> list[SufficiencyCheck]:
     """Each minimum in config, what the data has, and whether it passes (all rows before ``cutoff``)."""
-    before = transactions[transactions["timestamp"] < cutoff]
-    first_window = before[before["timestamp"] < earliest_window]
-    purchases = first_window[first_window["amount"] > 0]
-    days = purchases["timestamp"].dt.normalize()
-    purchase_days = days.groupby(purchases["customer_id"]).nunique()
-    history_days = (earliest_window - before["timestamp"].min()).days if len(before) else 0
-    since_last = (cutoff - before.loc[before["amount"] > 0, "timestamp"].max()).days if len(before) else np.inf
+    # Masks, not filtered copies of the log: the bisections below call this many times on every row.
+    ts = transactions["timestamp"]
+    before = (ts < cutoff).to_numpy()
+    bought = before & (transactions["amount"] > 0).to_numpy()
+    first_purchases = bought & (ts < earliest_window).to_numpy()
+    days = ts[first_purchases].dt.normalize()
+    purchase_days = days.groupby(transactions["customer_id"][first_purchases]).nunique()
+    history_days = (earliest_window - ts[before].min()).days if before.any() else 0
+    since_last = (cutoff - ts[bought].max()).days if before.any() else np.inf
     return [
         SufficiencyCheck("customers", config.min_customers, len(purchase_days),
                          len(purchase_days) >= config.min_customers,

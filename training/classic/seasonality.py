@@ -73,7 +73,7 @@ def seasonal_clock(transactions: pd.DataFrame, cutoff: pd.Timestamp, horizon_day
     bought = ((ts < cutoff) & (transactions["amount"] > 0)).to_numpy()
     if not bought.any():
         return SeasonalClock(cutoff)
-    days = pd.DataFrame({"customer": pd.factorize(transactions["customer_id"].to_numpy()[bought])[0],
+    days = pd.DataFrame({"customer": pd.factorize(transactions["customer_id"][bought])[0],
                          "day": ts.to_numpy()[bought].astype("datetime64[D]")}).drop_duplicates()
     first_day = ts.min().floor("D")
     months = pd.period_range(first_day, cutoff - pd.Timedelta(days=1), freq="M")
