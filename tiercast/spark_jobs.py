@@ -8,7 +8,8 @@ binary column), combines the parts on the driver (``FitParts.combine``, ``fit_fr
 ``fit`` would give) and transforms each bucket with that builder, broadcast once. ``score`` transforms and
 scores each bucket with the champion :class:`~tiercast.serving.scorer.ModelBundle`, broadcast once, through
 :func:`tiercast.serving.scorer.score`. ``train`` collects the customers it learns from (above
-``training.max_customers``, the seeded sample the local engine would draw, drawn in Spark) to the driver and
+``training.max_customers`` or ``training.max_rows``, the seeded sample the local engine would draw, of the ids
+and row counts found in Spark) to the driver and
 trains there with the local code (LightGBM trains on one machine); ``backtest`` collects every cleaned row.
 
 Outputs of ``features`` and ``score`` are Parquet datasets (a folder of part files, rows in customer_id
@@ -338,33 +339,40 @@ def score(config: AppConfig, inputs: jobs.InputFiles, as_of: pd.Timestamp, out: 
 
 class _Collected:
     """Inputs cleaned in Spark and collected to the driver, for the local training code (``load``): every
-    customer, or, given a ``cutoff``, the training sample of them (``training.max_customers``)."""
+    customer, or, given a ``cutoff``, the training sample of them (``training.max_customers``, ``max_rows``)."""
 
     def __init__(self, spark: SparkSession, inputs: jobs.InputFiles, cutoff: pd.Timestamp | None = None) -> None:
         self.spark, self.inputs, self.cutoff = spark, inputs, cutoff
 
     def load(self, config: AppConfig) -> InputData:
         data = load(self.spark, config, self.inputs)
-        if self.cutoff is None or config.training.max_customers is None:
+        training = config.training
+        if self.cutoff is None or (training.max_customers is None and training.max_rows is None):
             return data.collect()
-        return _training_sample(self.spark, data, self.cutoff, config.training.max_customers, config.training.seed)
+        return _training_sample(self.spark, data, self.cutoff, training.max_customers, training.max_rows,
+                                training.seed)
 
 
-def _training_sample(spark: SparkSession, data: SparkData, cutoff: pd.Timestamp, max_customers: int, seed: int
-                     ) -> InputData:
+def _training_sample(spark: SparkSession, data: SparkData, cutoff: pd.Timestamp, max_customers: int | None,
+                     max_rows: int | None, seed: int) -> InputData:
     """The rows of the customers the local training would sample (the same draw), collected to the driver:
-    above the cap, only the sample leaves the executors."""
+    above either cap, only the sample leaves the executors."""
     from pyspark.sql import functions as F
 
     from tiercast.training.customer_sample import draw_customers
 
-    customer = PREFIX["transactions"] + "customer_id"
-    before = ((F.col(TABLE) == "transactions") & (F.col(PREFIX["transactions"] + "timestamp") < cutoff.value)
-              & F.col(customer).isNotNull())
-    ids = data.rows.filter(before).select(customer).distinct().toArrow().column(0).to_pylist()
-    if len(ids) <= max_customers:
+    p = PREFIX["transactions"]
+    customer = p + "customer_id"
+    before = (F.col(p + "timestamp") < cutoff.value).cast("int")
+    transactions = data.rows.filter((F.col(TABLE) == "transactions") & F.col(customer).isNotNull())
+    if data.layout.drop_identical_rows:  # the rows counted as each bucket's frames hold them
+        transactions = transactions.select(*(p + c for c in data.layout.columns["transactions"])).distinct()
+    counts = (transactions.groupBy(customer).agg(F.count("*").alias("rows"), F.max(before).alias("before"))
+              .filter(F.col("before") == 1).select(customer, "rows").toPandas().sort_values(customer))
+    ids = counts[customer].to_numpy(dtype=object)
+    kept = draw_customers(ids, counts["rows"].to_numpy(), cutoff, max_customers, max_rows, seed)
+    if kept is None:
         return data.collect()
-    kept = draw_customers(np.array(sorted(ids), dtype=object), cutoff, max_customers, seed)
     kept_ids = spark.createDataFrame(pd.DataFrame({"_kept": kept.astype(str)}))
     of_row = F.coalesce(*(F.col(PREFIX[kind] + "customer_id") for kind in data.inputs))
     rows = data.rows.join(F.broadcast(kept_ids), of_row == F.col("_kept"), "left_semi")
@@ -376,7 +384,7 @@ def _training_sample(spark: SparkSession, data: SparkData, cutoff: pd.Timestamp,
 def train(config: AppConfig, inputs: jobs.InputFiles, cutoff: pd.Timestamp, horizon_days: int,
           trials: int | None = None) -> jobs.Training:
     """Train on the inputs cleaned in Spark, the training's customers (all, or the sample above
-    ``training.max_customers``) collected to the driver: LightGBM trains on one machine."""
+    ``training.max_customers`` or ``training.max_rows``) collected to the driver: LightGBM trains on one machine."""
     from tiercast import jobs
 
     collected = _Collected(session(config), inputs, cutoff)

@@ -2,11 +2,12 @@
 files of customer-id ranges as :mod:`tiercast.spilled_jobs` spills it.
 
 The training reads from the buckets only the rows it learns from: every customer's, or above
-``training.max_customers`` those of the seeded sample the local engine draws of the whole log
-(:func:`~tiercast.training.customer_sample.draw_customers`), so memory follows the sample. A backtest then scores
-every bucket with the unregistered models, labels it and writes its rows in turn; the comparison with the
-baselines is computed from what each bucket's customers give (BG/NBD and Gamma-Gamma fitted on all of them), so
-it, the models and the output are those of :mod:`tiercast.jobs` of the inputs loaded whole.
+``training.max_customers`` customers or ``training.max_rows`` rows those of the seeded sample the local engine
+draws of the whole log (:func:`~tiercast.training.customer_sample.draw_customers`), so memory follows the
+sample. A backtest then scores every bucket with the unregistered models, labels it and writes its rows in turn;
+the comparison with the baselines is computed from what each bucket's customers give (BG/NBD and Gamma-Gamma
+fitted on all of them), so it, the models and the output are those of :mod:`tiercast.jobs` of the inputs loaded
+whole.
 
 Each job answers None when :mod:`tiercast.spilled_jobs` would not spill: the caller then runs
 :mod:`tiercast.jobs`'s.
@@ -37,21 +38,27 @@ log = logging.getLogger("tiercast")
 
 def training_inputs(config: AppConfig, spilled: SpilledInputs, cutoff: pd.Timestamp) -> InputData:
     """The inputs the training learns from, read a bucket at a time: every customer's rows, or, above
-    ``training.max_customers`` customers with history before ``cutoff``, the seeded sample's, marked as drawn
-    (``sampled_from``); with the inputs' cleaning reports."""
+    ``training.max_customers`` customers with history before ``cutoff`` or ``training.max_rows`` rows of
+    theirs, the seeded sample's, marked as drawn (``sampled_from``); with the inputs' cleaning reports."""
     from tiercast.features.buckets import each_bucket
     from tiercast.features.loading import InputData
-    from tiercast.training.customer_sample import draw_customers, ids_before, rows_of
+    from tiercast.training.customer_sample import draw_customers, ids_before, rows_of, rows_per_customer
 
     workers = _workers(config)
 
-    def ids(b: int) -> np.ndarray:
-        return ids_before(spilled.read(b, ["customer_id", "timestamp"]).to_pandas(), cutoff)
+    def ids(b: int) -> tuple[np.ndarray, np.ndarray]:
+        # The rows as the training gets them: without identical repeats when the cleaning drops them.
+        rows = (spilled.bucket(b)[0].transactions if config.data.drop_identical_rows
+                else spilled.read(b, ["customer_id", "timestamp"]).to_pandas())
+        found = ids_before(rows, cutoff)
+        return found, rows_per_customer(rows, found)
 
     # The buckets are ranges of ids in sorted order: their sorted ids, one after another, are the log's.
-    before = np.concatenate(list(each_bucket(ids, spilled.count, workers, "finding the customers", log.info)))
-    cap = config.training.max_customers
-    kept = draw_customers(before, cutoff, cap, config.training.seed) if cap is not None and len(before) > cap else None
+    found = list(each_bucket(ids, spilled.count, workers, "finding the customers", log.info))
+    before = np.concatenate([ids for ids, _ in found])
+    training = config.training
+    kept = draw_customers(before, np.concatenate([rows for _, rows in found]), cutoff, training.max_customers,
+                          training.max_rows, training.seed)
     # The sample's ids in each bucket: those from its first id on, up to the next bucket's.
     firsts = np.asarray(spilled.ranges.firsts.to_pylist()[1:], dtype=object)
     bounds = [0, *np.searchsorted(kept, firsts).tolist(), len(kept)] if kept is not None else []

@@ -160,13 +160,14 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     When the history is too short for label windows of ``horizon_days`` (see :func:`require_enough_data`),
     the models learn shorter ones and ``extension`` carries their predictions to ``horizon_days``.
     ``previous_segments`` (the champion's) lends its names to the segments that match it. Above
-    ``config.max_customers`` customers, a seeded sample of them is learnt from (:mod:`customer_sample`).
+    ``config.max_customers`` customers or ``config.max_rows`` rows, a seeded sample of the customers is learnt
+    from (:mod:`customer_sample`).
     Features and examples are built bucket by bucket on ``engine`` (default: one bucket, this process).
     """
     cutoff = pd.Timestamp(cutoff)
     # The sample first, so the windows are judged on the customers learnt from, as on the Spark engine, which
     # draws it before the rows reach this process.
-    data, sample = sample_customers(data, cutoff, config.max_customers, config.seed)
+    data, sample = sample_customers(data, cutoff, config.max_customers, config.seed, config.max_rows)
     windows = require_enough_data(data, cutoff, horizon_days, config)
     note = _short_history_note(cutoff, horizon_days, windows, config)
     if note:

@@ -185,15 +185,24 @@ def _world_args(world: Path) -> list[str]:
             "--interactions", str(world / "interactions.parquet")]
 
 
-def test_spilled_train_learns_from_the_sample_loading_whole_learns_from(world, tmp_path, monkeypatch) -> None:
-    """The spilled log's ids give the local engine's draw; only the sample's rows are read from the buckets, and
-    the run records the same sample, parameters, metrics and data-quality report as loading the file whole."""
+def _row_cap(transactions: Path) -> dict:
+    """A training sample capped by rows, half the log's: about half the customers."""
+    return {"training": {"max_customers": None, "max_rows": pq.read_metadata(transactions).num_rows // 2,
+                         "tuning": {"trials": 0}}}
+
+
+@pytest.mark.parametrize("cap", ["customers", "rows"])
+def test_spilled_train_learns_from_the_sample_loading_whole_learns_from(world, tmp_path, monkeypatch, cap) -> None:
+    """The spilled log's ids (and rows per id) give the local engine's draw; only the sample's rows are read from
+    the buckets, and the run records the same sample, parameters, metrics and data-quality report as loading the
+    file whole."""
+    sampled = SAMPLED if cap == "customers" else _row_cap(world / "transactions.parquet")
     runs = {}
     for name, config in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
         uri = f"sqlite:///{tmp_path / name}.db"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump({**config, **SAMPLED}))
+        path.write_text(yaml.safe_dump({**config, **sampled}))
         assert main(["--config", str(path), "train", *_world_args(world), *CUTOFF_ARGS]) == 0
         client = MlflowClient(uri)
         run = client.get_run(client.get_model_version_by_alias("tiercast-value", "champion").run_id)
@@ -201,12 +210,48 @@ def test_spilled_train_learns_from_the_sample_loading_whole_learns_from(world, t
                              .read_text())
         runs[name] = run.data, quality
     (whole, whole_quality), (spilled, spilled_quality) = runs["whole"], runs["spilled"]
-    assert spilled.params["training_customers"] == "400" and spilled.params["customers_before_cutoff"] == "924"
+    assert spilled.params["customers_before_cutoff"] == "924" and spilled.params["customers_sampled"] == "True"
+    kept = int(spilled.params["training_customers"])
+    assert kept == 400 if cap == "customers" else 300 < kept < 624
     assert {k: v for k, v in spilled.params.items() if not k.startswith("engine")} == \
         {k: v for k, v in whole.params.items() if not k.startswith("engine")}
     assert spilled.metrics and spilled.metrics == whole.metrics
     assert spilled_quality == whole_quality and spilled_quality["transactions"]["summary"]["customers"] > 1000
     assert not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("drop_identical_rows", [False, True])
+def test_a_spilled_log_with_identical_rows_gives_the_sample_by_rows_of_the_whole_log(world, tmp_path,
+                                                                                   drop_identical_rows) -> None:
+    """Rows are counted as the training gets them, identical repeats dropped or not, so the cap on rows draws the
+    same customers from the buckets as from the log loaded whole."""
+    from tiercast.config import load_config
+    from tiercast.jobs import InputFiles
+    from tiercast.spilled_jobs import spilled_inputs
+    from tiercast.spilled_training import training_inputs
+    from tiercast.training.customer_sample import sample_customers
+
+    tx = pd.read_parquet(world / "transactions.parquet")
+    repeated = tmp_path / "transactions.parquet"
+    pd.concat([tx, tx.iloc[::3]]).to_parquet(repeated)  # a third of the rows twice: the caps' rows differ
+    inputs = InputFiles(repeated)
+    sets = {}
+    for name, engine in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({**engine, **_row_cap(world / "transactions.parquet"),
+                                        "data": {"drop_identical_rows": drop_identical_rows}}))
+        config = load_config(path)
+        if name == "whole":
+            data, sample = sample_customers(inputs.load(config), pd.Timestamp(AS_OF), None, config.training.seed,
+                                            config.training.max_rows)
+        else:
+            spilled = spilled_inputs(config, inputs)
+            assert spilled is not None
+            with spilled:
+                data = training_inputs(config, spilled, pd.Timestamp(AS_OF))
+        sets[name] = set(data.transactions["customer_id"]), len(data.transactions)
+    (whole, rows), (spilled, spilled_rows) = sets["whole"], sets["spilled"]
+    assert spilled == whole and spilled_rows == rows <= len(tx) // 2 and 200 < len(whole) < 800
 
 
 def test_spilled_backtest_writes_and_compares_as_loading_whole(world, tmp_path) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tiercast.cli import main
@@ -276,12 +277,16 @@ def _run_of_the_champion(store: Path) -> mlflow.entities.Run:
     return client.get_run(version.run_id)
 
 
-def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, worlds, tmp_path, monkeypatch):
-    """Above training.max_customers only the sample leaves the executors: the same draw as the local engine's,
-    so the same models, and the run records the sample the same way."""
-    files = worlds["orders"]
+@pytest.mark.parametrize("cap", ["customers", "rows"])
+def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, worlds, tmp_path, monkeypatch, cap):
+    """Above training.max_customers (orders), or training.max_rows (invoice lines, identical ones dropped), only
+    the sample leaves the executors: the same draw as the local engine's, so the same models, and the run records
+    the sample the same way."""
+    files = worlds["orders" if cap == "customers" else "lines"]
     config = tmp_path / "cap.yaml"
-    config.write_text("training: {max_customers: 250}\n")
+    lines = len(pd.read_csv(worlds["lines"]["transactions"]))
+    by_rows = {"training": {"max_customers": None, "max_rows": lines // 2}, "data": {"drop_identical_rows": True}}
+    config.write_text(yaml.safe_dump({"training": {"max_customers": 250}} if cap == "customers" else by_rows))
     monkeypatch.chdir(tmp_path)
     runs = {}
     for engine in ("local", "spark"):
@@ -291,8 +296,9 @@ def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, wo
                      "--horizon-days", "90", "--trials", "0"]) == 0
         runs[engine] = _run_of_the_champion(store)
     local, on_spark = runs["local"].data, runs["spark"].data
-    assert on_spark.params["training_customers"] == "250" and on_spark.params["customers_sampled"] == "True"
-    assert int(on_spark.params["customers_before_cutoff"]) > 400
+    assert on_spark.params["customers_sampled"] == "True" and int(on_spark.params["customers_before_cutoff"]) > 400
+    kept = int(on_spark.params["training_customers"])
+    assert kept == 250 if cap == "customers" else 150 < kept < int(on_spark.params["customers_before_cutoff"]) - 100
     assert {k: v for k, v in on_spark.params.items() if k.startswith(("training_", "customers_"))} == \
         {k: v for k, v in local.params.items() if k.startswith(("training_", "customers_"))}
     assert on_spark.metrics and on_spark.metrics == local.metrics
