@@ -135,6 +135,18 @@ def without_huge_pages() -> None:
         log.debug("could not turn transparent huge pages off")
 
 
+def release_freed_memory() -> None:
+    """Hand the pages of the heap that hold only freed memory back to the system (glibc's malloc_trim; elsewhere
+    nothing). A step that freed large intermediates leaves them with this process otherwise, counted in its
+    memory beside what the workers forked next, or the models fitted next, take."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim): the memory is only held longer
+        log.debug("could not hand freed memory back to the system")
+
+
 # The task of the running pool, set before its workers fork so that they inherit it (and what it reads).
 _task: Callable[[int], Any] | None = None
 
@@ -161,6 +173,7 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
             yield from (task(b) for b in range(count))
             return
         _task = task
+        release_freed_memory()
         with multiprocessing.get_context("fork").Pool(min(workers, count), initializer=_start_worker) as pool:
             yield from pool.imap(_run_task, range(count))
     finally:

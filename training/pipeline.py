@@ -21,7 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from tiercast.features.buckets import BucketEngine, Buckets, in_customer_order
+from tiercast.features.buckets import BucketEngine, Buckets, in_customer_order, release_freed_memory
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import InputData
 from tiercast.features.spec import FeatureSpec
@@ -202,6 +202,7 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     *window_values, classic = engine.run(classic_fit, len(cutoffs) + 1, "fitting BG/NBD x Gamma-Gamma per window",
                                          "fits", reads=buckets)
     examples = with_classic_columns(examples, window, window_values)
+    release_freed_memory()  # the examples' intermediates, before LightGBM's datasets and boosters
     extension = HorizonExtension.of(classic, horizon_days) if label_days < horizon_days else None
     names = builder.feature_names_
     X = examples[names + CLASSIC_COLUMNS]
