@@ -67,7 +67,7 @@ class TrainingConfig(_Section):
         default=200_000, ge=1, description="above this many customers with history before the cutoff, train "
         "on a sample of them drawn with seed (logged, and recorded in the MLflow run); null: every customer")
     max_rows: int | None = Field(
-        default=10_000_000, ge=1, description="above this many transaction rows of those customers, train on a "
+        default=8_000_000, ge=1, description="above this many transaction rows of those customers, train on a "
         "sample of them whose rows fit in it, drawn as max_customers' is (a log of invoice lines holds a hundred "
         "or more rows a customer); null: no cap on rows")
     value_model: LightGBMParams = Field(default_factory=LightGBMParams)
