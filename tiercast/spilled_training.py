@@ -55,10 +55,10 @@ def training_inputs(config: AppConfig, spilled: SpilledInputs, cutoff: pd.Timest
 
     # The buckets are ranges of ids in sorted order: their sorted ids, one after another, are the log's.
     found = list(each_bucket(ids, spilled.count, workers, "finding the customers", log.info))
-    before = np.concatenate([ids for ids, _ in found])
+    before = np.concatenate([bucket_ids for bucket_ids, _ in found])
+    rows_each = np.concatenate([bucket_rows for _, bucket_rows in found])
     training = config.training
-    kept = draw_customers(before, np.concatenate([rows for _, rows in found]), cutoff, training.max_customers,
-                          training.max_rows, training.seed)
+    kept = draw_customers(before, rows_each, cutoff, training.max_customers, training.max_rows, training.seed)
     # The sample's ids in each bucket: those from its first id on, up to the next bucket's.
     firsts = np.asarray(spilled.ranges.firsts.to_pylist()[1:], dtype=object)
     bounds = [0, *np.searchsorted(kept, firsts).tolist(), len(kept)] if kept is not None else []

@@ -89,7 +89,7 @@ def draw_customers(ids: np.ndarray, rows: np.ndarray, cutoff: pd.Timestamp, max_
     if max_rows is not None:
         drawn = drawn[:np.searchsorted(np.cumsum(rows[drawn]), max_rows, side="right")]
     kept = np.sort(drawn)
-    binding = {"training.max_customers": count < len(ids), "training.max_rows": len(kept) < count}
+    binding = {"training.max_customers": over_customers, "training.max_rows": len(kept) < count}
     log.warning("training on %s of the %s customers with history before %s (%s of their %s transaction rows): "
                 "a sample drawn with seed %s (%s)", f"{len(kept):,}", f"{len(ids):,}", cutoff.date(),
                 f"{int(rows[kept].sum()):,}", f"{int(rows.sum()):,}", seed,

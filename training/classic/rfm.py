@@ -59,7 +59,8 @@ def rfm_summary(
     before = (transactions["timestamp"] < cutoff).to_numpy()
     # The three columns of the rows before the cutoff, grouped as they are: no copy of the log's other columns.
     day = transactions["timestamp"][before].dt.floor("D").rename("day")
-    days = transactions["amount"][before].groupby([transactions["customer_id"][before], day], sort=True).sum().reset_index()
+    by_day = [transactions["customer_id"][before], day]
+    days = transactions["amount"][before].groupby(by_day, sort=True).sum().reset_index()
     birth = days.groupby("customer_id", sort=True)["day"].min()
     is_repeat = (days["day"] > days["customer_id"].map(birth)) & (days["amount"] > 0)
     repeats = days.loc[is_repeat].groupby("customer_id")
