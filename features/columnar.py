@@ -53,6 +53,10 @@ _INSTANT = (r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
             r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
             r"(?:Z|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?$")
 _WITH_OFFSET = r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})$"
+# From this many rows sharing a customer and an instant with a neighbour (a log of invoice lines has nearly
+# every row so), identical rows are found by one hash per row: below it, coding the columns costs less than
+# loading the compiled hashing.
+HASHED_FROM_ROWS = 50_000
 
 
 class NotFast(Exception):
@@ -368,6 +372,10 @@ def identical_repeats(columns: dict[str, pa.ChunkedArray], order: np.ndarray, cu
     shared = np.zeros(len(order), dtype=bool)
     shared[1:] |= alike
     shared[:-1] |= alike
+    if shared.sum() >= HASHED_FROM_ROWS:
+        found = _repeats_by_hashes(columns, order, np.flatnonzero(np.concatenate([[True], ~alike, [True]])))
+        if found is not None:
+            return found
     candidates = np.sort(order[shared])  # in the file's order: the first of a kind is not a repeat
     repeats = np.zeros(len(order), dtype=bool)
     if len(candidates):
@@ -375,6 +383,41 @@ def identical_repeats(columns: dict[str, pa.ChunkedArray], order: np.ndarray, cu
         repeats[candidates] = pd.DataFrame({name: _row_codes(values.take(taken))
                                             for name, values in columns.items()}).duplicated().to_numpy()
     return repeats
+
+
+def _repeats_by_hashes(columns: dict[str, pa.ChunkedArray], order: np.ndarray, starts: np.ndarray
+                       ) -> np.ndarray | None:
+    """:func:`identical_repeats` by one hash per row of the columns but customer and instant, which each run of
+    rows sharing those (``order[starts[r]:starts[r + 1]]``) shares (:mod:`tiercast.features.row_hashes`): each
+    row whose hash an earlier row of its run has is compared in full with the first such row. None when a
+    column has no hash, or when two rows of one hash differ: coding the columns then tells them apart."""
+    from tiercast.features.row_hashes import first_alike  # compiled: loaded only for this many rows
+
+    first = first_alike({name: values for name, values in columns.items()
+                         if name not in ("customer_id", "timestamp")}, order, starts)
+    if first is None:
+        return None
+    later = np.flatnonzero(first >= 0)
+    return first >= 0 if _equal_rows(columns, later, first[later]) else None
+
+
+def _equal_rows(columns: dict[str, pa.ChunkedArray], rows: np.ndarray, others: np.ndarray) -> bool:
+    """Whether each row at ``rows`` equals the row at ``others`` beside it in every column, as
+    :func:`_row_codes` groups values: missing with missing, -0.0 with 0.0, NaN with NaN and with missing."""
+    if not len(rows):
+        return True
+    for values in columns.values():
+        if pa.types.is_floating(values.type):
+            a, b = (values.take(at).cast(pa.float64()).to_numpy(zero_copy_only=False) for at in (rows, others))
+            if not np.all((a == b) | (np.isnan(a) & np.isnan(b))):
+                return False
+            continue
+        a, b = values.take(rows), values.take(others)
+        same = pc.fill_null(pc.equal(a, b), False)
+        both_missing = pc.and_(pc.is_null(a), pc.is_null(b))
+        if not pc.all(pc.or_(same, both_missing)).as_py():
+            return False
+    return True
 
 
 def to_frame(columns: dict[str, pa.ChunkedArray], order: np.ndarray | None = None) -> pd.DataFrame:

@@ -270,29 +270,78 @@ def test_arrow_text_encodes_to_the_same_codes_as_object_text():
     np.testing.assert_array_equal(lookup(values, ids), lookup(objects, ids))
 
 
-def test_identical_rows_are_found_as_pandas_finds_them():
-    """The fast path's repeats (only rows sharing a customer and an instant compared in full) are pandas'
-    `duplicated` of the rows in the file's order: NaN with NaN, -0.0 with 0.0, missing text with missing text,
-    rows that differ in one column apart."""
-    from tiercast.features.columnar import by_customer_and_time, identical_repeats
-
+def _rows_with_copies(customers: int) -> pd.DataFrame:
+    """Rows of a few instants, a fifth of them copied, some copies but for one column (shuffled), and copies
+    but for -0.0 in place of 0.0."""
     rng = np.random.default_rng(11)
     n = 6000
     text = [f"t{i}" for i in range(3000)] + [None]
-    values = {"customer_id": [f"c{i}" for i in range(40)], "timestamp": list(pd.to_datetime([0, 1, 2], unit="D")),
+    values = {"customer_id": [f"c{i}" for i in range(customers)],
+              "timestamp": list(pd.to_datetime([0, 1, 2], unit="D")),
               "amount": [1.5, 0.0, -0.0, np.nan, *map(float, range(3000))], "order_id": text, "product_id": text,
               "category": text, "channel": ["web", "store", None], "quantity": [1.0, np.nan, *map(float, range(2000))]}
     rows = pd.DataFrame({name: [v[i] for i in rng.integers(0, len(v), n)] for name, v in values.items()})
     rows = pd.concat([rows, rows.iloc[rng.integers(0, n, 1500)]]).sample(frac=1.0, random_state=3)  # copies, shuffled
-    for name in ("timestamp", "order_id", "channel"):  # copies but for one column
+    for name in ("timestamp", "order_id", "channel", "amount"):  # copies but for one column
         changed = rows.iloc[:300].copy()
         changed[name] = changed[name].shift(1)
         rows = pd.concat([rows, changed], ignore_index=True)
-    columns = {name: pa.chunked_array([pa.Array.from_pandas(rows[name])]) for name in rows.columns}
-    repeats = identical_repeats(columns, *by_customer_and_time(columns))
+    zeros = rows.iloc[300:500].assign(amount=0.0)
+    return pd.concat([rows, zeros, zeros.assign(amount=-0.0)], ignore_index=True)  # -0.0 repeats 0.0
+
+
+def _arrow_columns(rows: pd.DataFrame, chunks: int = 1) -> dict[str, pa.ChunkedArray]:
+    bounds = np.linspace(0, len(rows), chunks + 1).astype(int)
+    return {name: pa.chunked_array([pa.Array.from_pandas(rows[name].iloc[a:b]) for a, b in zip(bounds, bounds[1:])])
+            for name in rows.columns}
+
+
+@pytest.mark.parametrize("hashed", [False, True], ids=["codes", "hashes"])
+@pytest.mark.parametrize("customers", [40, 2000], ids=["long runs", "short runs"])
+def test_identical_rows_are_found_as_pandas_finds_them(monkeypatch, hashed, customers):
+    """The fast path's repeats (only rows sharing a customer and an instant compared in full) are pandas'
+    `duplicated` of the rows in the file's order: NaN with NaN, -0.0 with 0.0, missing text with missing text,
+    rows that differ in one column apart; by coding each column, or by one hash per row (many such rows, as in
+    a log of invoice lines), over columns of several chunks."""
+    from tiercast.features import columnar
+
+    monkeypatch.setattr(columnar, "HASHED_FROM_ROWS", 0 if hashed else 10**12)
+    rows = _rows_with_copies(customers)
+    columns = _arrow_columns(rows, chunks=3)
+    repeats = columnar.identical_repeats(columns, *columnar.by_customer_and_time(columns))
     expected = rows.assign(amount=rows["amount"] + 0.0).duplicated()  # + 0.0: -0.0 is 0.0
-    assert repeats.sum() > 1000
+    assert expected.sum() > 1000
     np.testing.assert_array_equal(repeats, expected.to_numpy())
+
+
+def test_rows_of_one_hash_that_differ_are_told_apart(monkeypatch):
+    """Unequal rows sharing a hash are not taken for repeats: the rows of one hash are compared in full, and
+    where they differ, the columns are coded instead."""
+    from tiercast.features import columnar, row_hashes
+
+    monkeypatch.setattr(row_hashes, "_column_hashes", lambda values: np.zeros(len(values), dtype=np.uint64))
+    monkeypatch.setattr(columnar, "HASHED_FROM_ROWS", 0)
+    rows = _rows_with_copies(40)
+    columns = _arrow_columns(rows)
+    order, customer = columnar.by_customer_and_time(columns)
+    ranked, timestamp = customer[order], columns["timestamp"].cast(pa.int64()).to_numpy()[order]
+    starts = np.flatnonzero(np.concatenate([[True], (ranked[1:] != ranked[:-1]) | (timestamp[1:] != timestamp[:-1]),
+                                            [True]]))
+    assert columnar._repeats_by_hashes(columns, order, starts) is None  # every row of a run alike by hash
+    repeats = columnar.identical_repeats(columns, order, customer)
+    np.testing.assert_array_equal(repeats, rows.assign(amount=rows["amount"] + 0.0).duplicated().to_numpy())
+
+
+def test_a_column_without_a_hash_is_coded():
+    """A column of a type the hashes do not read (dates) leaves the rows to be coded, with the same repeats."""
+    from tiercast.features import columnar
+
+    rows = _rows_with_copies(40).assign(day=lambda r: r["timestamp"].dt.date)
+    columns = _arrow_columns(rows)
+    order, customer = columnar.by_customer_and_time(columns)
+    assert columnar._repeats_by_hashes(columns, order, np.array([0, len(order)])) is None
+    np.testing.assert_array_equal(columnar.identical_repeats(columns, order, customer),
+                                  rows.assign(amount=rows["amount"] + 0.0).duplicated().to_numpy())
 
 
 CUSTOMER_CASES = {
