@@ -15,26 +15,18 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from numba import njit
 
-# FNV-1a over a text's bytes; a missing text (null) hashes as no text ever does alike: no byte was mixed in.
+from tiercast.features.compiled import compiled
+
+# FNV-1a over a text's bytes. Missing texts share one hash, and so may other values: rows are compared in full.
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _MISSING_TEXT = np.uint64(0x9E3779B97F4A7C15)
 _MISSING_NUMBER = np.uint64(0x7FF8000000000001)  # a NaN's bits: every missing number and every NaN alike
 
 
-def _compiled(function):
-    """``function`` compiled by numba and cached on disk; where numba finds no writable cache folder, compiled
-    once per process instead (as training.attribution's walk)."""
-    try:
-        return njit(nogil=True, cache=True)(function)
-    except RuntimeError:
-        return njit(nogil=True)(function)
-
-
-@_compiled
-def _text_hashes(offsets, data, valid, out):  # pragma: no cover - compiled, run through row_hashes
+@compiled
+def _text_hashes(offsets, data, valid, out):  # pragma: no cover - compiled
     """FNV-1a of the bytes of each text of an Arrow array (its offsets, data bytes and validity), into ``out``."""
     for i in range(out.shape[0]):
         if not valid[i]:
@@ -46,8 +38,8 @@ def _text_hashes(offsets, data, valid, out):  # pragma: no cover - compiled, run
         out[i] = h
 
 
-@_compiled
-def _mix_into(hashes, values):  # pragma: no cover - compiled, run through row_hashes
+@compiled
+def _mix_into(hashes, values):  # pragma: no cover - compiled
     """Each row's hash so far, mixed with its next column's value (SplitMix64's finaliser on both)."""
     for i in range(hashes.shape[0]):
         x = hashes[i] * np.uint64(0x9E3779B97F4A7C15) + values[i]
@@ -56,8 +48,8 @@ def _mix_into(hashes, values):  # pragma: no cover - compiled, run through row_h
         hashes[i] = x ^ (x >> np.uint64(31))
 
 
-@_compiled
-def _first_alike(order, starts, hashes, first):  # pragma: no cover - compiled, run through first_alike
+@compiled
+def _first_alike(order, starts, hashes, first):  # pragma: no cover - compiled
     """For each row of each run ``order[starts[r]:starts[r + 1]]`` (rows in the file's order), the first row of
     its run with its hash, into ``first`` (left as it is for the first of each hash). Short runs (an invoice's
     lines) compare each row with those before it; long ones sort their hashes, so that no run costs the square

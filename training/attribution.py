@@ -26,8 +26,8 @@ from math import factorial
 
 import lightgbm as lgb
 import numpy as np
-from numba import njit
 
+from tiercast.features.compiled import compiled
 from tiercast.training.parallel import by_halves
 
 # How a split reads its feature (``_Nodes.rule``): the missing-value handling of a numerical split, plus
@@ -100,18 +100,7 @@ class _Nodes:
                       for name, values in columns.items()})
 
 
-def _compiled(function):
-    """``function`` compiled by numba, without the GIL (so that :func:`~tiercast.training.parallel.by_halves`
-    can walk two halves of a request on two threads), and cached on disk. Where numba finds no writable
-    cache folder (neither beside the source nor in the user's cache) it refuses caching at import time;
-    a read-only install then compiles once per process instead."""
-    try:
-        return njit(nogil=True, cache=True)(function)
-    except RuntimeError:
-        return njit(nogil=True)(function)
-
-
-@_compiled
+@compiled
 def _walk(X, n_parts, root, part, feature, threshold, rule, left, right, left_credit, right_credit,
           level_start, level_end, levels, leaf_value):
     """(rows, features + parts): each row's credits per feature, then its leaf values per part. Each row is added
