@@ -5,6 +5,7 @@ scores, on simulated worlds and on a table of odd cells."""
 from __future__ import annotations
 
 import gzip
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -291,9 +292,12 @@ def _rows_with_copies(customers: int) -> pd.DataFrame:
 
 
 def _arrow_columns(rows: pd.DataFrame, chunks: int = 1) -> dict[str, pa.ChunkedArray]:
+    """The rows as Arrow columns of ``chunks`` chunks each, product ids as large strings (64-bit offsets)."""
     bounds = np.linspace(0, len(rows), chunks + 1).astype(int)
-    return {name: pa.chunked_array([pa.Array.from_pandas(rows[name].iloc[a:b]) for a, b in zip(bounds, bounds[1:])])
-            for name in rows.columns}
+    columns = {name: pa.chunked_array([pa.Array.from_pandas(rows[name].iloc[a:b])
+                                       for a, b in itertools.pairwise(bounds)]) for name in rows.columns}
+    columns["product_id"] = columns["product_id"].cast(pa.large_string())
+    return columns
 
 
 @pytest.mark.parametrize("hashed", [False, True], ids=["codes", "hashes"])
