@@ -541,21 +541,21 @@ def bucket_frames(rows: Any, columns: dict[str, list[str]], drop_identical_rows:
                   ) -> dict[str, pd.DataFrame | None]:
     """A bucket's rows (an Arrow table of :func:`bucketed`) as the frames the loader gives for its customers:
     file order, identical transaction rows dropped when configured, then (transactions and interactions) a
-    stable sort by customer and time; None for an input not given."""
+    stable sort by customer and time; None for an input not given. Text stays in Arrow, as the fast loader
+    keeps it (:func:`~tiercast.features.columnar.to_frame`): the driver's training sample of millions of rows
+    then holds no Python string per row, and its bucket work may run in forked workers."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    from tiercast.features.columnar import to_frame
 
     frames: dict[str, pd.DataFrame | None] = {kind: None for kind in TABLES}
     for kind, names in columns.items():
         part = rows.filter(pc.equal(rows.column(TABLE), kind)).sort_by(POSITION)
         declared = {c.name: c.kind for c in TABLES[kind].columns}
-        frame = {}
-        for name in names:
-            values = part.column(PREFIX[kind] + name)
-            if declared.get(name) == "instant":
-                values = values.cast(pa.timestamp("ns"))
-            frame[name] = values.to_pandas()
-        frame = pd.DataFrame(frame)
+        frame = to_frame({name: (part.column(PREFIX[kind] + name).cast(pa.timestamp("ns"))
+                                 if declared.get(name) == "instant" else part.column(PREFIX[kind] + name))
+                          for name in names})
         if kind == "transactions" and drop_identical_rows:
             frame = frame.loc[~identical_repeats(frame)]
         if kind != "customers":

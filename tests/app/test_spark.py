@@ -278,15 +278,19 @@ def _run_of_the_champion(store: Path) -> mlflow.entities.Run:
 
 
 @pytest.mark.parametrize("cap", ["customers", "rows"])
-def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, worlds, tmp_path, monkeypatch, cap):
+def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, worlds, tmp_path, monkeypatch, caplog,
+                                                                       cap):
     """Above training.max_customers (orders), or training.max_rows (invoice lines, identical ones dropped), only
     the sample leaves the executors: the same draw as the local engine's, so the same models, and the run records
-    the sample the same way."""
+    the sample the same way. The sample reaches the driver with its text in Arrow, as the local loader gives it,
+    so that the training's bucket work runs in forked workers there too."""
+    caplog.set_level(logging.INFO, logger="tiercast")
     files = worlds["orders" if cap == "customers" else "lines"]
     config = tmp_path / "cap.yaml"
     lines = len(pd.read_csv(worlds["lines"]["transactions"]))
     by_rows = {"training": {"max_customers": None, "max_rows": lines // 2}, "data": {"drop_identical_rows": True}}
-    config.write_text(yaml.safe_dump({"training": {"max_customers": 250}} if cap == "customers" else by_rows))
+    config.write_text(yaml.safe_dump({**({"training": {"max_customers": 250}} if cap == "customers" else by_rows),
+                                      "engine": {"workers": 2, "bucket_customers": 100}}))
     monkeypatch.chdir(tmp_path)
     runs = {}
     for engine in ("local", "spark"):
@@ -302,6 +306,8 @@ def test_train_on_spark_samples_the_customers_the_local_engine_samples(spark, wo
     assert {k: v for k, v in on_spark.params.items() if k.startswith(("training_", "customers_"))} == \
         {k: v for k, v in local.params.items() if k.startswith(("training_", "customers_"))}
     assert on_spark.metrics and on_spark.metrics == local.metrics
+    assert "building training examples: 2/" in caplog.text  # bucket work ran, in workers: no object columns
+    assert "Python-object columns" not in caplog.text
 
 
 def test_backtest_on_spark_equals_the_local_engines(spark, worlds, tmp_path):
