@@ -83,8 +83,7 @@ def run(cap: int, seed: int, trials: int, inputs: list[str], cutoff: str, horizo
     subprocess.run(["rm", "-rf", str(folder)], check=True)
     folder.mkdir(parents=True)
     config = folder / "config.yaml"
-    caps = {"max_customers": cap or None, "max_rows": None} if cap_on == "customers" else {
-        "max_customers": None, "max_rows": cap or None}
+    caps = {"max_customers": None, "max_rows": None, f"max_{cap_on}": cap or None}  # the other cap off
     config.write_text(json.dumps({"training": {**caps, "seed": seed, "horizon_days": horizon,
                                                "tuning": {"trials": trials}}}))
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}

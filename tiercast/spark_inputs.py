@@ -552,10 +552,10 @@ def bucket_frames(rows: Any, columns: dict[str, list[str]], drop_identical_rows:
     frames: dict[str, pd.DataFrame | None] = {kind: None for kind in TABLES}
     for kind, names in columns.items():
         part = rows.filter(pc.equal(rows.column(TABLE), kind)).sort_by(POSITION)
-        declared = {c.name: c.kind for c in TABLES[kind].columns}
-        frame = to_frame({name: (part.column(PREFIX[kind] + name).cast(pa.timestamp("ns"))
-                                 if declared.get(name) == "instant" else part.column(PREFIX[kind] + name))
-                          for name in names})
+        instants = {c.name for c in TABLES[kind].columns if c.kind == "instant"}
+        read = {name: part.column(PREFIX[kind] + name) for name in names}
+        frame = to_frame({name: values.cast(pa.timestamp("ns")) if name in instants else values
+                          for name, values in read.items()})
         if kind == "transactions" and drop_identical_rows:
             frame = frame.loc[~identical_repeats(frame)]
         if kind != "customers":
