@@ -67,7 +67,8 @@ def _train(config: AppConfig, data: InputData, as_of: pd.Timestamp, folder: Path
     from tiercast.training.pipeline import train_and_register
 
     result = train_and_register(data, as_of, config.training.horizon_days, config.training, config.features,
-                                config.policy, config.data.personal_data_columns, config.model_dump(mode="json"))
+                                config.policy, config.data.personal_data_columns, config.model_dump(mode="json"),
+                                engine=jobs.bucket_engine(config))
     record = {"run_id": result.run_id, "versions": result.versions, "promoted": result.promoted,
               "decision": result.decision, "quality_card": result.quality_card}
     _write_json(folder / TRAINING_FILE, record)

@@ -124,6 +124,25 @@ def test_same_inputs_and_seed_give_the_same_models(prepared, fitted):
     assert not np.array_equal(other.predict(features), value.predict(features))
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_folds_trained_side_by_side_give_the_same_boosters(prepared, fitted, workers):
+    """Each fold's booster trains on its own LightGBM threads, so the folds may train at once: the same boosters,
+    in fold order, and the same out-of-fold predictions, however many train side by side."""
+    builder, examples, _, classic = prepared
+    value, churn = fitted
+    X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
+    side_value = ValueModel(LightGBMParams(), seed=7, classic=classic, workers=workers).fit(
+        X, examples["value"].to_numpy(), examples["window_cutoff"])
+    side_churn = ChurnModel(LightGBMParams(), seed=7, classic=classic, workers=workers).fit(
+        X, examples["churned"].to_numpy(dtype=float), examples["window_cutoff"])
+    for side, alone in ((side_value.purchase_boosters_ + side_value.spend_boosters_,
+                         value.purchase_boosters_ + value.spend_boosters_),
+                        (side_churn.boosters_, churn.boosters_)):
+        assert [b.model_to_string() for b in side] == [b.model_to_string() for b in alone]
+    assert side_value.oof_prediction_.equals(value.oof_prediction_)
+    assert side_churn.oof_prediction_.equals(churn.oof_prediction_)
+
+
 def test_too_few_customers_for_the_folds_is_a_clear_error(prepared):
     builder, examples, _, classic = prepared
     tiny = examples[examples.index.isin(examples.index.unique()[:3])]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -38,11 +39,13 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from tiercast.features.buckets import release_freed_memory
 from tiercast.features.builder import FeatureColumns
 from tiercast.training.attribution import PathAttribution
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, Columns, shapley_values
 from tiercast.training.classic.rfm import RFM_INPUTS
 from tiercast.training.config import LightGBMParams
+from tiercast.training.parallel import side_by_side
 
 _EPS = 1e-6
 
@@ -117,16 +120,22 @@ class CrossFitted(BaseEstimator):
 
     ``classic``: the :class:`ClassicFeatures` fitted at the training cutoff (a pre-fitted sub-model, as
     scikit-learn's ``prefit``); it gives rows without classic columns theirs. ``fit(X, y, window)`` keeps it
-    as ``classic_``; :meth:`at` gives the model for rows built at a later date.
+    as ``classic_``; :meth:`at` gives the model for rows built at a later date. ``threads``: LightGBM's threads
+    per booster (the boosters are the same for a given count); ``workers``: how many folds' boosters are trained
+    side by side (the same boosters for any number).
     """
 
+    # Models pickled before ``workers`` existed read this default.
+    workers = 1
+
     def __init__(self, params: LightGBMParams | None = None, seed: int = 42, folds: int = 4, threads: int = 1,
-                 classic: ClassicFeatures | None = None):
+                 classic: ClassicFeatures | None = None, workers: int = 1):
         self.params = params
         self.seed = seed
         self.folds = folds
         self.threads = threads
         self.classic = classic
+        self.workers = workers
 
     # ------------------------------------------------------------------------------------------ inputs
     def _inputs(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
@@ -200,22 +209,36 @@ class CrossFitted(BaseEstimator):
         for w in np.unique(window[rows]):
             here = rows & (window == w)
             level[here] = find_level(offset[here], y[here])
-        boosters, oof = [], np.full(len(y), np.nan)
         for k in range(self.folds):
-            train = rows & ~latest & (fold != k)
-            valid = rows & latest & (fold == k)
+            train, valid = rows & ~latest & (fold != k), rows & latest & (fold == k)
             if not train.any() or not valid.any():
                 raise ValueError(f"customer fold {k} has no {'training' if not train.any() else 'validation'} "
                                  "rows: too few customers for the configured folds")
-            data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train])
-            check = lgb.Dataset(X[valid], y[valid], init_score=offset[valid] + level[valid], reference=data)
-            booster = lgb.train(_lgb_params(params, self.seed + k, self.threads, objective), data,
-                                num_boost_round=params.max_rounds, valid_sets=[check],
+        # One fold at a time takes its rows of X (pandas may consolidate X's blocks meanwhile) and bins them into
+        # its datasets, which then drop those rows: the folds train side by side on binned data only.
+        reading = threading.Lock()
+
+        def fold_booster(k: int) -> tuple[lgb.Booster, np.ndarray]:
+            train, valid, mine = rows & ~latest & (fold != k), rows & latest & (fold == k), latest & (fold == k)
+            lgb_params = _lgb_params(params, self.seed + k, self.threads, objective)
+            with reading:
+                data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train],
+                                   params=lgb_params).construct()
+                check = lgb.Dataset(X[valid], y[valid], init_score=offset[valid] + level[valid], reference=data,
+                                    params=lgb_params).construct()
+            booster = lgb.train(lgb_params, data, num_boost_round=params.max_rounds, valid_sets=[check],
                                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
             booster.free_dataset()
+            del data, check
+            release_freed_memory()  # this thread's malloc arena keeps what its datasets freed otherwise
+            with reading:
+                X_mine = X[mine]
+            return booster, booster.predict(X_mine, raw_score=True, num_iteration=booster.best_iteration)
+
+        boosters, oof = [], np.full(len(y), np.nan)
+        for k, (booster, raw) in enumerate(side_by_side(fold_booster, range(self.folds), self.workers)):
             boosters.append(booster)
-            mine = latest & (fold == k)
-            oof[mine] = booster.predict(X[mine], raw_score=True, num_iteration=booster.best_iteration)
+            oof[latest & (fold == k)] = raw
         latest_level = level[rows & latest]
         return boosters, oof, float(latest_level[0]) if len(latest_level) else 0.0
 
