@@ -8,6 +8,7 @@ frames without copying them, and return only their bucket's (small) result.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
@@ -16,6 +17,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -179,6 +181,14 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
     finally:
         _task = None
         gc.unfreeze()
+
+
+def worker_lock() -> AbstractContextManager[Any]:
+    """A lock that the workers :func:`each_bucket` forks share, for a step only one of them should take at a
+    time (such as one holding much memory for a moment); a no-op where no worker is forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return contextlib.nullcontext()
+    return multiprocessing.get_context("fork").Lock()
 
 
 def each_bucket(task: Callable[[int], Result], count: int, workers: int, what: str,

@@ -1,19 +1,15 @@
-"""Work on several threads at once, where it runs outside the GIL and gives the same numbers either way.
+"""Row-wise work on two halves at once, for large requests.
 
-:func:`by_halves`: row-wise work on two halves at once, for large requests. Path attribution's compiled tree
-walk releases the GIL (numba's ``nogil``), so two threads can use both cores while one request is scored (the
-service answers one request at a time per worker; its second core is otherwise idle). Only functions whose
-every output row depends on its own input row alone are split, so a row gets exactly the same numbers in any
-batch.
-
-:func:`side_by_side`: independent pieces of work, such as the customer folds' boosters, which LightGBM trains
-outside the GIL, each with its own fixed thread count: the same boosters whichever finishes first.
+Path attribution's compiled tree walk releases the GIL (numba's ``nogil``), so two threads can use both
+cores while one request is scored (the service answers one request at a time per worker; its second core
+is otherwise idle). Only functions whose every output row depends on its own input row alone are split,
+so a row gets exactly the same numbers in any batch.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -47,15 +43,3 @@ def by_halves(function: Callable[[np.ndarray], Output], rows: np.ndarray) -> Out
         halves = zip(first, second.result(), strict=True)
         return tuple(np.concatenate(pair) for pair in halves)  # type: ignore[return-value]
     return np.concatenate([first, second.result()])
-
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
-
-def side_by_side(function: Callable[[Item], Result], items: Sequence[Item], workers: int) -> list[Result]:
-    """``[function(item) for item in items]``, computed on up to ``workers`` threads at once."""
-    if workers <= 1 or len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="tiercast-side") as pool:
-        return list(pool.map(function, items))

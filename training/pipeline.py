@@ -163,7 +163,7 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     ``config.max_customers`` customers or ``config.max_rows`` rows, a seeded sample of the customers is learnt
     from (:mod:`customer_sample`).
     Features and examples are built bucket by bucket on ``engine`` (default: one bucket, this process), and as
-    many customer folds' boosters as its workers allow are trained side by side (the same boosters either way).
+    many customer folds' boosters as it has workers are trained side by side (the same boosters either way).
     """
     cutoff = pd.Timestamp(cutoff)
     # The sample first, so the windows are judged on the customers learnt from, as on the Spark engine, which
@@ -211,15 +211,13 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
     progress(f"fitting value and churn models on {int((~latest).sum()):,} examples, "
              f"validating on {len(validation):,} customers in {config.folds} folds")
 
-    fold_workers = max(1, engine.workers // config.threads)  # each fold's booster runs config.threads threads
-
     def fit_value(params: LightGBMParams) -> tuple[ValueModel, float]:
-        model = ValueModel(params, config.seed, config.folds, config.threads, classic, fold_workers).fit(
+        model = ValueModel(params, config.seed, config.folds, config.threads, classic, engine.workers).fit(
             X, examples["value"].to_numpy(), window)
         return model, metrics.normalized_gini(validation["value"].to_numpy(), model.oof_prediction_.to_numpy())
 
     def fit_churn(params: LightGBMParams) -> tuple[ChurnModel, float]:
-        model = ChurnModel(params, config.seed, config.folds, config.threads, classic, fold_workers).fit(
+        model = ChurnModel(params, config.seed, config.folds, config.threads, classic, engine.workers).fit(
             X, examples["churned"].to_numpy(dtype=np.float64), window)
         return model, metrics.roc_auc(validation["churned"].to_numpy(dtype=int), model.oof_prediction_.to_numpy())
 

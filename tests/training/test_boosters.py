@@ -126,9 +126,9 @@ def test_same_inputs_and_seed_give_the_same_models(prepared, fitted):
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_folds_trained_side_by_side_give_the_same_boosters(prepared, fitted, workers):
-    """Each fold's booster trains on its own LightGBM threads, so the folds may train at once: the same boosters,
-    in fold order, and the same out-of-fold predictions, however many train side by side."""
-    builder, examples, _, classic = prepared
+    """The folds may train at once, each in a forked process: the same boosters, in fold order, the same
+    out-of-fold predictions and the same predictions after, however many train side by side."""
+    builder, examples, features, classic = prepared
     value, churn = fitted
     X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
     side_value = ValueModel(LightGBMParams(), seed=7, classic=classic, workers=workers).fit(
@@ -141,6 +141,8 @@ def test_folds_trained_side_by_side_give_the_same_boosters(prepared, fitted, wor
         assert [b.model_to_string() for b in side] == [b.model_to_string() for b in alone]
     assert side_value.oof_prediction_.equals(value.oof_prediction_)
     assert side_churn.oof_prediction_.equals(churn.oof_prediction_)
+    assert np.array_equal(side_value.predict(features), value.predict(features))
+    assert np.array_equal(side_churn.predict_proba(features), churn.predict_proba(features))
 
 
 def test_too_few_customers_for_the_folds_is_a_clear_error(prepared):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,13 +38,12 @@ from scipy.special import expit, logit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from tiercast.features.buckets import release_freed_memory
+from tiercast.features.buckets import map_buckets, release_freed_memory, worker_lock
 from tiercast.features.builder import FeatureColumns
 from tiercast.training.attribution import PathAttribution
 from tiercast.training.classic.forecast import CLASSIC_COLUMNS, ClassicFeatures, Columns, shapley_values
 from tiercast.training.classic.rfm import RFM_INPUTS
 from tiercast.training.config import LightGBMParams
-from tiercast.training.parallel import side_by_side
 
 _EPS = 1e-6
 
@@ -122,7 +120,7 @@ class CrossFitted(BaseEstimator):
     scikit-learn's ``prefit``); it gives rows without classic columns theirs. ``fit(X, y, window)`` keeps it
     as ``classic_``; :meth:`at` gives the model for rows built at a later date. ``threads``: LightGBM's threads
     per booster (the boosters are the same for a given count); ``workers``: how many folds' boosters are trained
-    side by side (the same boosters for any number).
+    side by side, each in a forked process (the same boosters for any number).
     """
 
     # Models pickled before ``workers`` existed read this default.
@@ -214,14 +212,18 @@ class CrossFitted(BaseEstimator):
             if not train.any() or not valid.any():
                 raise ValueError(f"customer fold {k} has no {'training' if not train.any() else 'validation'} "
                                  "rows: too few customers for the configured folds")
-        # One fold at a time takes its rows of X (pandas may consolidate X's blocks meanwhile) and bins them into
-        # its datasets, which then drop those rows: the folds train side by side on binned data only.
-        reading = threading.Lock()
+        # The folds' boosters are trained side by side in forked processes (LightGBM is not safe to call from
+        # several threads at once), one at a time taking its rows of X and binning them into its datasets, which
+        # then drop the rows: the folds train side by side on binned data only. Every LightGBM call of a fold
+        # runs self.threads OpenMP threads: a forked process that starts more OpenMP threads than one, after this
+        # process did, hangs (GNU libgomp), so folds of several threads each train here, one after another.
+        binning = worker_lock()
+        workers = self.workers if self.threads == 1 else 1
 
         def fold_booster(k: int) -> tuple[lgb.Booster, np.ndarray]:
             train, valid, mine = rows & ~latest & (fold != k), rows & latest & (fold == k), latest & (fold == k)
             lgb_params = _lgb_params(params, self.seed + k, self.threads, objective)
-            with reading:
+            with binning:
                 data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train],
                                    params=lgb_params).construct()
                 check = lgb.Dataset(X[valid], y[valid], init_score=offset[valid] + level[valid], reference=data,
@@ -230,13 +232,12 @@ class CrossFitted(BaseEstimator):
                                 callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)])
             booster.free_dataset()
             del data, check
-            release_freed_memory()  # this thread's malloc arena keeps what its datasets freed otherwise
-            with reading:
-                X_mine = X[mine]
-            return booster, booster.predict(X_mine, raw_score=True, num_iteration=booster.best_iteration)
+            release_freed_memory()  # what the datasets held, before the next fold of this process
+            return booster, booster.predict(X[mine], raw_score=True, num_iteration=booster.best_iteration,
+                                            num_threads=self.threads)
 
         boosters, oof = [], np.full(len(y), np.nan)
-        for k, (booster, raw) in enumerate(side_by_side(fold_booster, range(self.folds), self.workers)):
+        for k, (booster, raw) in enumerate(map_buckets(fold_booster, self.folds, workers, "training folds")):
             boosters.append(booster)
             oof[latest & (fold == k)] = raw
         latest_level = level[rows & latest]
