@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -183,7 +182,7 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
         gc.unfreeze()
 
 
-def worker_lock() -> AbstractContextManager[Any]:
+def worker_lock() -> contextlib.AbstractContextManager[Any]:
     """A lock that the workers :func:`each_bucket` forks share, for a step only one of them should take at a
     time (such as one holding much memory for a moment); a no-op where no worker is forked."""
     if "fork" not in multiprocessing.get_all_start_methods():

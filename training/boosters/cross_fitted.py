@@ -212,11 +212,10 @@ class CrossFitted(BaseEstimator):
             if not train.any() or not valid.any():
                 raise ValueError(f"customer fold {k} has no {'training' if not train.any() else 'validation'} "
                                  "rows: too few customers for the configured folds")
-        # The folds' boosters are trained side by side in forked processes (LightGBM is not safe to call from
-        # several threads at once), one at a time taking its rows of X and binning them into its datasets, which
-        # then drop the rows: the folds train side by side on binned data only. Every LightGBM call of a fold
-        # runs self.threads OpenMP threads: a forked process that starts more OpenMP threads than one, after this
-        # process did, hangs (GNU libgomp), so folds of several threads each train here, one after another.
+        # The folds train side by side in forked processes (LightGBM is not safe to call from several threads at
+        # once). One at a time takes its rows of X and bins them into its datasets, which then drop the rows.
+        # Every LightGBM call of a fold runs self.threads OpenMP threads, and only one-thread folds are forked: a
+        # forked process that starts more OpenMP threads than one, after this process used OpenMP, hangs (libgomp).
         binning = worker_lock()
         workers = self.workers if self.threads == 1 else 1
 
