@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -175,8 +176,13 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
             return
         _task = task
         release_freed_memory()
-        with multiprocessing.get_context("fork").Pool(min(workers, count), initializer=_start_worker) as pool:
-            yield from pool.imap(_run_task, range(count))
+        # A pool of concurrent.futures, not multiprocessing's: a worker the system kills (out of memory) breaks it
+        # with BrokenProcessPool, where multiprocessing's pool would wait for its result forever.
+        pool = ProcessPoolExecutor(min(workers, count), multiprocessing.get_context("fork"), _start_worker)
+        try:
+            yield from pool.map(_run_task, range(count))
+        finally:  # on an error, the buckets not started are dropped, not computed
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         _task = None
         gc.unfreeze()
