@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
 
@@ -487,6 +488,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InfiniteOutput as err:  # a bug, not bad input: said plainly, nothing written
         print(_error(args.command, err, config), file=sys.stderr)
         return 1
+    except BrokenProcessPool:  # a worker the system killed, most often for memory: said plainly, nothing written
+        print(_error(args.command, WORKER_KILLED, config), file=sys.stderr)
+        return 1
+
+
+WORKER_KILLED = RuntimeError(
+    "a worker process was killed by the system, most often for want of memory; nothing was written. Lower "
+    "engine.workers, engine.bucket_customers or engine.bucket_rows in the config (or free memory) and run it again")
 
 
 def _error(command: str, err: Exception, config: AppConfig | None) -> str:

@@ -4,6 +4,8 @@ buckets on two worker processes write exactly what they write in one bucket in t
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from tiercast.cli import main
+from tiercast.features.builder import FeatureBuilder
 
 AS_OF = "2025-01-02"
 ONE_BUCKET = {"engine": {"bucket_customers": 10**9, "workers": 1}}
@@ -65,3 +68,23 @@ def test_backtest_in_buckets_trains_and_scores_as_at_once(world, tmp_path, store
     bucketed = pd.read_parquet(_run(tmp_path, MANY_BUCKETS, args, "buckets", quick))
     pd.testing.assert_frame_equal(bucketed, at_once)
     assert (at_once["source"] == "model").mean() > 0.8 and at_once["actual_value"].notna().all()
+
+
+def test_a_worker_killed_by_the_system_stops_the_command_plainly(world, tmp_path, monkeypatch, capsys) -> None:
+    """A bucket worker killed as the out-of-memory killer would: exit 1, one line saying what to lower, nothing
+    written (not a wait forever)."""
+    parent, transform = os.getpid(), FeatureBuilder.transform
+
+    def killed_in_a_worker(self, *args, **kwargs):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return transform(self, *args, **kwargs)
+
+    monkeypatch.setattr(FeatureBuilder, "transform", killed_in_a_worker)
+    config = tmp_path / "buckets.yaml"
+    config.write_text(yaml.safe_dump(MANY_BUCKETS))
+    out = tmp_path / "out" / "features.parquet"
+    code = main(["--config", str(config), "features", *_inputs(world), "--as-of", AS_OF, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "worker process was killed" in err and "engine.workers" in err
+    assert not list(tmp_path.glob("out/*"))
