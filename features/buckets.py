@@ -149,6 +149,9 @@ def release_freed_memory() -> None:
         log.debug("could not hand freed memory back to the system")
 
 
+# Whether this system forks workers (not Windows): where it does not, the work runs in this process.
+_FORKS = "fork" in multiprocessing.get_all_start_methods()
+
 # The task of the running pool, set before its workers fork so that they inherit it (and what it reads).
 _task: Callable[[int], Any] | None = None
 
@@ -171,7 +174,7 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
     # every time the work's own objects start a full collection.
     gc.freeze()
     try:
-        if workers <= 1 or count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        if workers <= 1 or count <= 1 or not _FORKS:
             yield from (task(b) for b in range(count))
             return
         _task = task
@@ -191,7 +194,7 @@ def _results(task: Callable[[int], Result], count: int, workers: int) -> Iterato
 def worker_lock() -> contextlib.AbstractContextManager[Any]:
     """A lock that the workers :func:`each_bucket` forks share, for a step only one of them should take at a
     time (such as one holding much memory for a moment); a no-op where no worker is forked."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not _FORKS:
         return contextlib.nullcontext()
     return multiprocessing.get_context("fork").Lock()
 

@@ -127,11 +127,6 @@ def test_a_failing_bucket_fails_the_job() -> None:
         map_buckets(task, 5, 2, "testing")
 
 
-_STATUS = Path("/proc/self/status")
-
-
-@pytest.mark.skipif(not _STATUS.exists() or "THP_enabled" not in _STATUS.read_text(),
-                    reason="the kernel does not report transparent huge pages per process (Linux 5.0 and later do)")
 def test_a_worker_killed_by_the_system_fails_the_job_instead_of_waiting_for_it() -> None:
     """As the kernel's out-of-memory killer would: the job stops with BrokenProcessPool, not a wait forever."""
     from concurrent.futures.process import BrokenProcessPool
@@ -146,6 +141,11 @@ def test_a_worker_killed_by_the_system_fails_the_job_instead_of_waiting_for_it()
     assert map_buckets(lambda b: b * 2, 4, 2, "testing") == [0, 2, 4, 6]  # the next job gets a pool of its own
 
 
+_STATUS = Path("/proc/self/status")
+
+
+@pytest.mark.skipif(not _STATUS.exists() or "THP_enabled" not in _STATUS.read_text(),
+                    reason="the kernel does not report transparent huge pages per process (Linux 5.0 and later do)")
 def test_batch_work_keeps_itself_and_its_workers_off_transparent_huge_pages() -> None:
     code = ("import os\n"
             "from tiercast.features.buckets import without_huge_pages\n"
