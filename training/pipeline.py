@@ -223,6 +223,9 @@ def fit_models(data: InputData, cutoff: pd.Timestamp, horizon_days: int, config:
 
     value = tune(fit_value, config.value_model, config.tuning, config.seed, "value", "value_gini", progress)
     churn = tune(fit_churn, config.churn_model, config.tuning, config.seed, "churn", "churn_auc", progress)
+    progress(f"refitting the chosen models on the {int((~latest).sum()):,} examples of every customer")
+    value.model.refit(X, examples["value"].to_numpy(), window)
+    churn.model.refit(X, examples["churned"].to_numpy(dtype=np.float64), window)
     progress(f"fitting segments on {len(features_at_cutoff):,} customers")
     segments = SegmentModel(config.segments, config.seed, config.threads).fit(features_at_cutoff,
                                                                               previous_segments)

@@ -4,6 +4,7 @@ BG/NBD + Gamma-Gamma)."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -29,13 +30,25 @@ HORIZON = 181
 
 
 @pytest.fixture(scope="module")
-def fitted(prepared):
+def folds_only(prepared):
+    """The models as ``fit`` leaves them: predicting with their customer folds' boosters."""
     builder, examples, _, classic = prepared
     X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
     value = ValueModel(LightGBMParams(), seed=7, classic=classic).fit(X, examples["value"].to_numpy(),
                                                                       examples["window_cutoff"])
     churn = ChurnModel(LightGBMParams(), seed=7, classic=classic).fit(X, examples["churned"].to_numpy(dtype=float),
                                                                       examples["window_cutoff"])
+    return value, churn
+
+
+@pytest.fixture(scope="module")
+def fitted(prepared, folds_only):
+    """The models as training ships them: fitted, then refitted on every customer."""
+    builder, examples, _, _ = prepared
+    X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
+    value, churn = (copy.copy(m) for m in folds_only)
+    value.refit(X, examples["value"].to_numpy(), examples["window_cutoff"])
+    churn.refit(X, examples["churned"].to_numpy(dtype=float), examples["window_cutoff"])
     return value, churn
 
 
@@ -112,9 +125,9 @@ def test_value_contributions_name_rfm_inputs_as_main_drivers(prepared, fitted):
     assert set(strongest) & {"recency_days", "purchase_days", "monetary_total", "tenure_days"}
 
 
-def test_same_inputs_and_seed_give_the_same_models(prepared, fitted):
+def test_same_inputs_and_seed_give_the_same_models(prepared, folds_only):
     builder, examples, features, classic = prepared
-    value, _ = fitted
+    value, _ = folds_only
     X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
     again = ValueModel(LightGBMParams(), seed=7, classic=classic).fit(X, examples["value"].to_numpy(),
                                                                       examples["window_cutoff"])
@@ -125,11 +138,11 @@ def test_same_inputs_and_seed_give_the_same_models(prepared, fitted):
 
 
 @pytest.mark.parametrize("workers", [2, 3])
-def test_folds_trained_side_by_side_give_the_same_boosters(prepared, fitted, workers):
+def test_folds_trained_side_by_side_give_the_same_boosters(prepared, folds_only, workers):
     """The folds may train at once, each in a forked process: the same boosters, in fold order, the same
     out-of-fold predictions and the same predictions after, however many train side by side."""
     builder, examples, features, classic = prepared
-    value, churn = fitted
+    value, churn = folds_only
     X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
     side_value = ValueModel(LightGBMParams(), seed=7, classic=classic, workers=workers).fit(
         X, examples["value"].to_numpy(), examples["window_cutoff"])
@@ -143,6 +156,41 @@ def test_folds_trained_side_by_side_give_the_same_boosters(prepared, fitted, wor
     assert side_churn.oof_prediction_.equals(churn.oof_prediction_)
     assert np.array_equal(side_value.predict(features), value.predict(features))
     assert np.array_equal(side_churn.predict_proba(features), churn.predict_proba(features))
+
+
+def test_refitted_models_predict_with_one_booster_a_part_for_the_folds_median_rounds(prepared, folds_only, fitted):
+    """``refit`` adds one booster per part, trained on every customer's earlier windows for the median of its
+    folds' rounds; predictions and explanations then walk it alone, and what ``fit`` learnt stays as it was."""
+    builder, examples, features, _ = prepared
+    X = features[builder.feature_names_]
+    for (fitted_model, refit_model), parts in zip(zip(folds_only, fitted), (
+            [("purchase_boosters_", "purchase_booster_"), ("spend_boosters_", "spend_booster_")],
+            [("boosters_", "booster_")]), strict=True):
+        assert refit_model.oof_prediction_.equals(fitted_model.oof_prediction_)
+        for folds, refit in parts:
+            assert getattr(fitted_model, refit) is None  # fit alone predicts with the folds
+            booster = getattr(refit_model, refit)
+            median_rounds = np.median([b.best_iteration for b in getattr(refit_model, folds)])
+            assert booster.current_iteration() == max(1, round(median_rounds))
+        trees = sum(getattr(refit_model, refit).num_trees() for _, refit in parts)
+        assert len(refit_model.path_attribution.nodes_.root) == trees
+    value, churn = fitted
+    inputs = churn._inputs(X)
+    alone = churn._calibrate(churn.booster_.predict(inputs, raw_score=True) + churn._offset(churn._classic(inputs)))
+    assert np.allclose(churn.predict_proba(X), alone, rtol=1e-12, atol=0)
+    assert not np.allclose(churn.predict_proba(X), folds_only[1].predict_proba(X))
+    # A model saved before refitting existed (no refitted boosters in its state) predicts with its folds.
+    old = pickle.loads(pickle.dumps(value))
+    del old.purchase_booster_, old.spend_booster_
+    assert np.array_equal(old.predict(X), folds_only[0].predict(X))
+    assert np.array_equal(old.explain(X)[1], folds_only[0].explain(X)[1])
+    # The same inputs and seed give the same refitted boosters, whichever process trains them.
+    examples_X = examples[builder.feature_names_ + CLASSIC_COLUMNS]
+    again = pickle.loads(pickle.dumps(folds_only[0]))
+    again.workers = 2
+    again.refit(examples_X, examples["value"].to_numpy(), examples["window_cutoff"])
+    assert again.spend_booster_.model_to_string() == value.spend_booster_.model_to_string()
+    assert np.array_equal(again.predict(X), value.predict(X))
 
 
 def test_too_few_customers_for_the_folds_is_a_clear_error(prepared):

@@ -22,6 +22,9 @@ class ChurnModel(CrossFitted):
     """Probability of no purchase (no order with amount > 0) in the horizon: a classic-started binary
     booster, Platt-calibrated on the latest window's out-of-fold predictions."""
 
+    # Models saved before the refitted booster existed predict with their folds' boosters.
+    booster_: lgb.Booster | None = None
+
     def fit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series) -> "ChurnModel":
         """Arguments as :meth:`ValueModel.fit <tiercast.training.boosters.value.ValueModel.fit>`, with y the
         churned flag (0/1)."""
@@ -36,6 +39,15 @@ class ChurnModel(CrossFitted):
         platt = LogisticRegression(C=1e6).fit((score + level)[:, None], y[latest].astype(int))
         self.calibration_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
         self.oof_prediction_ = pd.Series(self._calibrate(score), index=X.index[latest], name="churn_probability")
+        return self
+
+    def refit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series) -> "ChurnModel":
+        """As :meth:`ValueModel.refit <tiercast.training.boosters.value.ValueModel.refit>`: the one booster this
+        model predicts with, in place of its folds' four."""
+        check_is_fitted(self)
+        inputs, y = X[self.feature_names_], np.asarray(y, dtype=np.float64)
+        [self.booster_] = self._refit_tasks(inputs, np.asarray(window), [
+            ("binary", y, self._offset(inputs), np.ones(len(y), dtype=bool), self.boosters_)])
         return self
 
     @staticmethod
@@ -53,14 +65,16 @@ class ChurnModel(CrossFitted):
         """The churn probability of each row of ``X`` (one number per row)."""
         check_is_fitted(self)
         inputs = self._inputs(X)
-        return self._calibrate(self._raw(self.boosters_, inputs) + self._offset(self._classic(inputs)))
+        boosters = self._predicting(self.boosters_, self.booster_)
+        return self._calibrate(self._raw(boosters, inputs) + self._offset(self._classic(inputs)))
 
     def predict(self, X: pd.DataFrame | FeatureColumns) -> np.ndarray:
         """The churn label of each row of ``X``: 1 where the churn probability is at least 0.5, else 0."""
         return (self.predict_proba(X) >= 0.5).astype(np.int64)
 
     def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
-        return self._means(self.boosters_, scale=self.calibration_[0])  # the mean raw score x the Platt slope
+        # the mean raw score x the Platt slope
+        return self._means(self._predicting(self.boosters_, self.booster_), scale=self.calibration_[0])
 
     def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Churn probability and contributions to its calibrated log-odds."""

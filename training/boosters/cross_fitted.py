@@ -14,8 +14,14 @@ fitted at the training cutoff and passed in as ``classic``) and learn how to imp
   booster trains on the earlier windows of the other customers and early-stops on fold k's customers in
   the latest window: validation is later in time *and* on customers whose overlapping label windows the
   booster never saw (with the same customers, overlapping windows let trees memorise customers and early
-  stopping never stops). The prediction averages the folds on the raw score scale; ``oof_prediction_``
-  holds each latest-window customer's prediction by the booster that did not train on them.
+  stopping never stops). ``oof_prediction_`` holds each latest-window customer's prediction by the booster
+  that did not train on them: the tuning, calibration and evaluation read it.
+* **Refit.** What the model predicts with afterwards (``refit``, once the parameters are chosen) is one booster
+  trained on the earlier windows of every customer, for the median of the rounds the folds' boosters stopped at
+  (the median: where one fold finds a correction the others do not, as small data sets give, the mean would
+  train it in unchecked): a quarter of the folds' trees to walk for each prediction, for the same accuracy
+  (measured on every data set of ``benchmarks/model_comparison.py``). A model not refitted (or saved before
+  refitting existed) averages its folds' boosters on the raw score scale.
 
 Each model's ``explain`` gives its prediction and per-feature contributions in one pass: the boosters'
 along each row's decision paths (:class:`~tiercast.training.attribution.PathAttribution`), the classic
@@ -68,6 +74,17 @@ def _binary_level(offset: np.ndarray, y: np.ndarray) -> float:
 def _log_level(offset: np.ndarray, y: np.ndarray) -> float:
     """The intercept b with sum(exp(offset + b)) == sum(y) (y > 0 here)."""
     return float(np.log(np.sum(y)) - np.log(np.sum(np.exp(offset))))
+
+
+def _period_levels(objective: str, offset: np.ndarray, y: np.ndarray, window: np.ndarray, rows: np.ndarray
+                   ) -> np.ndarray:
+    """Each of ``rows``' window's period level (see the module's docstring), 0 for other rows."""
+    find_level = _binary_level if objective == "binary" else _log_level
+    level = np.zeros(len(y))
+    for w in np.unique(window[rows]):
+        here = rows & (window == w)
+        level[here] = find_level(offset[here], y[here])
+    return level
 
 
 def customer_folds(customer: pd.Series | np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -201,12 +218,8 @@ class CrossFitted(BaseEstimator):
         Returns the boosters, the out-of-fold raw scores of every latest-window row (NaN elsewhere) and
         the latest window's period level."""
         params = self.params or LightGBMParams()
-        find_level = _binary_level if objective == "binary" else _log_level
         latest = window == window.max()
-        level = np.zeros(len(y))
-        for w in np.unique(window[rows]):
-            here = rows & (window == w)
-            level[here] = find_level(offset[here], y[here])
+        level = _period_levels(objective, offset, y, window, rows)
         for k in range(self.folds):
             train, valid = rows & ~latest & (fold != k), rows & latest & (fold == k)
             if not train.any() or not valid.any():
@@ -242,6 +255,34 @@ class CrossFitted(BaseEstimator):
         latest_level = level[rows & latest]
         return boosters, oof, float(latest_level[0]) if len(latest_level) else 0.0
 
+    def _refit_tasks(self, X: pd.DataFrame, window: np.ndarray,
+                     tasks: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, list[lgb.Booster]]]
+                     ) -> list[lgb.Booster]:
+        """The booster each task's prediction is made with, (objective, y, offset, rows, fold boosters) as for
+        :meth:`_fit_task`: trained on the earlier windows of every customer of ``rows`` for as many rounds as its
+        folds' boosters stopped at (their median). Tasks train side by side, as the folds do."""
+        params = self.params or LightGBMParams()
+        latest = window == window.max()
+        binning = worker_lock()
+        self.__dict__.pop("path_attribution", None)  # the walk of the boosters that predicted until now
+
+        def refit(t: int) -> lgb.Booster:
+            objective, y, offset, rows, folds = tasks[t]
+            rounds = max(1, round(float(np.median([b.best_iteration or b.current_iteration() for b in folds]))))
+            level = _period_levels(objective, offset, y, window, rows)
+            train = rows & ~latest
+            lgb_params = _lgb_params(params, self.seed + self.folds, self.threads, objective)
+            with binning:
+                data = lgb.Dataset(X[train], y[train], init_score=offset[train] + level[train],
+                                   params=lgb_params).construct()
+            booster = lgb.train(lgb_params, data, num_boost_round=rounds)
+            booster.free_dataset()
+            del data
+            release_freed_memory()
+            return booster
+
+        return list(map_buckets(refit, len(tasks), self.workers if self.threads == 1 else 1, "refitting"))
+
     def _setup(self, X: pd.DataFrame, window: pd.Series) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         """Record the inputs and the classic model for new rows; return inputs, windows and folds."""
         if self.classic is None:
@@ -250,6 +291,11 @@ class CrossFitted(BaseEstimator):
         self.classic_ = self.classic
         self.feature_names_ = [c for c in X.columns if c not in CLASSIC_COLUMNS] + CLASSIC_COLUMNS
         return X[self.feature_names_], np.asarray(window), customer_folds(X.index, self.folds, self.seed)
+
+    @staticmethod
+    def _predicting(folds: list[lgb.Booster], refit: lgb.Booster | None) -> list[lgb.Booster]:
+        """The boosters a prediction averages: the refitted one (models saved before it existed: the folds')."""
+        return folds if refit is None else [refit]
 
     @staticmethod
     def _raw(boosters: list[lgb.Booster], inputs: np.ndarray) -> np.ndarray:

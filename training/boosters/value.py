@@ -29,6 +29,10 @@ from tiercast.training.classic.forecast import Columns
 class ValueModel(CrossFitted):
     """Net value over the horizon: P(value > 0) x E[value | value > 0], each a classic-started booster."""
 
+    # Models saved before the refitted boosters existed predict with their folds' boosters.
+    purchase_booster_: lgb.Booster | None = None
+    spend_booster_: lgb.Booster | None = None
+
     def fit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series) -> "ValueModel":
         """Fit on stacked examples.
 
@@ -47,6 +51,19 @@ class ValueModel(CrossFitted):
         raw = expit(buy_oof[latest] + buy_offset[latest]) * np.exp(spend_oof[latest] + spend_offset[latest])
         self.stretch_, self.stretch_scale_ = fit_stretch(y[latest], raw)
         self.oof_prediction_ = pd.Series(self._stretched(raw), index=X.index[latest], name="predicted_value")
+        return self
+
+    def refit(self, X: pd.DataFrame, y: np.ndarray, window: pd.Series) -> "ValueModel":
+        """Add the boosters this model predicts with, one per part in place of its folds' four: each trained on
+        every customer's earlier windows of the examples :meth:`fit` took, for the median of its folds' rounds.
+        Until then (and in models saved before it existed) the folds' boosters predict."""
+        check_is_fitted(self)
+        inputs, win = X[self.feature_names_], np.asarray(window)
+        y = np.asarray(y, dtype=np.float64)
+        buy_offset, spend_offset = self._offsets(inputs)
+        self.purchase_booster_, self.spend_booster_ = self._refit_tasks(inputs, win, [
+            ("binary", (y > 0).astype(np.float64), buy_offset, np.ones(len(y), dtype=bool), self.purchase_boosters_),
+            ("gamma", np.where(y > 0, y, 1.0), spend_offset, y > 0, self.spend_boosters_)])
         return self
 
     def _stretched(self, raw: np.ndarray) -> np.ndarray:
@@ -68,11 +85,16 @@ class ValueModel(CrossFitted):
         check_is_fitted(self)
         inputs = self._inputs(X)
         buy_offset, spend_offset = self._offsets(self._classic(inputs))
-        return self._stretched(expit(self._raw(self.purchase_boosters_, inputs) + buy_offset)
-                               * np.exp(self._raw(self.spend_boosters_, inputs) + spend_offset))
+        purchase, spend = self._predicting_parts()
+        return self._stretched(expit(self._raw(purchase, inputs) + buy_offset)
+                               * np.exp(self._raw(spend, inputs) + spend_offset))
 
     def _trees(self) -> tuple[list[lgb.Booster], list[float], list[int]]:
-        return self._means(self.purchase_boosters_, self.spend_boosters_)  # part 0: purchase, part 1: spend
+        return self._means(*self._predicting_parts())  # part 0: purchase, part 1: spend
+
+    def _predicting_parts(self) -> tuple[list[lgb.Booster], list[lgb.Booster]]:
+        return (self._predicting(self.purchase_boosters_, self.purchase_booster_),
+                self._predicting(self.spend_boosters_, self.spend_booster_))
 
     def _explained(self, inputs: ModelInputs, raw: np.ndarray, boosted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted value and contributions to log value (purchase log-odds plus log spend)."""
