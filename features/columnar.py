@@ -16,7 +16,7 @@ with no Python object per row.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +115,8 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
             table = pa_csv.read_csv(path, convert_options=_csv_options(read))
         else:
             table = pq.read_table(path, columns=[file_name for file_name, _ in read],
-                                  coerce_int96_timestamp_unit="us")
+                                  coerce_int96_timestamp_unit="us",
+                                  read_dictionary=_repeated_text(path, pq.ParquetFile(path), read, spec) or None)
     except (pa.ArrowException, OSError, ValueError) as err:  # misfit rows, bad bytes, an unreadable file
         # Arrow's message may quote a row, which may hold personal data: it is not kept
         raise NotFast("a file Arrow does not read") from err
@@ -142,6 +143,24 @@ def _parquet_batch_rows(parquet: pq.ParquetFile, columns: list[str], batch_bytes
     return max(1, batch_bytes * sample.num_rows // max(1, sample.nbytes))
 
 
+def _repeated_text(path: Path, parquet: pq.ParquetFile, read: list[tuple[str, str]], spec: Table) -> list[str]:
+    """The text columns (ids, labels, text) of which most of the file's first rows share their value with
+    another: read with their dictionary, these are cleaned once a value (:func:`_value_by_value`), where
+    decoding every row's text took most of the reading. Text that seldom repeats (an order id per row) costs
+    more to read so."""
+    kinds = {column.name: column.kind for column in spec.columns}
+    text = [file_name for file_name, name in read if kinds.get(name) in ("id", "text", "label")
+            and pa.types.is_string(parquet.schema_arrow.field(file_name).type)]
+    if not text:
+        return []
+    sample = next(pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=_SAMPLE_ROWS, columns=text),
+                  None)
+    if sample is None:
+        return []
+    return [name for name in text if pa.types.is_dictionary(sample.column(name).type)
+            and 2 * len(pc.unique(sample.column(name).indices)) <= sample.num_rows]
+
+
 def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[str, str], spec: Table,
                            batch_bytes: int, only: tuple[str, ...] | None = None
                            ) -> Iterator[dict[str, pa.ChunkedArray]]:
@@ -158,8 +177,11 @@ def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[s
         else:
             parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us")
             file_names = [file_name for file_name, _ in read]
-            batches = parquet.iter_batches(batch_size=_parquet_batch_rows(parquet, file_names, batch_bytes),
-                                           columns=file_names)
+            batch_rows = _parquet_batch_rows(parquet, file_names, batch_bytes)
+            repeated = _repeated_text(path, parquet, read, spec)
+            if repeated:
+                parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us", read_dictionary=repeated)
+            batches = parquet.iter_batches(batch_size=batch_rows, columns=file_names)
         for batch in batches:
             rows += batch.num_rows
             if batch.num_rows:
@@ -202,13 +224,16 @@ def clean(columns: dict[str, pa.ChunkedArray], spec: Table) -> FastColumns:
             if column is None:
                 cleaned.columns[name] = raw
             elif column.kind == "id":
-                cleaned.columns[name] = _ids(raw, column, cleaned.notes)
+                stripped: list[int] = []  # rows whose id was stripped, by chunk
+                cleaned.columns[name] = _value_by_value(
+                    raw, lambda values, rows_each: _ids(values, column, stripped, rows_each))  # noqa: B023
+                cleaned.notes.append((STRIPPED_IDS, sum(stripped)))
             elif column.kind == "instant":
                 cleaned.columns[name] = _instants(raw, column, cleaned.notes)
             elif column.kind == "number":
                 cleaned.columns[name] = _numbers(raw, column)
             else:
-                cleaned.columns[name] = _text(raw, column)
+                cleaned.columns[name] = _value_by_value(raw, lambda values, _: _text(values, column))  # noqa: B023
     except pa.ArrowInvalid as err:  # a value Arrow's parser does not take (a date past its month's end)
         raise NotFast("a value Arrow does not parse") from err
     return cleaned
@@ -240,7 +265,28 @@ def _check_length(text: pa.ChunkedArray, column: Column) -> None:
         raise NotFast("a value longer than allowed")
 
 
-def _ids(raw: pa.ChunkedArray, column: Column, notes: list[tuple[str, int]]) -> pa.ChunkedArray:
+def _value_by_value(raw: pa.ChunkedArray, clean: Callable[[pa.ChunkedArray, np.ndarray | None], pa.ChunkedArray]
+                    ) -> pa.ChunkedArray:
+    """``clean(values, rows_each)`` of a text column. Text read with its dictionary (the ids and categories of
+    line items repeat) is cleaned once per distinct value a chunk's rows hold, each row then taking its value's
+    result; ``rows_each`` counts the rows of each value (None: one row each)."""
+    if not pa.types.is_dictionary(raw.type) or raw.null_count:
+        return clean(raw, None)
+    parts = []
+    for chunk in raw.chunks:
+        indices = chunk.indices.to_numpy(zero_copy_only=False)
+        rows_each = np.bincount(indices, minlength=len(chunk.dictionary))
+        held = np.flatnonzero(rows_each)  # a batch's dictionary may hold values of rows outside it
+        renumbered = np.zeros(len(rows_each), dtype=np.int64)
+        renumbered[held] = np.arange(len(held))
+        values = clean(pa.chunked_array([chunk.dictionary.take(pa.array(held))]), rows_each[held])
+        parts.extend(values.take(pa.array(renumbered[indices])).chunks)
+    return pa.chunked_array(parts, type=parts[0].type if parts else raw.type.value_type)
+
+
+def _ids(raw: pa.ChunkedArray, column: Column, stripped: list[int], rows_each: np.ndarray | None = None
+         ) -> pa.ChunkedArray:
+    """Ids checked and stripped; the rows whose id was stripped are added to ``stripped``."""
     raw = _as_text(raw)
     if raw.null_count:
         raise NotFast("a missing id")
@@ -248,7 +294,9 @@ def _ids(raw: pa.ChunkedArray, column: Column, notes: list[tuple[str, int]]) -> 
     if _any(pc.equal(ids, "")) or _any(pc.is_in(pc.utf8_lower(ids), pa.array(MISSING_IDS))):
         raise NotFast("an empty id")
     _check_length(ids, column)
-    notes.append((STRIPPED_IDS, int(pc.sum(pc.not_equal(ids, raw)).as_py() or 0)))
+    changed = pc.not_equal(ids, raw)
+    stripped.append(int(pc.sum(changed).as_py() or 0) if rows_each is None
+                    else int(rows_each[changed.to_numpy(zero_copy_only=False)].sum()))
     return ids
 
 

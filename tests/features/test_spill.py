@@ -56,7 +56,8 @@ def log_file(tmp_path: Path) -> Path:
         "customer_id": [f" c{v} " if v % 50 == 0 else f"c{v}" for v in rng.integers(0, 400, n)],
         "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
         "amount": rng.choice([-5.0, 0.0, 12.5, 30.0], n),
-        "order_id": [f"o{v}" for v in rng.integers(0, 3000, n)],
+        "order_id": [f"o{v}" for v in rng.integers(0, 30_000, n)],  # seldom repeated
+        "category": rng.choice(["books", " music ", "", "toys"], n),  # repeated text, blank = missing
     })
     frame = pd.concat([frame, frame.iloc[:40]], ignore_index=True)
     path = tmp_path / "tx.parquet"
@@ -104,7 +105,29 @@ def test_batches_are_the_file(log_file, tmp_path, suffix) -> None:
     whole = columnar.read_canonical(*args, keep_others=False)
     assert list(batches[0]) == list(whole)
     for name, column in whole.items():
-        assert pa.chunked_array([c for b in batches for c in b[name].chunks]).equals(column)
+        assert pa.chunked_array([c for b in batches for c in _decoded(b[name]).chunks]).equals(_decoded(column))
+
+
+def _decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+def test_repeated_text_is_read_with_its_dictionary_and_cleaned_as_every_row(log_file) -> None:
+    """Ids and categories that repeat come with their dictionary and are cleaned once a value; the rows get what
+    cleaning the whole file row by row gives them, and the report counts the rows whose id was stripped."""
+    args = (log_file, False, "utf-8", {}, TRANSACTIONS)
+    batches = list(columnar.read_canonical_batches(*args, 20_000))
+    assert len(batches) >= 3
+    assert {name for name, column in batches[0].items() if pa.types.is_dictionary(column.type)} == {
+        "customer_id", "category"}  # the order ids seldom repeat: read as text
+    cleaned = [columnar.clean(dict(batch), TRANSACTIONS) for batch in batches]
+    read = columnar.read_canonical(*args, keep_others=False)
+    assert pa.types.is_dictionary(read["customer_id"].type)  # the whole file is read so too
+    whole = columnar.clean({name: _decoded(column) for name, column in read.items()}, TRANSACTIONS)  # row by row
+    for name, column in whole.columns.items():
+        assert pa.chunked_array([c for part in cleaned for c in part.columns[name].chunks]).equals(column)
+    stripped = sum(count for part in cleaned for what, count in part.notes if what == columnar.STRIPPED_IDS)
+    assert stripped == dict(whole.notes)[columnar.STRIPPED_IDS] > 0
 
 
 def test_parquet_batches_hold_about_their_bytes_once_decoded(tmp_path) -> None:
@@ -117,7 +140,7 @@ def test_parquet_batches_hold_about_their_bytes_once_decoded(tmp_path) -> None:
     path = tmp_path / "tx.parquet"
     frame.to_parquet(path, index=False)
     batches = list(columnar.read_canonical_batches(path, False, "utf-8", {}, TRANSACTIONS, 500_000))
-    decoded = [pa.table(b).nbytes for b in batches]
+    decoded = [pa.table({name: _decoded(column) for name, column in b.items()}).nbytes for b in batches]
     assert sum(decoded) > 10 * path.stat().st_size  # what the file stores says little of what it holds
     assert len(batches) >= 10 and max(decoded) < 1.2 * 500_000
 
