@@ -218,6 +218,9 @@ PARQUET_CASES: dict[str, dict[str, pa.Array]] = {
     "integer ids with a null": {"order_id": pa.array([10, None, 12])},
     "float ids": {"customer_id": pa.array([3.0, 1.0, 1.0])},
     "dictionary text": {"category": pa.array(["b", None, "b"]).dictionary_encode()},
+    # cleaned once a value: a blank one, and an id stripped for two rows (the report counts rows)
+    "dictionary text without nulls": {"category": pa.array([" b", "", " b"]).dictionary_encode()},
+    "dictionary ids": {"customer_id": pa.array([" A ", "B", " A "]).dictionary_encode()},
     "integer amounts": {"amount": pa.array([5, -2, 0], pa.int16())},
     "a null amount": {"amount": pa.array([5.0, None, 1.0])},
     "a nan quantity": {"quantity": pa.array([1.0, float("nan"), 2.0])},
