@@ -116,7 +116,7 @@ def read_canonical(path: Path, csv: bool, encoding: str, mapping: dict[str, str]
         else:
             table = pq.read_table(path, columns=[file_name for file_name, _ in read],
                                   coerce_int96_timestamp_unit="us",
-                                  read_dictionary=_repeated_text(path, pq.ParquetFile(path), read, spec) or None)
+                                  read_dictionary=_repeated_text(path, read, spec) or None)
     except (pa.ArrowException, OSError, ValueError) as err:  # misfit rows, bad bytes, an unreadable file
         # Arrow's message may quote a row, which may hold personal data: it is not kept
         raise NotFast("a file Arrow does not read") from err
@@ -143,14 +143,14 @@ def _parquet_batch_rows(parquet: pq.ParquetFile, columns: list[str], batch_bytes
     return max(1, batch_bytes * sample.num_rows // max(1, sample.nbytes))
 
 
-def _repeated_text(path: Path, parquet: pq.ParquetFile, read: list[tuple[str, str]], spec: Table) -> list[str]:
+def _repeated_text(path: Path, read: list[tuple[str, str]], spec: Table) -> list[str]:
     """The text columns (ids, labels, text) of which most of the file's first rows share their value with
     another: read with their dictionary, these are cleaned once a value (:func:`_value_by_value`), where
     decoding every row's text took most of the reading. Text that seldom repeats (an order id per row) costs
     more to read so."""
-    kinds = {column.name: column.kind for column in spec.columns}
+    kinds, schema = {column.name: column.kind for column in spec.columns}, pq.read_schema(path)
     text = [file_name for file_name, name in read if kinds.get(name) in ("id", "text", "label")
-            and pa.types.is_string(parquet.schema_arrow.field(file_name).type)]
+            and pa.types.is_string(schema.field(file_name).type)]
     if not text:
         return []
     sample = next(pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=_SAMPLE_ROWS, columns=text),
@@ -178,7 +178,7 @@ def read_canonical_batches(path: Path, csv: bool, encoding: str, mapping: dict[s
             parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us")
             file_names = [file_name for file_name, _ in read]
             batch_rows = _parquet_batch_rows(parquet, file_names, batch_bytes)
-            repeated = _repeated_text(path, parquet, read, spec)
+            repeated = _repeated_text(path, read, spec)
             if repeated:
                 parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit="us", read_dictionary=repeated)
             batches = parquet.iter_batches(batch_size=batch_rows, columns=file_names)
