@@ -24,7 +24,7 @@ import pandas as pd
 from tiercast import jobs
 from tiercast.config import AppConfig, ConfigError, load_config
 from tiercast.database_output import database_target
-from tiercast.features.buckets import without_huge_pages
+from tiercast.features.buckets import reuse_freed_memory, without_huge_pages
 from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
 from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
@@ -473,6 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if args.command != "serve":  # a batch command: its arrays are allocated and freed, never kept
         without_huge_pages()
+        reuse_freed_memory()
     config: AppConfig | None = None
     try:
         config = load_config(args.config)

@@ -5,6 +5,7 @@ file are the file."""
 from __future__ import annotations
 
 import bisect
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,25 @@ def test_buckets_hold_about_bucket_rows(log_file, tmp_path) -> None:
         frames = [spilled.bucket(b)[0].transactions for b in range(spilled.count)]
     assert len(frames) >= len(whole) / 300 and max(len(f) for f in frames) <= 300
     pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+
+
+def _spilled_sizes_and_frames(log_file: Path, folder: Path) -> tuple[int, list[pd.DataFrame]]:
+    with spill_inputs(log_file, None, None, DataConfig(), 60, folder=folder) as spilled:
+        size = sum(spilled.path(b).stat().st_size for b in range(spilled.count))
+        return size, [spilled.bucket(b)[0].transactions for b in range(spilled.count)]
+
+
+def test_spill_files_are_compressed_only_where_the_folder_lacks_room_for_them(log_file, tmp_path, monkeypatch
+                                                                              ) -> None:
+    roomy, roomy_frames = _spilled_sizes_and_frames(log_file, tmp_path)
+    # A disk short of room cannot be made here: the free space the system reports is.
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr("tiercast.features.spill.shutil.disk_usage",
+                        lambda path: usage._replace(free=roomy * 2))  # under 3 times what they need
+    cramped, cramped_frames = _spilled_sizes_and_frames(log_file, tmp_path)
+    assert cramped < 0.7 * roomy  # LZ4 on text of few values
+    for a, b in zip(roomy_frames, cramped_frames, strict=True):
+        pd.testing.assert_frame_equal(a, b)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
