@@ -17,6 +17,7 @@ input included) is not spilled: :func:`spill_inputs` answers None and the caller
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import pickle
 import shutil
@@ -63,6 +64,15 @@ _UNCOMPRESSED = pa.ipc.IpcWriteOptions()
 _COMPRESSED = pa.ipc.IpcWriteOptions(compression="lz4")
 # A CSV's rows are estimated from the mean length of the lines in its first bytes.
 _SAMPLE_BYTES = 1 << 20
+
+
+class SpillFolderFull(Exception):
+    """The spill folder ran out of room while the transactions were spilled (loading them whole instead could
+    take more memory than the machine has)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"no space left in {folder} for the transactions spilled into buckets")
+        self.folder = folder
 
 
 def estimated_rows(path: Path) -> int | None:
@@ -371,7 +381,7 @@ def spill_inputs(transactions: Path, customers: Path | None, interactions: Path 
     most ``bucket_rows`` rows, but for a customer of more) in a new temporary folder (inside ``folder``, by
     default the system's), read and cleaned on ``workers`` threads; None when the fast path does not read the
     transactions file, which is then to be loaded whole. A bad profiles or interactions file raises its
-    DataError; nothing is left on disk then."""
+    DataError, a folder without room :class:`SpillFolderFull`; nothing is left on disk then."""
     transactions = Path(transactions)
     without_huge_pages()
     spill_folder = Path(tempfile.mkdtemp(prefix="tiercast-spill-", dir=folder))
@@ -381,6 +391,8 @@ def spill_inputs(transactions: Path, customers: Path | None, interactions: Path 
             ranges = CustomerRanges.of(ids, bucket_customers, rows, bucket_rows)
             report, extremes = _spill(transactions, config, ranges, spill_folder, workers, int(rows.sum()))
         except (NotFast, DataError, OSError, UnicodeError) as err:
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # the folder's fault, not the file's
+                raise SpillFolderFull(spill_folder.parent) from err
             log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)
             shutil.rmtree(spill_folder, ignore_errors=True)
             return None

@@ -164,6 +164,19 @@ def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path
     assert not (tmp_path / "out").exists() and not list((tmp_path / "spill").iterdir())
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file every write to fails as a full disk")
+def test_a_spill_folder_without_room_is_said_and_nothing_is_loaded_whole(world, tmp_path, capsys, monkeypatch
+                                                                         ) -> None:
+    # A full disk cannot be made here: the bucket files are written to /dev/full, which answers "no space left".
+    monkeypatch.setattr("tiercast.features.spill.bucket_path", lambda folder, b: Path("/dev/full"))
+    out = tmp_path / "out" / "features.parquet"
+    args = ["features", "--transactions", str(world / "transactions.parquet"), "--as-of", AS_OF]
+    assert _run(tmp_path, _spilled(tmp_path / "spill"), args, out) == 2
+    error = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'spill'}: no space left" in error and "engine.spill_folder" in error
+    assert not out.parent.exists() and not list((tmp_path / "spill").iterdir())
+
+
 def test_a_column_all_missing_in_the_first_parts_takes_its_type_from_a_later_one(tmp_path) -> None:
     parts = [pd.DataFrame({"customer_id": ["a", "b"], "reason": [None, None], "none": [None, None]}),
              pd.DataFrame({"customer_id": ["c"], "reason": [None], "none": [None]}),
