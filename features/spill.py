@@ -67,12 +67,28 @@ _SAMPLE_BYTES = 1 << 20
 
 
 class SpillFolderFull(Exception):
-    """The spill folder ran out of room while the transactions were spilled (loading them whole instead could
-    take more memory than the machine has)."""
+    """The spill folder ran out of room for the spilled transactions or what the buckets keep there (loading
+    the log whole instead could take more memory than the machine has). Raised in a worker, it reaches the
+    command's process whole."""
 
     def __init__(self, folder: Path) -> None:
-        super().__init__(f"no space left in {folder} for the transactions spilled into buckets")
+        super().__init__(folder)
         self.folder = folder
+
+    def __str__(self) -> str:
+        return (f"cannot write {self.folder}: no space left for the transactions spilled into buckets: free space "
+                "there, or set engine.spill_folder to a folder with more")
+
+
+@contextlib.contextmanager
+def _room_in(folder: Path) -> Iterator[None]:
+    """Writes to the spill folder ``folder`` that run out of room raise :class:`SpillFolderFull`."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise SpillFolderFull(folder) from err
+        raise
 
 
 def estimated_rows(path: Path) -> int | None:
@@ -204,7 +220,7 @@ class SpilledInputs:
     def keep(self, b: int, name: str, value: object) -> None:
         """Keep ``value`` of bucket ``b`` on disk, under ``name``, for :meth:`kept` to give back (in another
         process) before the folder is removed."""
-        with (self.folder / f"{name}-{b:06d}.pickle").open("wb") as f:
+        with _room_in(self.folder.parent), (self.folder / f"{name}-{b:06d}.pickle").open("wb") as f:
             pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
 
     def kept(self, b: int, name: str) -> Any:
@@ -389,10 +405,9 @@ def spill_inputs(transactions: Path, customers: Path | None, interactions: Path 
         try:
             ids, rows = _rows_per_id(transactions, config, workers)
             ranges = CustomerRanges.of(ids, bucket_customers, rows, bucket_rows)
-            report, extremes = _spill(transactions, config, ranges, spill_folder, workers, int(rows.sum()))
+            with _room_in(spill_folder.parent):  # the folder's fault, not the file's: not loaded whole
+                report, extremes = _spill(transactions, config, ranges, spill_folder, workers, int(rows.sum()))
         except (NotFast, DataError, OSError, UnicodeError) as err:
-            if isinstance(err, OSError) and err.errno == errno.ENOSPC:  # the folder's fault, not the file's
-                raise SpillFolderFull(spill_folder.parent) from err
             log.info("%s: loaded whole, as the fast path does not read it (%s)", transactions, err)
             shutil.rmtree(spill_folder, ignore_errors=True)
             return None

@@ -27,6 +27,7 @@ from tiercast.database_output import database_target
 from tiercast.features.buckets import reuse_freed_memory, without_huge_pages
 from tiercast.features.database import is_database_url
 from tiercast.features.schema import EARLIEST, LATEST, DataError
+from tiercast.features.spill import SpillFolderFull
 from tiercast.outputs import FolderBusy, InfiniteOutput, OutputError
 from tiercast.serving.i18n import Messages, card_text, data_error_text, messages
 from tiercast.training.sufficiency import InsufficientData
@@ -478,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         return args.handler(args, config)
-    except (DataError, ConfigError, InsufficientData, OutputError, jobs.OptionError) as err:
+    except (DataError, ConfigError, InsufficientData, OutputError, SpillFolderFull, jobs.OptionError) as err:
         print(_error(args.command, err, config), file=sys.stderr)
         return EXIT_BAD_INPUT
     except jobs.ModelsUnavailableError as err:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from tiercast.config import AppConfig
 from tiercast.jobs import InputFiles, ScoreSummary, flat_scores, require_first_before, write_quality_report
-from tiercast.outputs import TABLE_SUFFIXES, OutputError, check_output_file, write_table_parts
+from tiercast.outputs import TABLE_SUFFIXES, check_output_file, write_table_parts
 
 if TYPE_CHECKING:
     from tiercast.features.spill import SpilledInputs
@@ -40,16 +40,12 @@ def spills(config: AppConfig, inputs: InputFiles) -> bool:
 
 
 def _spill(config: AppConfig, inputs: InputFiles) -> SpilledInputs | None:
-    from tiercast.features.spill import SpillFolderFull, spill_inputs
+    from tiercast.features.spill import spill_inputs
 
-    try:
-        return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
-                            config.engine.bucket_customers, tuple(config.data.personal_data_columns),
-                            Path(config.engine.spill_folder) if config.engine.spill_folder else None,
-                            _workers(config), config.engine.bucket_rows)
-    except SpillFolderFull as err:
-        raise OutputError(err.folder, "no space left for the transactions spilled into buckets: free space "
-                          "there, or set engine.spill_folder to a folder with more") from err
+    return spill_inputs(inputs.transactions, inputs.customers, inputs.interactions, config.data,
+                        config.engine.bucket_customers, tuple(config.data.personal_data_columns),
+                        Path(config.engine.spill_folder) if config.engine.spill_folder else None,
+                        _workers(config), config.engine.bucket_rows)
 
 
 def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = None,

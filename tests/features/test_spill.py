@@ -5,6 +5,7 @@ file are the file."""
 from __future__ import annotations
 
 import bisect
+import pickle
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from tiercast.features import columnar
 from tiercast.features.loading import load_transactions
 from tiercast.features.schema import TRANSACTIONS, DataConfig
-from tiercast.features.spill import CustomerRanges, estimated_rows, spill_inputs
+from tiercast.features.spill import CustomerRanges, SpillFolderFull, estimated_rows, spill_inputs
 
 
 def test_ranges_follow_python_string_order() -> None:
@@ -111,6 +112,15 @@ def test_spill_files_are_compressed_only_where_the_folder_lacks_room_for_them(lo
     assert cramped < 0.7 * roomy  # LZ4 on text of few values
     for a, b in zip(roomy_frames, cramped_frames, strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file every write to fails as a full disk")
+def test_what_a_bucket_keeps_in_a_folder_without_room_is_said_as_such(log_file, tmp_path) -> None:
+    with spill_inputs(log_file, None, None, DataConfig(), 60, folder=tmp_path) as spilled:
+        (spilled.folder / "history-000000.pickle").symlink_to("/dev/full")  # answers every write "no space left"
+        with pytest.raises(SpillFolderFull, match=f"cannot write {tmp_path}: no space left") as raised:
+            spilled.keep(0, "history", np.zeros(100_000))
+    assert pickle.loads(pickle.dumps(raised.value)).folder == tmp_path  # as a worker hands it back
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
