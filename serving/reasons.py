@@ -205,14 +205,31 @@ def _strongest(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 EFFECT_KEYS = {"value": "effect.value", "churn risk": "effect.churn"}
 
 
+def _phrases_kept(feature: str, features: pd.DataFrame | FeatureColumns, rows: np.ndarray, m: Messages,
+                  phrased: dict[str, np.ndarray] | None) -> np.ndarray:
+    """:func:`_phrases` of ``rows``, those ``phrased`` keeps taken from it and the others kept there."""
+    if phrased is None:
+        return np.array(_phrases(feature, features, rows, m), dtype=object)
+    kept = phrased.setdefault(feature, np.full(len(features), None, dtype=object))
+    texts = kept[rows]
+    new = rows[np.equal(texts, None)]
+    if len(new):
+        kept[new] = np.array(_phrases(feature, features, new, m), dtype=object)
+        texts = kept[rows]
+    return texts
+
+
 def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.DataFrame | FeatureColumns, label: str,
-                n: int = 2, m: Messages = ENGLISH) -> tuple[np.ndarray, np.ndarray]:
+                n: int = 2, m: Messages = ENGLISH, phrased: dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Each customer's ``n`` strongest contributions to ``label`` (``value`` or ``churn risk``), phrased in
     ``m``'s language, with their effect.
 
     ``contributions`` (customers, features named by ``names``) and ``features`` have one row per customer
     in the same order. Returns two object arrays of shape (customers, n): the phrases and the effects
-    ("raises value"); None where a contribution is zero (the feature did not move this prediction)."""
+    ("raises value"); None where a contribution is zero (the feature did not move this prediction).
+    ``phrased``, shared by the calls of several models on the same ``features`` and ``m``, keeps each feature's
+    phrases (None where not yet phrased), so that a customer's feature both models pick is phrased once."""
     values = np.asarray(contributions, dtype=float)
     if values.shape != (len(features), len(names)):
         raise ValueError(f"contributions of shape {values.shape} for {len(features)} customers and "
@@ -225,30 +242,42 @@ def top_reasons(contributions: np.ndarray, names: Sequence[str], features: pd.Da
     rows, ranks = rows[by_feature], ranks[by_feature]
     count = np.bincount(chosen, minlength=len(names))
     end = count.cumsum()
-    texts: list[str] = []
-    for j in count.nonzero()[0]:  # one pass per feature chosen by anyone
-        texts += _phrases(names[j], features, rows[end[j] - count[j]:end[j]], m)
     phrases = np.full(picked.shape, None, dtype=object)
-    phrases[rows, ranks] = np.array(texts, dtype=object)
+    for j in count.nonzero()[0]:  # one pass per feature chosen by anyone
+        at = slice(end[j] - count[j], end[j])
+        phrases[rows[at], ranks[at]] = _phrases_kept(names[j], features, rows[at], m, phrased)
     key = EFFECT_KEYS[label]
     effects = np.array([m[f"{key}.lowers"], m[f"{key}.raises"]], dtype=object)[(strength > 0).astype(np.intp)]
     effects[~moved] = None
     return phrases, effects
 
 
-def _merged(phrases: list[str | None], effects: list[str | None], m: Messages) -> list[str]:
-    """One customer's reasons, each phrase said once with all its effects."""
-    found: dict[str, dict[str, None]] = {}  # phrase -> its effects, each once, in order
-    for text, effect in zip(phrases, effects):
-        if text is not None:
-            found.setdefault(text, {})[effect] = None
-    template = m["reason.with_effects"]
-    return [template.format(text=text, effects=m.join(list(said))) for text, said in found.items()]
-
-
 def reason_lists(*reasons: tuple[np.ndarray, np.ndarray], m: Messages = ENGLISH) -> list[list[str]]:
     """One list of reasons per customer from several :func:`top_reasons` results, strongest first; a phrase
-    given by more than one model is said once with all its effects (joined in ``m``'s language)."""
+    given by more than one model is said once, where it first comes, with all its effects (each once, joined in
+    ``m``'s language)."""
     phrases = np.hstack([p for p, _ in reasons])
     effects = np.hstack([e for _, e in reasons])
-    return [_merged(p, e, m) for p, e in zip(phrases.tolist(), effects.tolist())]
+    n, k = phrases.shape
+    present = ~np.equal(phrases, None)
+    # first[r, j]: the first place of row r saying the phrase of place j (j itself when none before it does)
+    first = np.tile(np.arange(k), (n, 1))
+    for j in range(k):
+        for i in range(j):
+            alike = present[:, i] & present[:, j] & (first[:, j] == j) & np.equal(phrases[:, i], phrases[:, j])
+            first[alike, j] = i
+    told = effects.copy()  # each said phrase's effects, joined
+    for j in range(k):
+        rows = np.flatnonzero(present[:, j] & (first[:, j] != j))
+        at, effect = first[rows, j], effects[rows, j]
+        known = np.equal(effects[rows, at], effect)  # an effect said there already is not said again
+        for before in range(j):
+            known |= (first[rows, before] == at) & np.equal(effects[rows, before], effect)
+        rows, at = rows[~known], at[~known]
+        told[rows, at] = told[rows, at] + m["list.separator"] + effects[rows, j]
+    said = present & (first == np.arange(k))
+    template = m["reason.with_effects"]
+    cells = np.full((n, k), None, dtype=object)
+    cells[said] = [template.format(text=text, effects=effect)
+                   for text, effect in zip(phrases[said].tolist(), told[said].tolist())]
+    return [[cell for cell in row if cell is not None] for row in cells.tolist()]

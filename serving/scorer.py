@@ -167,8 +167,11 @@ def _extension(value_model: Any, label_days: int, horizon_days: int) -> HorizonE
 def _model_predictions(bundle: ModelBundle, features: FeatureColumns, m: Messages) -> dict[str, np.ndarray]:
     (value, value_drivers), (churn, churn_drivers) = bundle.explain(features)
     reasons = np.empty(len(features), dtype=object)
-    reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2, m=m),
-                              top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1, m=m),
+    phrased: dict[str, np.ndarray] = {}  # a feature both models pick is phrased once for a customer
+    reasons[:] = reason_lists(top_reasons(value_drivers, bundle.value.feature_names_, features, "value", n=2, m=m,
+                                          phrased=phrased),
+                              top_reasons(churn_drivers, bundle.churn.feature_names_, features, "churn risk", n=1, m=m,
+                                          phrased=phrased),
                               m=m)
     return {"predicted_value": np.asarray(value, dtype=float),
             "churn_probability": np.asarray(churn, dtype=float),

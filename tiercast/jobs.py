@@ -9,10 +9,12 @@ without loading them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from tiercast.features.loading import InputData
     from tiercast.monitoring import Monitoring
     from tiercast.simulation.world import World
-    from tiercast.serving.scorer import ModelBundle
+    from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
     from tiercast.training.pipeline import TrainResult
 
 log = logging.getLogger("tiercast")
@@ -143,21 +145,42 @@ def train(config: AppConfig, inputs: InputFiles, cutoff: pd.Timestamp, horizon_d
     return _train(config, inputs.load(config), cutoff, horizon_days, trials)
 
 
-def _champion_bundle(config: AppConfig) -> tuple[ModelBundle | None, str]:
-    """The champion models, or (None, why not) when there are none to load."""
+def load_champion(config: AppConfig) -> ModelBundle | ModelsUnavailable:
+    """The champion models, or why there are none to load (which :func:`_champion_bundle` acts on)."""
     from tiercast.serving.scorer import ModelBundle, ModelsUnavailable
     from tiercast.training.registry import configure_mlflow
 
     configure_mlflow()
     try:
-        return ModelBundle.load(config.training.registry, config.service.model_alias), ""
+        return ModelBundle.load(config.training.registry, config.service.model_alias)
     except ModelsUnavailable as err:
+        return err
+
+
+@contextlib.contextmanager
+def champion_loading(config: AppConfig) -> Iterator[Future[ModelBundle | ModelsUnavailable]]:
+    """:func:`load_champion` on a thread while the block reads the inputs: seconds of imports and of the model
+    store, in Python, beside reading and cleaning in Arrow's threads. Its result, or that there is none, is for
+    :func:`_champion_bundle` to act on once the inputs are found good, so that a bad file is said first."""
+    with ThreadPoolExecutor(1, thread_name_prefix="tiercast-champion") as loader:
+        yield loader.submit(load_champion, config)
+
+
+def _champion_bundle(config: AppConfig, loaded: ModelBundle | ModelsUnavailable | None = None
+                     ) -> tuple[ModelBundle | None, str]:
+    """The champion models (``loaded`` already, or loaded now), or (None, why not) when there are none."""
+    from tiercast.serving.scorer import ModelsUnavailable
+
+    loaded = load_champion(config) if loaded is None else loaded
+    if isinstance(loaded, ModelsUnavailable):
+        err = loaded
         if not config.fallback.allow_in_batch:
             raise ModelsUnavailableError(
                 f"{err}. Nothing was written. To score with the rule-based tiers instead, set "
                 "fallback.allow_in_batch: true in the config") from err
         log.warning("%s; scoring every customer with the rule-based fallback (fallback.allow_in_batch)", err)
         return None, str(err)
+    return loaded, ""
 
 
 def score_with_config(config: AppConfig, transactions: pd.DataFrame, customers: pd.DataFrame | None,
@@ -188,8 +211,9 @@ def score_in_buckets(config: AppConfig, data: InputData, as_of: pd.Timestamp, bu
     return in_customer_order(engine.map(scores, buckets, "scoring"), "customer_id")
 
 
-def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path) -> Scoring:
-    bundle, reason = _champion_bundle(config)
+def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days: int, out: Path,
+           champion: ModelBundle | ModelsUnavailable | None = None) -> Scoring:
+    bundle, reason = _champion_bundle(config, champion)
     scores = score_in_buckets(config, data, as_of, bundle, horizon_days, reason)
     return Scoring(scores, write_table(flat_scores(scores), out), reason)
 
@@ -197,9 +221,10 @@ def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Scoring:
     """Score every customer with the champion models (or the rules without them) and write the file."""
     check_output_file(out, TABLE_SUFFIXES)
-    data = inputs.load(config)
+    with champion_loading(config) as champion:
+        data = inputs.load(config)
     require_history(data, as_of, inputs.transactions)
-    return _score(config, data, as_of, config.training.horizon_days, out)
+    return _score(config, data, as_of, config.training.horizon_days, out, champion.result())
 
 
 @dataclass(frozen=True)

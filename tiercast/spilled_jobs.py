@@ -119,14 +119,17 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> ScoreSummary | None:
     """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn."""
     from tiercast.features.buckets import each_bucket
-    from tiercast.jobs import _champion_bundle, score_with_config
+    from tiercast.jobs import _champion_bundle, champion_loading, score_with_config
 
-    spilled = spilled_inputs(config, inputs, out)
+    if not spills(config, inputs):
+        return None
+    with champion_loading(config) as champion:
+        spilled = spilled_inputs(config, inputs, out)
     if spilled is None:
         return None
     with spilled:
         require_first_before(spilled.first_timestamp, as_of, inputs.transactions)
-        bundle, reason = _champion_bundle(config)
+        bundle, reason = _champion_bundle(config, champion.result())
 
         def scores(b: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], object]:
             bucket, summary = spilled.bucket(b)

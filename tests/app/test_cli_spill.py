@@ -267,6 +267,45 @@ def test_a_spilled_log_with_identical_rows_gives_the_sample_by_rows_of_the_whole
     assert spilled == whole and spilled_rows == rows <= len(tx) // 2 and 200 < len(whole) < 800
 
 
+def test_spilled_scores_by_the_champion_are_the_scores_of_the_whole_log(world, tmp_path, monkeypatch) -> None:
+    """The champion, loaded while the log is spilled, scores every bucket in the forked workers as it scores the
+    log loaded whole: the same bytes, reasons included."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'models.db'}")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({**WHOLE, **SAMPLED}))
+    assert main(["--config", str(path), "train", *_world_args(world), *CUTOFF_ARGS]) == 0
+    args = ["score", *_world_args(world), "--as-of", AS_OF]
+    whole, spilled = tmp_path / "whole.csv", tmp_path / "spilled.csv"
+    assert _run(tmp_path, WHOLE, args, whole) == 0
+    assert _run(tmp_path, _spilled(tmp_path / "spill"), args, spilled) == 0
+    assert spilled.read_bytes() == whole.read_bytes()
+    scores = pd.read_csv(spilled)
+    assert (scores["source"] == "model").mean() > 0.9 and scores["reasons"].notna().all()
+    assert not list((tmp_path / "spill").iterdir())
+
+
+def test_a_spilled_score_without_champion_stops_as_loading_whole_and_removes_the_spill(world, tmp_path, store,
+                                                                                      capsys) -> None:
+    args = ["score", "--transactions", str(world / "transactions.parquet"), "--as-of", AS_OF]
+    out = tmp_path / "out" / "scores.csv"
+    assert _run(tmp_path, _spilled(tmp_path / "spill"), args, out) == 3
+    assert "no 'champion' models" in capsys.readouterr().err
+    assert not out.parent.exists() and not list((tmp_path / "spill").iterdir())
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_a_bad_file_to_score_by_the_rules_says_nothing_of_the_rules(tmp_path, store, caplog, capsys, spilled
+                                                                    ) -> None:
+    # The champion loads while the log is read or spilled; that there is none is said only once the log is read.
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2024-01-02,ten\n")
+    args = ["score", "--transactions", str(path), "--as-of", AS_OF]
+    engine = _spilled(tmp_path / "spill") if spilled else WHOLE
+    with caplog.at_level("WARNING"):
+        assert _run(tmp_path, {**engine, **RULES}, args, tmp_path / "scores.csv") == 2
+    assert "'amount'" in capsys.readouterr().err and "rule-based fallback" not in caplog.text
+
+
 def test_spilled_backtest_writes_and_compares_as_loading_whole(world, tmp_path) -> None:
     """Trained on the same sample, every bucket scored and labelled in turn: the same bytes, and the same
     comparison with BG/NBD x Gamma-Gamma fitted on every customer's summary, gathered from the buckets."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
 from tiercast.features.builder import FeatureBuilder
 from tiercast.features.spec import FeatureSpec
+from tiercast.serving import reasons as reasons_module
+from tiercast.serving.i18n import ENGLISH, Messages, messages
 from tiercast.serving.reasons import _strongest, phrase, reason_lists, top_reasons
 from tiercast.simulation.world import WorldConfig, simulate_world
 
@@ -92,6 +96,31 @@ def test_vectorised_phrasing_equals_phrasing_each_customer_alone():
         alone = top_reasons(contributions.to_numpy()[[i]], columns, features.iloc[[i]], "value", n=3)
         assert alone[0][0].tolist() == together[0][i].tolist()
         assert alone[1][0].tolist() == together[1][i].tolist()
+
+
+def test_a_feature_two_models_pick_is_phrased_once_for_a_customer(monkeypatch):
+    rows = [(f"C{i:02}", f"2025-0{1 + i % 6}-{10 + i % 15}", float(5 + 7 * i)) for i in range(30)]
+    features = _features(rows)
+    names = ["recency_days", "frequency", "monetary_total"]
+    rng = np.random.default_rng(2)
+    value, churn = (rng.normal(size=(len(features), len(names))) for _ in range(2))
+    alone = [top_reasons(value, names, features, "value", n=2), top_reasons(churn, names, features, "churn risk", n=1)]
+    phrased_rows: list[int] = []
+    phrases = reasons_module._phrases
+
+    def counted(feature, frame, rows, m):
+        phrased_rows.extend(rows.tolist())
+        return phrases(feature, frame, rows, m)
+
+    monkeypatch.setattr(reasons_module, "_phrases", counted)
+    kept: dict[str, np.ndarray] = {}
+    shared = [top_reasons(value, names, features, "value", n=2, phrased=kept),
+              top_reasons(churn, names, features, "churn risk", n=1, phrased=kept)]
+    for (a_phrases, a_effects), (s_phrases, s_effects) in zip(alone, shared, strict=True):
+        assert a_phrases.tolist() == s_phrases.tolist() and a_effects.tolist() == s_effects.tolist()
+    picks = [(row, names[j]) for contributions, n in ((value, 2), (churn, 1))
+             for row, columns in enumerate(_strongest(contributions, n)[0].tolist()) for j in columns]
+    assert len(phrased_rows) == len(set(picks)) < len(picks)  # once a customer and feature, not once a model
 
 
 def test_reason_lists_say_a_shared_phrase_once_with_every_effect():
@@ -190,6 +219,27 @@ def test_reason_lists_merge_every_pattern_of_repeats_in_a_batch_as_alone():
 
     assert lists(slice(None)) == list(cases.values()) * 10
     assert [lists([i])[0] for i in range(len(cases))] == list(cases.values())
+
+
+def test_reason_lists_merge_every_pattern_of_four_places_as_said_one_customer_at_a_time():
+    # The lists are merged in array operations; each customer's list must be what merging their places one by
+    # one says: each phrase once, where it first comes, with its effects each once in the order they come.
+    def merged_alone(phrases: tuple, effects: tuple, m: Messages) -> list[str]:
+        found: dict[str, dict[str, None]] = {}
+        for text, effect in zip(phrases, effects, strict=True):
+            if text is not None:
+                found.setdefault(text, {})[effect] = None
+        return [m["reason.with_effects"].format(text=text, effects=m.join(list(said))) for text, said in found.items()]
+
+    patterns = [(p, e) for p in itertools.product([None, "a", "b", "c"], repeat=4)
+                for e in itertools.product(["raises value", "lowers value"], ["raises value", "lowers value"],
+                                           ["raises churn risk", "lowers value"], ["raises value", "lowers churn"])]
+    phrases = np.array([p for p, _ in patterns], dtype=object)
+    effects = np.array([[None if t is None else x for t, x in zip(p, e, strict=True)] for p, e in patterns],
+                       dtype=object)
+    for m in (ENGLISH, messages("zh")):
+        lists = reason_lists((phrases[:, :2], effects[:, :2]), (phrases[:, 2:], effects[:, 2:]), m=m)
+        assert lists == [merged_alone(p, tuple(e), m) for p, e in zip(map(tuple, phrases), effects, strict=True)]
 
 
 def test_equal_values_share_a_phrase_but_minus_zero_is_phrased_as_alone():

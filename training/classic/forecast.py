@@ -47,13 +47,18 @@ class ClassicFeatures(BaseEstimator):
         self.horizon_days = horizon_days
         self.clock = clock
 
-    def _inputs(self, rfm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        x, t_x, T, m = rfm_from_features(rfm)
+    def _on_clock(self, rfm: np.ndarray) -> np.ndarray:
+        """The RFM inputs (columns of ``rfm``) with recency and tenure as operational days on the clock: what
+        BG/NBD reads of them (the rows as they are on calendar time)."""
         if self.clock is None:
-            return x, t_x, T, m
-        T_op = self.clock.before(T)
-        recency_op = self.clock.before(rfm[:, RFM_INPUTS.index("recency_days")])
-        return x, np.where(x > 0, np.maximum(T_op - recency_op, 0.0), 0.0), T_op, m
+            return rfm
+        timed = np.array(rfm, dtype=np.float64)
+        for name in ("recency_days", "tenure_days"):
+            timed[:, RFM_INPUTS.index(name)] = self.clock.before(timed[:, RFM_INPUTS.index(name)])
+        return timed
+
+    def _inputs(self, rfm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return rfm_from_features(self._on_clock(rfm))
 
     def fit(self, X: pd.DataFrame) -> "ClassicFeatures":
         x, t_x, T, m = self._inputs(X[RFM_INPUTS].to_numpy(dtype=np.float64))
@@ -99,11 +104,12 @@ class ClassicFeatures(BaseEstimator):
         other.horizon_ = other._operational(self.horizon_days)
         return other
 
-    def _purchases(self, rfm: np.ndarray, tail: np.ndarray | None = None
+    def _purchases(self, timed: np.ndarray, tail: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """BG/NBD's P(alive), expected purchases and P(no purchase) over the horizon; they read purchase days,
-        recency and tenure. ``tail`` as in :meth:`BetaGeoFitter.forecast`."""
-        x, t_x, T, _ = self._inputs(rfm)
+        """BG/NBD's P(alive), expected purchases and P(no purchase) over the horizon, of RFM inputs
+        :meth:`_on_clock`; they read purchase days, recency and tenure. ``tail`` as in
+        :meth:`BetaGeoFitter.forecast`."""
+        x, t_x, T, _ = rfm_from_features(timed)
         return self.bgnbd_.forecast(self.horizon_, x, t_x, T, tail)
 
     def _spend(self, rfm: np.ndarray) -> np.ndarray:
@@ -120,7 +126,7 @@ class ClassicFeatures(BaseEstimator):
         """The classic columns as a (rows, 4) matrix in :data:`CLASSIC_COLUMNS` order, from the rows'
         :data:`RFM_INPUTS` (columns of ``rfm``)."""
         check_is_fitted(self)
-        alive, purchases, no_purchase = self._purchases(rfm)
+        alive, purchases, no_purchase = self._purchases(self._on_clock(rfm))
         return _classic_matrix(alive, purchases, no_purchase, self._spend(rfm))
 
     def coalitions(self, rfm: np.ndarray) -> np.ndarray:
@@ -134,15 +140,17 @@ class ClassicFeatures(BaseEstimator):
         costly hypergeometric term (:meth:`BetaGeoFitter.purchase_tail`: purchase days, tenure) for 4, the
         spend (purchase days, spend) for 4. Every coalition still gets exactly its own forecast."""
         check_is_fitted(self)
-        values = np.asarray(rfm, dtype=np.float64)
+        # on the clock before mixing: each row's and the reference's operational days worked out once
+        values = self._on_clock(np.asarray(rfm, dtype=np.float64))
+        reference = self._on_clock(self.reference_[None, :])[0]
         n, n_inputs = values.shape
-        mixed = np.where(_COALITIONS[:, None, :], values[None, :, :], self.reference_[None, None, :])
+        mixed = np.where(_COALITIONS[:, None, :], values[None, :, :], reference[None, None, :])
 
         def rows_of(combos: np.ndarray) -> np.ndarray:
             return mixed[combos].reshape(-1, n_inputs)
 
         tails, tail_of = _shared(_TAIL_BITS)
-        x, _, T, _ = self._inputs(rows_of(tails))
+        x, _, T, _ = rfm_from_features(rows_of(tails))
         tail = self.bgnbd_.purchase_tail(self.horizon_, x, T).reshape(len(tails), n)
         bgnbd, bgnbd_of = _shared(_BGNBD_BITS)
         alive, purchases, no_purchase = (part.reshape(len(bgnbd), n)[bgnbd_of] for part in
