@@ -88,7 +88,7 @@ def run(cap: int, seed: int, trials: int, inputs: list[str], cutoff: str, horizo
                                                "tuning": {"trials": trials}}}))
     env = {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
     train_s, train_gb = timed(tiercast("--config", str(config), "train", *inputs, "--cutoff", cutoff,
-                                       "--horizon-days", str(horizon)), env)
+                                       "--horizon-days", str(horizon)), env, sampled=True)
     out = folder / "scores.parquet"
     score_s, _ = timed(tiercast("--config", str(config), "score", *inputs, "--as-of", cutoff, "--out", str(out)),
                        env)
