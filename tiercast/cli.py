@@ -200,9 +200,10 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         from tiercast import spilled_jobs
 
         inputs, out = _inputs(args), _out(args, config)
-        summary = spilled_jobs.score(config, inputs, args.as_of, out) if _files(inputs, out) else None
+        champion = jobs.ChampionLoading(config)  # while the log is read, spilled or whole: loaded once
+        summary = spilled_jobs.score(config, inputs, args.as_of, out, champion) if _files(inputs, out) else None
         if summary is None:
-            _print_scores(jobs.score(config, inputs, args.as_of, out), messages(config.language))
+            _print_scores(jobs.score(config, inputs, args.as_of, out, champion), messages(config.language))
         else:  # scored a bucket at a time: the summary, not the scores, is at hand
             _print_score_summary(summary.customers, summary.out, summary.fallback_reason, summary.sources,
                                  summary.tiers, messages(config.language))

@@ -9,12 +9,11 @@ without loading them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,13 +156,32 @@ def load_champion(config: AppConfig) -> ModelBundle | ModelsUnavailable:
         return err
 
 
-@contextlib.contextmanager
-def champion_loading(config: AppConfig) -> Iterator[Future[ModelBundle | ModelsUnavailable]]:
-    """:func:`load_champion` on a thread while the block reads the inputs: seconds of imports and of the model
-    store, in Python, beside reading and cleaning in Arrow's threads. Its result, or that there is none, is for
-    :func:`_champion_bundle` to act on once the inputs are found good, so that a bad file is said first."""
-    with ThreadPoolExecutor(1, thread_name_prefix="tiercast-champion") as loader:
-        yield loader.submit(load_champion, config)
+class ChampionLoading:
+    """:func:`load_champion` on a thread, started now, while the caller reads the inputs: seconds of imports and
+    of the model store, in Python, beside reading and cleaning in Arrow's threads. :meth:`result` is for
+    :func:`_champion_bundle` to act on once the inputs are found good, so that a bad file is said first; a
+    command stopped before that does not wait for the store (a daemon thread: a store that does not answer
+    holds up neither the error nor the exit)."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self._outcome: list[tuple[ModelBundle | ModelsUnavailable | None, BaseException | None]] = []
+        self._thread = threading.Thread(target=self._load, args=(config,), name="tiercast-champion", daemon=True)
+        self._thread.start()
+
+    def _load(self, config: AppConfig) -> None:
+        try:
+            self._outcome.append((load_champion(config), None))
+        except BaseException as err:  # noqa: BLE001 - raised in the caller's thread by result()
+            self._outcome.append((None, err))
+
+    def result(self) -> ModelBundle | ModelsUnavailable:
+        """The champion, or why there is none, once loaded (the thread has ended: workers may fork)."""
+        self._thread.join()
+        loaded, err = self._outcome[0]
+        if err is not None:
+            raise err
+        assert loaded is not None
+        return loaded
 
 
 def _champion_bundle(config: AppConfig, loaded: ModelBundle | ModelsUnavailable | None = None
@@ -218,11 +236,13 @@ def _score(config: AppConfig, data: InputData, as_of: pd.Timestamp, horizon_days
     return Scoring(scores, write_table(flat_scores(scores), out), reason)
 
 
-def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> Scoring:
-    """Score every customer with the champion models (or the rules without them) and write the file."""
+def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
+          champion: ChampionLoading | None = None) -> Scoring:
+    """Score every customer with the champion models (or the rules without them) and write the file;
+    ``champion``: the champion loading already (else it starts now)."""
     check_output_file(out, TABLE_SUFFIXES)
-    with champion_loading(config) as champion:
-        data = inputs.load(config)
+    champion = champion or ChampionLoading(config)
+    data = inputs.load(config)
     require_history(data, as_of, inputs.transactions)
     return _score(config, data, as_of, config.training.horizon_days, out, champion.result())
 

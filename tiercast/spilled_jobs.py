@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from tiercast.config import AppConfig
-from tiercast.jobs import InputFiles, ScoreSummary, flat_scores, require_first_before, write_quality_report
+from tiercast.jobs import (
+    ChampionLoading,
+    InputFiles,
+    ScoreSummary,
+    flat_scores,
+    require_first_before,
+    write_quality_report,
+)
 from tiercast.outputs import TABLE_SUFFIXES, check_output_file, write_table_parts
 
 if TYPE_CHECKING:
@@ -116,15 +123,17 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
         return SpilledFeatures(customers, written, write_quality_report(quality, written, customers, as_of))
 
 
-def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path) -> ScoreSummary | None:
-    """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn."""
+def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
+          champion: ChampionLoading | None = None) -> ScoreSummary | None:
+    """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn; ``champion``: the
+    champion loading already (else it starts here, once the log is found large enough to spill)."""
     from tiercast.features.buckets import each_bucket
-    from tiercast.jobs import _champion_bundle, champion_loading, score_with_config
+    from tiercast.jobs import _champion_bundle, score_with_config
 
     if not spills(config, inputs):
         return None
-    with champion_loading(config) as champion:
-        spilled = spilled_inputs(config, inputs, out)
+    champion = champion or ChampionLoading(config)
+    spilled = spilled_inputs(config, inputs, out)
     if spilled is None:
         return None
     with spilled:

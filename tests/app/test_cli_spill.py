@@ -6,6 +6,7 @@ nothing, neither an output nor a spill folder."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -304,6 +305,28 @@ def test_a_bad_file_to_score_by_the_rules_says_nothing_of_the_rules(tmp_path, st
     with caplog.at_level("WARNING"):
         assert _run(tmp_path, {**engine, **RULES}, args, tmp_path / "scores.csv") == 2
     assert "'amount'" in capsys.readouterr().err and "rule-based fallback" not in caplog.text
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_a_bad_file_is_said_without_waiting_for_a_model_store_that_does_not_answer(tmp_path, monkeypatch, capsys,
+                                                                                  spilled) -> None:
+    # The champion loads on a thread while the log is read; a refused file does not wait for it.
+    answer, loaded = threading.Event(), []
+
+    def not_answering(config):
+        answer.wait(60)
+        loaded.append(config)
+
+    monkeypatch.setattr("tiercast.jobs.load_champion", not_answering)
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2024-01-02,ten\n")
+    engine = _spilled(tmp_path / "spill") if spilled else WHOLE
+    try:
+        assert _run(tmp_path, engine, ["score", "--transactions", str(path), "--as-of", AS_OF],
+                    tmp_path / "scores.csv") == 2
+        assert not loaded and "'amount'" in capsys.readouterr().err  # said while the store still says nothing
+    finally:
+        answer.set()
 
 
 def test_spilled_backtest_writes_and_compares_as_loading_whole(world, tmp_path) -> None:
