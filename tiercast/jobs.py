@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,24 +165,20 @@ class ChampionLoading:
     holds up neither the error nor the exit)."""
 
     def __init__(self, config: AppConfig) -> None:
-        self._outcome: list[tuple[ModelBundle | ModelsUnavailable | None, BaseException | None]] = []
+        self._loaded: Future[ModelBundle | ModelsUnavailable] = Future()
         self._thread = threading.Thread(target=self._load, args=(config,), name="tiercast-champion", daemon=True)
         self._thread.start()
 
     def _load(self, config: AppConfig) -> None:
         try:
-            self._outcome.append((load_champion(config), None))
+            self._loaded.set_result(load_champion(config))
         except BaseException as err:  # noqa: BLE001 - raised in the caller's thread by result()
-            self._outcome.append((None, err))
+            self._loaded.set_exception(err)
 
     def result(self) -> ModelBundle | ModelsUnavailable:
         """The champion, or why there is none, once loaded (the thread has ended: workers may fork)."""
         self._thread.join()
-        loaded, err = self._outcome[0]
-        if err is not None:
-            raise err
-        assert loaded is not None
-        return loaded
+        return self._loaded.result()
 
 
 def _champion_bundle(config: AppConfig, loaded: ModelBundle | ModelsUnavailable | None = None

@@ -130,9 +130,10 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
     from tiercast.features.buckets import each_bucket
     from tiercast.jobs import _champion_bundle, score_with_config
 
-    if not spills(config, inputs):
-        return None
-    champion = champion or ChampionLoading(config)
+    if champion is None:  # started only for a log that spills (else the caller's whole load starts its own)
+        if not spills(config, inputs):
+            return None
+        champion = ChampionLoading(config)
     spilled = spilled_inputs(config, inputs, out)
     if spilled is None:
         return None
