@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,17 +23,29 @@ SUM_DECIMALS = 6
 
 def group_max(codes: IntArray, values: FloatArray, n: int) -> FloatArray:
     """Per-group maximum; NaN for empty groups."""
-    out = np.full(n, -np.inf)
-    np.maximum.at(out, codes, values)
+    out = reduce_groups(np.maximum, codes, values, np.full(n, -np.inf))
     out[out == -np.inf] = np.nan
     return out
 
 
 def group_min(codes: IntArray, values: FloatArray, n: int) -> FloatArray:
     """Per-group minimum; NaN for empty groups."""
-    out = np.full(n, np.inf)
-    np.minimum.at(out, codes, values)
+    out = reduce_groups(np.minimum, codes, values, np.full(n, np.inf))
     out[out == np.inf] = np.nan
+    return out
+
+
+def reduce_groups(ufunc: np.ufunc, codes: IntArray, values: npt.NDArray[Any], out: npt.NDArray[Any]
+                  ) -> npt.NDArray[Any]:
+    """``ufunc`` (a commutative reduction, as np.maximum) of each group's values folded into ``out[code]``, in
+    place. Codes in order, as a customer's lines and orders are, are reduced a run at a time by
+    ``ufunc.reduceat``, far cheaper than ``ufunc.at`` value by value."""
+    if len(codes) and bool((codes[1:] >= codes[:-1]).all()):
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        runs = codes[starts]
+        out[runs] = ufunc(out[runs], ufunc.reduceat(values, starts))
+    else:
+        ufunc.at(out, codes, values)
     return out
 
 
@@ -115,8 +128,7 @@ def orders(order_codes: IntArray | None, codes: IntArray, ts: IntArray, amount: 
     cust[line] = codes
     first = np.full(n_orders, np.nan) if age is None else group_max(line, age, n_orders)
     value = group_count(line, n_orders, amount)
-    placed = np.full(n_orders, np.iinfo(np.int64).max)
-    np.minimum.at(placed, line, ts)
+    placed = reduce_groups(np.minimum, line, ts, np.full(n_orders, np.iinfo(np.int64).max))
     return Orders(line, cust, value, first, cancelled_by_invoice(cust, value, placed))
 
 

@@ -312,11 +312,23 @@ def _in_threads(task: Callable[[Item], Done], items: Iterable[Item], workers: in
 
 def _rows_per_id(path: Path, config: DataConfig, workers: int) -> tuple[pa.Array, np.ndarray]:
     """The file's distinct cleaned customer ids and the rows of each (a first pass reading that column alone)."""
-    def counted(batch: dict[str, pa.ChunkedArray]) -> pa.StructArray:
-        return pc.value_counts(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
-    counts = pa.chunked_array(list(_in_threads(counted, _batches(path, config, ("customer_id",)), workers)))
-    summed = pa.table({"id": pc.struct_field(counts, [0]), "rows": pc.struct_field(counts, [1])}
-                      ).group_by("id").aggregate([("rows", "sum")])
+    def counted(batch: dict[str, pa.ChunkedArray]) -> pa.Table:
+        raw = batch["customer_id"]
+        if not pa.types.is_dictionary(raw.type) or raw.null_count:
+            counts = pc.value_counts(columnar.clean(batch, TRANSACTIONS).columns["customer_id"])
+            return pa.table({"id": pc.struct_field(counts, [0]), "rows": pc.struct_field(counts, [1])})
+        # Read with its dictionary: each chunk's distinct ids are cleaned and counted without a string per row
+        # (two raw ids may clean to one: the sum below adds them up).
+        parts = []
+        for chunk in raw.chunks:
+            rows_each = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
+            held = np.flatnonzero(rows_each)  # a batch's dictionary may hold values of rows outside it
+            ids = columnar.clean({"customer_id": pa.chunked_array([chunk.dictionary.take(pa.array(held))])},
+                                 TRANSACTIONS).columns["customer_id"]
+            parts.append(pa.table({"id": ids, "rows": pa.array(rows_each[held])}))
+        return pa.concat_tables(parts)
+    counts = pa.concat_tables(list(_in_threads(counted, _batches(path, config, ("customer_id",)), workers)))
+    summed = counts.group_by("id").aggregate([("rows", "sum")])
     return summed.column("id").combine_chunks(), summed.column("rows_sum").to_numpy()
 
 

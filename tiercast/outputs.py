@@ -150,6 +150,13 @@ def refuse_infinite(frame: pd.DataFrame, out: Path) -> None:
                              "report it with the command and its input files")
 
 
+def dictionary_columns(floating: dict[str, bool]) -> list[str]:
+    """The columns of a Parquet output (name: whether it holds floating-point numbers) written with a dictionary:
+    all but the floating-point ones, whose values seldom repeat (scores, shares, amounts) and whose dictionaries
+    took a third of the writing and two thirds of reading the file back."""
+    return [name for name, is_float in floating.items() if not is_float]
+
+
 def write_table(frame: pd.DataFrame, out: Path) -> Path:
     """Write CSV or Parquet, by the suffix of ``out``, atomically; never a table holding an infinite number."""
     refuse_infinite(frame, out)
@@ -157,7 +164,9 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
         return out.write(frame)
     out = Path(out)
     if out.suffix.lower() in (".parquet", ".pq"):
-        return write_atomically(out, partial(frame.to_parquet, index=False))
+        floating = {name: pd.api.types.is_float_dtype(dtype) for name, dtype in frame.dtypes.items()}
+        return write_atomically(out, partial(frame.to_parquet, index=False,
+                                             use_dictionary=dictionary_columns(floating)))
     if out.suffix.lower() == ".csv":
         return write_atomically(out, partial(frame.to_csv, index=False))
     raise OutputError(out, f"unsupported output type '{out.suffix}': use {', '.join(TABLE_SUFFIXES)}")
@@ -228,7 +237,8 @@ class _PartsWriter:
         schema = pa.Schema.from_pandas(held, preserve_index=False)
         for name in as_text:
             schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
-        self.writer = pq.ParquetWriter(self.path, schema)
+        self.writer = pq.ParquetWriter(self.path, schema, use_dictionary=dictionary_columns(
+            {field.name: pa.types.is_floating(field.type) for field in schema}))
         parts, self.held = self.held, []
         for part in parts:
             self.write(part)

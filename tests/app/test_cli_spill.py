@@ -9,6 +9,7 @@ import json
 import threading
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -187,6 +188,21 @@ def test_a_column_all_missing_in_the_first_parts_takes_its_type_from_a_later_one
     whole, in_parts = (pq.read_table(tmp_path / f"{name}.parquet") for name in ("whole", "parts"))
     assert in_parts.schema.equals(whole.schema, check_metadata=True) and in_parts.equals(whole)
     assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups == 3
+
+
+def test_parquet_outputs_keep_a_dictionary_for_text_and_whole_numbers_not_for_floats(tmp_path) -> None:
+    frame = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "tier": ["high", "low", "low", "high"],
+                          "r_score": [1, 5, 5, 2], "predicted_value": [1.5, 2.25, np.nan, 0.0]})
+    write_table(frame, tmp_path / "whole.parquet")
+    write_table_parts(iter([frame.iloc[:2], frame.iloc[2:]]), tmp_path / "parts.parquet")
+    for name in ("whole", "parts"):
+        path = tmp_path / f"{name}.parquet"
+        row_group = pq.ParquetFile(path).metadata.row_group(0)
+        encodings = {row_group.column(i).path_in_schema: row_group.column(i).encodings
+                     for i in range(row_group.num_columns)}
+        assert all("RLE_DICTIONARY" in encodings[c] for c in ("customer_id", "tier", "r_score"))
+        assert "RLE_DICTIONARY" not in encodings["predicted_value"]
+        pd.testing.assert_frame_equal(pd.read_parquet(path), frame)
 
 
 # Training above training.max_customers learns from a sample: 400 of the world's 924 customers before the cutoff.

@@ -17,7 +17,14 @@ import pytest
 from tiercast.features import columnar
 from tiercast.features.loading import load_transactions
 from tiercast.features.schema import TRANSACTIONS, DataConfig
-from tiercast.features.spill import CustomerRanges, SpillFolderFull, estimated_rows, spill_inputs
+from tiercast.features.spill import (
+    CustomerRanges,
+    SpillFolderFull,
+    _batches,
+    _rows_per_id,
+    estimated_rows,
+    spill_inputs,
+)
 
 
 def test_ranges_follow_python_string_order() -> None:
@@ -199,3 +206,17 @@ def test_rows_of_one_customer_and_instant_keep_the_file_order_across_threads(tmp
         spilled_frame = pd.concat([spilled.bucket(b)[0].transactions for b in range(spilled.count)],
                                   ignore_index=True)
     pd.testing.assert_frame_equal(spilled_frame, whole)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rows_per_id_counted_from_the_ids_dictionary_are_the_cleaned_ids_counts(log_file, monkeypatch, workers
+                                                                                ) -> None:
+    # Several batches and chunks, each with its own dictionary; " c50 " and "c50" are one id once stripped.
+    monkeypatch.setattr("tiercast.features.spill.BATCH_BYTES", 5_000)
+    ids, rows = _rows_per_id(log_file, DataConfig(), workers)
+    batches = list(_batches(log_file, DataConfig(), ("customer_id",)))
+    assert len(batches) > 2 and all(pa.types.is_dictionary(b["customer_id"].type) for b in batches)
+    whole, _ = load_transactions(log_file, DataConfig(drop_identical_rows=False))
+    expected = whole["customer_id"].astype(str).value_counts()
+    assert dict(zip(ids.to_pylist(), rows.tolist(), strict=True)) == expected.to_dict()
+    assert len(ids) == len(expected) and "c50" in expected and " c50 " not in expected

@@ -1,0 +1,38 @@
+"""Per-customer group reductions (:mod:`tiercast.features.aggregates`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tiercast.features.aggregates import group_max, group_min, reduce_groups
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("ufunc", [np.maximum, np.minimum])
+def test_groups_reduced_a_run_at_a_time_are_ufunc_at(ordered, ufunc) -> None:
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 500, 20_000)  # about 40 values each; some codes have none
+    codes = np.sort(codes) if ordered else codes
+    values = rng.normal(size=len(codes))
+    values[rng.integers(0, len(codes), 30)] = np.nan  # a NaN makes its group's result NaN, as ufunc.at does
+    values[rng.integers(0, len(codes), 30)] = np.inf
+    values[rng.integers(0, len(codes), 30)] = -np.inf
+    start = np.full(600, np.inf if ufunc is np.minimum else -np.inf)
+    expected = start.copy()
+    ufunc.at(expected, codes, values)
+    np.testing.assert_array_equal(reduce_groups(ufunc, codes, values, start.copy()), expected)
+
+
+def test_whole_numbers_reduce_exactly_and_into_what_the_array_already_holds() -> None:
+    codes = np.array([0, 0, 1, 3, 3, 3])
+    stamps = np.array([2**62 + 5, 2**62 + 1, 7, 9, 2**62, 8], dtype=np.int64)  # beyond float precision
+    held = np.array([3, np.iinfo(np.int64).max, 1, np.iinfo(np.int64).max], dtype=np.int64)
+    assert reduce_groups(np.minimum, codes, stamps, held).tolist() == [3, 7, 1, 8]
+
+
+def test_empty_groups_and_no_rows_are_missing() -> None:
+    assert np.isnan(group_max(np.array([], dtype=np.int64), np.array([]), 3)).all()
+    out = group_min(np.array([1, 1]), np.array([4.0, 2.0]), 3)
+    assert np.isnan(out[[0, 2]]).all() and out[1] == 2.0
+    assert np.isnan(group_max(np.array([0]), np.array([-np.inf]), 1)).all()  # only -inf: as no value
