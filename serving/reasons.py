@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -21,8 +22,14 @@ from tiercast.features.builder import FeatureColumns
 from tiercast.serving.i18n import ENGLISH, Messages
 
 Texts = np.ndarray  # 1-D object array of str, one per customer
-# How to phrase a feature: the columns it reads, and the text of one customer's values of them.
-Phrasing = tuple[tuple[str, ...], Callable[..., str]]
+# How to phrase a feature: the columns it reads, the text of one customer's values of them, and (for the features
+# phrased most) the texts of many customers' values at once, arrays in and out.
+Phrasing = tuple[tuple[str, ...], Callable[..., str], Callable[..., Texts] | None]
+
+# From this many customers a feature's texts are made by array operations where it has them (each distinct number
+# formatted once, the catalogue's texts filled in by adding arrays of strings); for fewer, as a request for one
+# customer, setting up the arrays costs more than phrasing each customer. Both give the same texts.
+ARRAYS_FROM = 64
 
 # Windows named as periods ("the last month"); others are said in days.
 NAMED_PERIOD_DAYS = frozenset((7, 30, 90, 180, 365))
@@ -32,6 +39,20 @@ def number_text(values: np.ndarray, m: Messages = ENGLISH) -> Texts:
     """Numbers as readable text: whole from 10 up or when whole, else one decimal; missing as 'unknown'."""
     v = np.asarray(values, dtype=float)
     return np.array([m.number(x) for x in v.ravel().tolist()], dtype=object).reshape(v.shape)
+
+
+def _filled(template: str, **fields: np.ndarray) -> Texts:
+    """``template.format(**fields)`` for each row of ``fields`` (object arrays of str of one length)."""
+    n = len(next(iter(fields.values())))
+    parts = list(string.Formatter().parse(template))
+    if any(spec or conversion for _, _, spec, conversion in parts):
+        return np.array([template.format(**{k: v[i] for k, v in fields.items()}) for i in range(n)], dtype=object)
+    out = np.full(n, "", dtype=object)
+    for literal, name, _, _ in parts:
+        out = out + literal if literal else out
+        if name is not None:
+            out = out + fields[name]
+    return out
 
 
 def _period(m: Messages, kind: str, days: int) -> str:
@@ -51,6 +72,22 @@ def _recency(m: Messages) -> Callable[..., str]:
         head = (overdue if late else recent).format(days=number(recency))
         return usually.format(head=head, gap=number(gap)) if has_gap else head
     return text
+
+
+def _recency_texts(m: Messages) -> Callable[..., Texts]:
+    """:func:`_recency` of arrays."""
+    overdue, recent, usually = m["reason.recency.overdue"], m["reason.recency.recent"], m["reason.recency.usually"]
+
+    def texts(recency: np.ndarray, gap: np.ndarray | None = None) -> Texts:
+        gap = np.full(len(recency), np.nan) if gap is None else gap
+        has_gap = np.isfinite(gap) & (gap > 0)
+        late = np.where(has_gap, recency > gap, recency >= 30)
+        days = m.numbers(recency)
+        out = np.where(late, _filled(overdue, days=days), _filled(recent, days=days))
+        if has_gap.any():
+            out[has_gap] = _filled(usually, head=out[has_gap], gap=m.numbers(gap[has_gap]))
+        return out
+    return texts
 
 
 def _trend(m: Messages, noun_key: str, days: int) -> Callable[..., str]:
@@ -135,35 +172,57 @@ def _simple(m: Messages, feature: str) -> Callable[[float], str]:
     return _known(m[missing], text) if missing else text
 
 
+def _simple_texts(m: Messages, feature: str) -> Callable[[np.ndarray], Texts]:
+    """:func:`_simple` of an array."""
+    shown, missing = _SIMPLE[feature]
+    key = f"reason.{feature}"
+
+    def texts(x: np.ndarray) -> Texts:
+        if shown in ("number", "percent"):
+            out = _filled(m[key], n=m.numbers(x) if shown == "number" else m.percents(x))
+        else:
+            n = m.numbers(x)
+            out = np.where(x == 1, _filled(m[f"{key}.one"], n=n), _filled(m[f"{key}.other"], n=n))
+            if shown == "count0":
+                out[x == 0] = m[f"{key}.zero"]
+        if missing:
+            out[np.isnan(x)] = m[missing]
+        return out
+    return texts
+
+
 def _phrasing(feature: str, frame: pd.DataFrame | FeatureColumns, m: Messages = ENGLISH) -> Phrasing:
     """How ``feature`` is phrased from ``frame``'s columns; a column missing from the frame reads as NaN."""
     if feature in ("recency_days", "recency_over_gap") and "recency_days" in frame:
-        return ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",), _recency(m)
+        needs = ("recency_days", "gap_mean_days") if "gap_mean_days" in frame else ("recency_days",)
+        return needs, _recency(m), _recency_texts(m)
     if feature not in frame:
         text = m[f"derived.{feature}"] if feature in _DERIVED else feature.replace("_", " ")
-        return (), lambda: text
+        return (), lambda: text, None
     if feature in _SIMPLE:
-        return (feature,), _simple(m, feature)
+        return (feature,), _simple(m, feature), _simple_texts(m, feature)
     window = _WINDOW.fullmatch(feature)
     if window:
         kind, days = window[1], int(window[2])
         if kind.startswith("trend_"):
             noun, recent = ("noun.spend" if kind == "trend_spend" else "noun.orders"), f"{kind.removeprefix('trend_')}_{days}d"
-            return (feature, recent) if recent in frame else (feature,), _trend(m, noun, days)
+            return (feature, recent) if recent in frame else (feature,), _trend(m, noun, days), None
         last = _period(m, "last", days)
         if kind == "spend":
             none, spent = m.text("reason.window.no_spend", last=last), m["reason.window.spend"]
-            return (feature,), lambda x: none if x == 0 else spent.format(amount=m.number(x), last=last)
+            return (feature,), lambda x: none if x == 0 else spent.format(amount=m.number(x), last=last), None
         none, counted = m.text("reason.window.none", noun=m[f"noun.{kind}"], last=last), m["reason.window.count"]
-        return (feature,), lambda x: none if x == 0 else counted.format(count=m.count(f"count.{kind}", x), last=last)
+        return ((feature,), lambda x: none if x == 0 else counted.format(count=m.count(f"count.{kind}", x), last=last),
+                None)
     if feature.startswith("channel_share_"):
         channel, template = feature.removeprefix("channel_share_").replace("_", " "), m["reason.channel_share"]
-        return (feature,), _known(m["missing.channel"], lambda x: template.format(n=m.percent(x), channel=channel))
+        return ((feature,), _known(m["missing.channel"], lambda x: template.format(n=m.percent(x), channel=channel)),
+                None)
     name = feature.removeprefix("profile_").replace("_", " ")
     unknown = m.text("reason.profile_unknown", name=name)
     if pd.api.types.is_numeric_dtype(frame[feature].dtype):
-        return (feature,), _known(unknown, lambda x: m.text("reason.profile_number", name=name, n=m.number(x)))
-    return (feature,), lambda x: unknown if x is None else m.text("reason.profile_text", name=name, value=x)
+        return (feature,), _known(unknown, lambda x: m.text("reason.profile_number", name=name, n=m.number(x))), None
+    return (feature,), lambda x: unknown if x is None else m.text("reason.profile_text", name=name, value=x), None
 
 
 def _values(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -> list[float] | list[str | None]:
@@ -175,11 +234,14 @@ def _values(column: pd.Series | np.ndarray | pd.Categorical, rows: np.ndarray) -
 
 
 def _phrases(feature: str, frame: pd.DataFrame | FeatureColumns, rows: np.ndarray, m: Messages = ENGLISH
-             ) -> list[str]:
+             ) -> list[str] | Texts:
     """:func:`phrase` for the customers at positions ``rows`` of ``frame``, reading only their values."""
-    needs, text = _phrasing(feature, frame, m)
+    needs, text, texts = _phrasing(feature, frame, m)
     if not needs:
         return [text()] * len(rows)
+    if (texts is not None and len(rows) >= ARRAYS_FROM
+            and all(pd.api.types.is_numeric_dtype(frame[name].dtype) for name in needs)):
+        return texts(*(np.asarray(frame[name], dtype=float)[rows] for name in needs))
     return list(map(text, *(_values(frame[name], rows) for name in needs)))
 
 
@@ -278,6 +340,9 @@ def reason_lists(*reasons: tuple[np.ndarray, np.ndarray], m: Messages = ENGLISH)
     said = present & (first == np.arange(k))
     template = m["reason.with_effects"]
     cells = np.full((n, k), None, dtype=object)
-    cells[said] = [template.format(text=text, effects=effect)
-                   for text, effect in zip(phrases[said].tolist(), told[said].tolist())]
+    if said.sum() >= ARRAYS_FROM:
+        cells[said] = _filled(template, text=phrases[said], effects=told[said])
+    else:
+        cells[said] = [template.format(text=text, effects=effect)
+                       for text, effect in zip(phrases[said].tolist(), told[said].tolist())]
     return [[cell for cell in row if cell is not None] for row in cells.tolist()]

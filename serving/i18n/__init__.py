@@ -63,6 +63,27 @@ class Messages:
     def percent(self, x: float) -> str:
         return f"{x * 100:,.0f}%"
 
+    def numbers(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`number` of each value, as an object array: each distinct text made once."""
+        x = np.asarray(values, dtype=np.float64)
+        out = np.full(x.shape, self.table["number.unknown"], dtype=object)
+        finite = np.isfinite(x)
+        whole = finite & ((np.abs(x) >= 10) | (x == np.trunc(x)))
+        # rint rounds the exact value half to even, as the format does: the text of the rounded value is the same
+        _formatted(out, whole, np.rint(x), "{:,.0f}")
+        _formatted(out, finite & ~whole, x, "{:,.1f}")
+        return out
+
+    def percents(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`percent` of each value, as an object array: each distinct text made once."""
+        with np.errstate(over="ignore"):  # too large for a float: inf%, as percent says it
+            x = np.asarray(values, dtype=np.float64) * 100
+        out = np.empty(x.shape, dtype=object)
+        finite = np.isfinite(x)
+        _formatted(out, finite, np.rint(x), "{:,.0f}%")
+        _formatted(out, ~finite, x, "{:,.0f}%")
+        return out
+
     def count(self, key: str, x: float, **values: object) -> str:
         """``key.one`` for exactly one, ``key.other`` otherwise, with the number as ``{n}``."""
         return self.table[f"{key}.one" if x == 1 else f"{key}.other"].format(n=self.number(x), **values)
@@ -98,6 +119,16 @@ class Messages:
                 known[code] = lookup(code) if isinstance(code, str) else code
             out[i] = known[code]
         return out
+
+
+def _formatted(out: np.ndarray, at: np.ndarray, values: np.ndarray, form: str) -> None:
+    """``out[at]`` = ``form`` of ``values[at]``, formatted once per distinct value (told apart by their bits, so
+    that -0.0 is not 0.0)."""
+    chosen = np.ascontiguousarray(values[at])
+    if not len(chosen):
+        return
+    distinct, each = np.unique(chosen.view(np.int64), return_inverse=True)
+    out[at] = np.array([form.format(v) for v in distinct.view(np.float64).tolist()], dtype=object)[each]
 
 
 @cache

@@ -263,3 +263,56 @@ def test_a_frame_is_phrased_as_each_customer_alone():
     assert first[1][0] == "no purchase for 40 days"
     for frame, said in ((with_gap, first[0]), (without_gap, first[1])):
         assert said == [phrase("recency_days", frame.iloc[[i]])[0] for i in range(len(frame))]
+
+
+def _odd_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Values every phrasing meets: fractions, halves (rounded to even), whole numbers, signed zeros, NaN,
+    infinities, shares, huge numbers."""
+    edges = [0.0, -0.0, np.nan, np.inf, -np.inf, 1.0, 2.5, 9.95, 10.5, 11.5, -10.5, 0.05, 0.25, 2.675, 1e15, 0.005,
+             0.125, 30.0]
+    drawn = np.concatenate([rng.normal(0, 40, n), rng.integers(-40, 40, n) / 2, rng.uniform(0, 1, n),
+                            rng.integers(0, 5, n).astype(float)])
+    return rng.permutation(np.concatenate([edges * 4, rng.choice(drawn, n - 4 * len(edges))]))
+
+
+def test_numbers_and_percents_of_arrays_are_each_numbers_text():
+    values = _odd_numbers(np.random.default_rng(5), 3000)
+    for m in (messages("en"), messages("zh")):
+        assert m.numbers(values).tolist() == [m.number(x) for x in values]
+        assert m.percents(values).tolist() == [m.percent(x) for x in values]
+        assert m.percents(values / 100).tolist() == [m.percent(x) for x in values / 100]
+
+
+def test_features_phrased_as_arrays_read_as_each_customer_phrased_alone(monkeypatch):
+    rng = np.random.default_rng(6)
+    n = 400
+    frame = pd.DataFrame({name: _odd_numbers(rng, n) for name in [*reasons_module._SIMPLE, "recency_days"]})
+    frame["gap_mean_days"] = np.where(rng.uniform(size=n) < 0.3, np.nan, np.abs(frame["gap_mean_days"]))
+    frame["recency_days"] = np.abs(frame["recency_days"])
+    frame.loc[:40, "gap_mean_days"] = frame.loc[:40, "recency_days"]  # as late as usual: not overdue
+    rows = rng.permutation(n)[:320]
+    assert (frame["recency_days"].iloc[rows] == 30).any()
+    alone = dict(frame.loc[:, ["recency_days"]])  # recency phrased without a rhythm too
+    for m in (messages("en"), messages("zh")):
+        for feature, columns in [*((f, frame) for f in [*reasons_module._SIMPLE, "recency_days"]),
+                                 ("recency_days", pd.DataFrame(alone))]:
+            arrays = reasons_module._phrases(feature, columns, rows, m)
+            assert isinstance(arrays, np.ndarray)  # the array path was taken
+            with monkeypatch.context() as patched:
+                patched.setattr(reasons_module, "ARRAYS_FROM", n + 1)
+                each = reasons_module._phrases(feature, columns, rows, m)
+            assert arrays.tolist() == each, feature
+
+
+def test_reason_lists_filled_as_arrays_read_as_filled_one_by_one(monkeypatch):
+    rng = np.random.default_rng(8)
+    texts = np.array(["no purchase for 120 days", "2 orders so far", "spent 500 {in} total", None], dtype=object)
+    effects = np.array(["lowers value", "raises value", None], dtype=object)
+    phrases = texts[rng.integers(0, 4, (300, 3))]
+    told = effects[rng.integers(0, 2, (300, 3))]
+    told[np.equal(phrases, None)] = None
+    for m in (messages("en"), messages("zh")):
+        arrays = reason_lists((phrases, told), m=m)
+        with monkeypatch.context() as patched:
+            patched.setattr(reasons_module, "ARRAYS_FROM", 10**6)
+            assert reason_lists((phrases, told), m=m) == arrays
