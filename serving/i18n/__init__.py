@@ -64,7 +64,7 @@ class Messages:
         return f"{x * 100:,.0f}%"
 
     def numbers(self, values: np.ndarray) -> np.ndarray:
-        """:meth:`number` of each value, as an object array: each distinct text made once."""
+        """:meth:`number` of each value, as an object array, each distinct value formatted once."""
         x = np.asarray(values, dtype=np.float64)
         out = np.full(x.shape, self.table["number.unknown"], dtype=object)
         finite = np.isfinite(x)
@@ -75,7 +75,7 @@ class Messages:
         return out
 
     def percents(self, values: np.ndarray) -> np.ndarray:
-        """:meth:`percent` of each value, as an object array: each distinct text made once."""
+        """:meth:`percent` of each value, as an object array, each distinct value formatted once."""
         with np.errstate(over="ignore"):  # too large for a float: inf%, as percent says it
             x = np.asarray(values, dtype=np.float64) * 100
         out = np.empty(x.shape, dtype=object)
