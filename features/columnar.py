@@ -274,14 +274,20 @@ def _value_by_value(raw: pa.ChunkedArray, clean: Callable[[pa.ChunkedArray, np.n
         return clean(raw, None)
     parts = []
     for chunk in raw.chunks:
-        indices = chunk.indices.to_numpy(zero_copy_only=False)
-        rows_each = np.bincount(indices, minlength=len(chunk.dictionary))
-        held = np.flatnonzero(rows_each)  # a batch's dictionary may hold values of rows outside it
-        renumbered = np.zeros(len(rows_each), dtype=np.int64)
+        held, rows_each = used_values(chunk)
+        renumbered = np.zeros(len(chunk.dictionary), dtype=np.int64)
         renumbered[held] = np.arange(len(held))
-        values = clean(pa.chunked_array([chunk.dictionary.take(pa.array(held))]), rows_each[held])
-        parts.extend(values.take(pa.array(renumbered[indices])).chunks)
+        values = clean(pa.chunked_array([chunk.dictionary.take(pa.array(held))]), rows_each)
+        parts.extend(values.take(pa.array(renumbered[chunk.indices.to_numpy(zero_copy_only=False)])).chunks)
     return pa.chunked_array(parts, type=parts[0].type if parts else raw.type.value_type)
+
+
+def used_values(chunk: pa.DictionaryArray) -> tuple[np.ndarray, np.ndarray]:
+    """The positions in a dictionary-encoded chunk's dictionary of the values its rows hold (a batch's dictionary
+    may hold values of rows outside it), and the rows holding each."""
+    rows_each = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
+    held = np.flatnonzero(rows_each)
+    return held, rows_each[held]
 
 
 def _ids(raw: pa.ChunkedArray, column: Column, stripped: list[int], rows_each: np.ndarray | None = None

@@ -321,11 +321,10 @@ def _rows_per_id(path: Path, config: DataConfig, workers: int) -> tuple[pa.Array
         # (two raw ids may clean to one: the sum below adds them up).
         parts = []
         for chunk in raw.chunks:
-            rows_each = np.bincount(chunk.indices.to_numpy(zero_copy_only=False), minlength=len(chunk.dictionary))
-            held = np.flatnonzero(rows_each)  # a batch's dictionary may hold values of rows outside it
+            held, rows_each = columnar.used_values(chunk)
             ids = columnar.clean({"customer_id": pa.chunked_array([chunk.dictionary.take(pa.array(held))])},
                                  TRANSACTIONS).columns["customer_id"]
-            parts.append(pa.table({"id": ids, "rows": pa.array(rows_each[held])}))
+            parts.append(pa.table({"id": ids, "rows": pa.array(rows_each)}))
         return pa.concat_tables(parts)
     counts = pa.concat_tables(list(_in_threads(counted, _batches(path, config, ("customer_id",)), workers)))
     summed = counts.group_by("id").aggregate([("rows", "sum")])

@@ -42,10 +42,11 @@ def number_text(values: np.ndarray, m: Messages = ENGLISH) -> Texts:
 
 
 def _filled(template: str, **fields: np.ndarray) -> Texts:
-    """``template.format(**fields)`` for each row of ``fields`` (object arrays of str of one length)."""
+    """``template.format(**fields)`` for each row of ``fields`` (object arrays of str of one length): by adding
+    arrays of strings from :data:`ARRAYS_FROM` rows, else (or for a field with a format spec) row by row."""
     n = len(next(iter(fields.values())))
     parts = list(string.Formatter().parse(template))
-    if any(spec or conversion for _, _, spec, conversion in parts):
+    if n < ARRAYS_FROM or any(spec or conversion for _, _, spec, conversion in parts):
         return np.array([template.format(**{k: v[i] for k, v in fields.items()}) for i in range(n)], dtype=object)
     out = np.full(n, "", dtype=object)
     for literal, name, _, _ in parts:
@@ -340,9 +341,5 @@ def reason_lists(*reasons: tuple[np.ndarray, np.ndarray], m: Messages = ENGLISH)
     said = present & (first == np.arange(k))
     template = m["reason.with_effects"]
     cells = np.full((n, k), None, dtype=object)
-    if said.sum() >= ARRAYS_FROM:
-        cells[said] = _filled(template, text=phrases[said], effects=told[said])
-    else:
-        cells[said] = [template.format(text=text, effects=effect)
-                       for text, effect in zip(phrases[said].tolist(), told[said].tolist())]
+    cells[said] = _filled(template, text=phrases[said], effects=told[said])
     return [[cell for cell in row if cell is not None] for row in cells.tolist()]
