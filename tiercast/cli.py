@@ -200,8 +200,11 @@ def cmd_score(args: argparse.Namespace, config: AppConfig) -> int:
         from tiercast import spilled_jobs
 
         inputs, out = _inputs(args), _out(args, config)
+        files = _files(inputs, out)
+        # a log that spills is spilled in a child process, forked before the champion's thread starts
+        spilling = spilled_jobs.spill_aside(config, inputs, out) if files else None
         champion = jobs.ChampionLoading(config)  # while the log is read, spilled or whole: loaded once
-        summary = spilled_jobs.score(config, inputs, args.as_of, out, champion) if _files(inputs, out) else None
+        summary = spilled_jobs.score(config, inputs, args.as_of, out, champion, spilling) if files else None
         if summary is None:
             _print_scores(jobs.score(config, inputs, args.as_of, out, champion), messages(config.language))
         else:  # scored a bucket at a time: the summary, not the scores, is at hand

@@ -60,6 +60,9 @@ class OutputError(Exception):
         self.path = path
         self.problem = problem
 
+    def __reduce__(self) -> tuple[type, tuple[Path | str, str]]:  # raised in another process, it reaches this one
+        return type(self), (self.path, self.problem)
+
 
 @runtime_checkable
 class TableTarget(Protocol):

@@ -7,16 +7,22 @@ inputs loaded whole.
 Each job answers None when the transactions file is not that large (config ``engine.spill_above_rows``) or the
 fast path does not read it (bad input included): the caller then runs :mod:`tiercast.jobs`'s, which loads it
 whole and reads it or words its DataError.
+
+``score`` spills the log in a child process (:class:`SpillingAside`) while it loads the champion models.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import pickle
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -66,6 +72,76 @@ def spilled_inputs(config: AppConfig, inputs: InputFiles, out: Path | None = Non
     if beside is not None:
         check_output_file(beside)
     return _spill(config, inputs)
+
+
+class SpillingAside:
+    """:func:`spilled_inputs` in a child process forked now, before the champion models start loading in this one
+    (:class:`~tiercast.jobs.ChampionLoading`): both take seconds of CPU, and in one process the loading's Python
+    held the interpreter's lock that the spill's threads wait for between Arrow's kernels. The child runs at a
+    lower priority (nice :data:`SPILL_NICENESS`): the models are what scoring waits for longest; the spill takes
+    the CPU they leave. Its log lines go where this process's go; what it raises is raised by :meth:`result`."""
+
+    def __init__(self, config: AppConfig, inputs: InputFiles) -> None:
+        context = multiprocessing.get_context("fork")
+        self._answer, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_spill_into, args=(config, inputs, sender), name="tiercast-spill",
+                                        daemon=True)
+        self._process.start()
+        sender.close()  # the child's copy is the one left: its answer, or its end, ends the wait
+
+    def result(self) -> SpilledInputs | None:
+        """What :func:`spilled_inputs` gave (None: the fast path does not read the log), once the child is done."""
+        try:
+            answer = self._answer.recv_bytes()
+        except EOFError:
+            self._process.join()
+            raise RuntimeError(f"the process spilling the transactions ended without an answer (exit code "
+                               f"{self._process.exitcode}); if the system stopped it for lack of memory, set "
+                               "engine.workers or engine.bucket_rows lower in the config") from None
+        except BaseException:  # interrupted (Ctrl-C reaches the child too): it removes its spill folder first
+            self._process.join(_CHILD_CLEANUP_SECONDS)
+            raise
+        finally:
+            self._answer.close()
+        self._process.join()
+        spilled, raised = pickle.loads(answer)  # noqa: S301 - pickled by this command's own child
+        if raised is not None:
+            raise raised
+        return spilled
+
+
+# The spilling child's niceness while the champion models load beside it (see SpillingAside), and how long an
+# interrupted command waits for the interrupted child to remove its spill folder.
+SPILL_NICENESS = 10
+_CHILD_CLEANUP_SECONDS = 10
+
+
+def spill_aside(config: AppConfig, inputs: InputFiles, out: Path) -> SpillingAside | None:
+    """:class:`SpillingAside` of the inputs when the transactions file is large enough to spill (``out``
+    checked first, here) and this system forks processes, else None (:func:`score` then spills them itself)."""
+    if not spills(config, inputs) or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    check_output_file(out, TABLE_SUFFIXES)
+    return SpillingAside(config, inputs)
+
+
+def _spill_into(config: AppConfig, inputs: InputFiles, sender: Connection) -> None:
+    """The child of :class:`SpillingAside`: the spilled inputs, or what was raised, sent back pickled (an error
+    that does not pickle, in words)."""
+    os.nice(SPILL_NICENESS)
+    answer: tuple[Any, BaseException | None]
+    try:
+        answer = (_spill(config, inputs), None)
+    except BaseException as err:  # noqa: BLE001 - raised in the parent by result()
+        answer = (None, err)
+    try:
+        sent = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(sent)  # noqa: S301 - an error whose class does not rebuild from its pickle is sent in words
+    except Exception as err:  # noqa: BLE001
+        raised = answer[1] or err
+        sent = pickle.dumps((None, RuntimeError(f"{type(raised).__name__}: {raised}")))
+    sender.send_bytes(sent)
+    sender.close()
 
 
 def _workers(config: AppConfig) -> int:
@@ -124,9 +200,10 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
 
 
 def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
-          champion: ChampionLoading | None = None) -> ScoreSummary | None:
+          champion: ChampionLoading | None = None, spilling: SpillingAside | None = None) -> ScoreSummary | None:
     """:func:`tiercast.jobs.score` a bucket at a time, each bucket's scores written in turn; ``champion``: the
-    champion loading already (else it starts here, once the log is found large enough to spill)."""
+    champion loading already (else it starts here, once the log is found large enough to spill); ``spilling``:
+    the inputs spilling already (:func:`spill_aside`), else spilled here."""
     from tiercast.features.buckets import each_bucket
     from tiercast.jobs import _champion_bundle, score_with_config
 
@@ -134,7 +211,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
         if not spills(config, inputs):
             return None
         champion = ChampionLoading(config)
-    spilled = spilled_inputs(config, inputs, out)
+    spilled = spilled_inputs(config, inputs, out) if spilling is None else spilling.result()
     if spilled is None:
         return None
     with spilled:

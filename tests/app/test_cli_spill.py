@@ -148,18 +148,22 @@ def test_a_bad_file_says_what_it_said_and_leaves_nothing(tmp_path, store, capsys
     assert not list((tmp_path / "spill").iterdir())
 
 
+@pytest.mark.parametrize("command", ["features", "score"])
 @pytest.mark.parametrize("case", ["as_of before every transaction", "a bad profiles file"])
-def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path, capsys, case) -> None:
+def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path, store, capsys, command, case
+                                                                        ) -> None:
+    # score spills in a child process (spilled_jobs.SpillingAside): the bad profiles file's DataError, raised
+    # there, reaches the command whole.
     path = tmp_path / "tx.csv"
     path.write_text("customer_id,timestamp,amount\nA,2024-01-02,5\nB,2024-02-03,6\n")
-    args = ["features", "--transactions", str(path), "--as-of", "2023-06-01" if case.startswith("as_of") else AS_OF]
+    args = [command, "--transactions", str(path), "--as-of", "2023-06-01" if case.startswith("as_of") else AS_OF]
     if case == "a bad profiles file":
         profiles = tmp_path / "profiles.csv"
         profiles.write_text("customer_id,segment\nA,x\nA,y\n")  # a customer twice
         args += ["--customers", str(profiles)]
     errors = []
     for name, config in (("whole", WHOLE), ("spilled", _spilled(tmp_path / "spill"))):
-        assert _run(tmp_path, config, args, tmp_path / "out" / f"{name}.csv") == 2
+        assert _run(tmp_path, {**config, **RULES}, args, tmp_path / "out" / f"{name}.csv") == 2
         errors.append(capsys.readouterr().err)
     assert errors[0] == errors[1] and ("no customer has a transaction before" in errors[0]
                                        or "repeat a customer_id" in errors[0])
@@ -167,13 +171,14 @@ def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file every write to fails as a full disk")
-def test_a_spill_folder_without_room_is_said_and_nothing_is_loaded_whole(world, tmp_path, capsys, monkeypatch
-                                                                         ) -> None:
+@pytest.mark.parametrize("command", ["features", "score"])
+def test_a_spill_folder_without_room_is_said_and_nothing_is_loaded_whole(world, tmp_path, store, capsys,
+                                                                         monkeypatch, command) -> None:
     # A full disk cannot be made here: the bucket files are written to /dev/full, which answers "no space left".
     monkeypatch.setattr("tiercast.features.spill.bucket_path", lambda folder, b: Path("/dev/full"))
-    out = tmp_path / "out" / "features.parquet"
-    args = ["features", "--transactions", str(world / "transactions.parquet"), "--as-of", AS_OF]
-    assert _run(tmp_path, _spilled(tmp_path / "spill"), args, out) == 2
+    out = tmp_path / "out" / f"{command}.parquet"
+    args = [command, "--transactions", str(world / "transactions.parquet"), "--as-of", AS_OF]
+    assert _run(tmp_path, {**_spilled(tmp_path / "spill"), **RULES}, args, out) == 2
     error = capsys.readouterr().err
     assert f"cannot write {tmp_path / 'spill'}: no space left" in error and "engine.spill_folder" in error
     assert not out.parent.exists() and not list((tmp_path / "spill").iterdir())
@@ -365,3 +370,68 @@ def test_spilled_backtest_writes_and_compares_as_loading_whole(world, tmp_path) 
     assert whole.comparison.loc["bgnbd_gamma_gamma", "churn_auc"] > 0.8
     assert pd.read_csv(whole.out)["actual_value"].notna().all()
     assert not list((tmp_path / "spill").iterdir())
+
+
+def _aside(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spill) -> "object":
+    """spilled_jobs.SpillingAside of a log that spills, its child running ``spill(config, inputs)`` (set here and
+    forked with the child) instead of the spill."""
+    from tiercast import spilled_jobs
+    from tiercast.config import load_config
+    from tiercast.jobs import InputFiles
+
+    monkeypatch.setattr(spilled_jobs, "_spill", spill)
+    path = tmp_path / "tx.csv"
+    path.write_text("customer_id,timestamp,amount\nA,2024-01-02,5\nB,2024-02-03,6\n")
+    config_path = tmp_path / "spilled.yaml"
+    config_path.write_text(yaml.safe_dump(_spilled(tmp_path / "spill")))
+    aside = spilled_jobs.spill_aside(load_config(config_path), InputFiles(path), tmp_path / "scores.csv")
+    assert aside is not None
+    return aside
+
+
+def test_the_log_is_spilled_aside_in_a_child_process_of_lower_priority(tmp_path, monkeypatch) -> None:
+    import os
+
+    from tiercast.spilled_jobs import SPILL_NICENESS
+
+    here = os.getpid(), os.nice(0)
+    pid, niceness = _aside(monkeypatch, tmp_path, lambda config, inputs: (os.getpid(), os.nice(0))).result()
+    assert pid != here[0] and niceness == min(19, here[1] + SPILL_NICENESS)
+
+
+def test_a_spilling_child_that_dies_is_said_not_waited_for(tmp_path, monkeypatch) -> None:
+    import os
+    import signal
+
+    aside = _aside(monkeypatch, tmp_path, lambda config, inputs: os.kill(os.getpid(), signal.SIGKILL))
+    with pytest.raises(RuntimeError, match=r"spilling the transactions ended without an answer \(exit code -9\)"):
+        aside.result()
+
+
+class _Unpicklable(Exception):
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{what}: {why}")  # its pickle rebuilds it from one argument: it does not rebuild
+
+
+def test_an_error_of_the_spilling_child_reaches_the_command_in_words_when_it_does_not_pickle(tmp_path, monkeypatch
+                                                                                          ) -> None:
+    def refused(config, inputs):
+        raise _Unpicklable("the log", "refused")
+
+    with pytest.raises(RuntimeError, match=r"^_Unpicklable: the log: refused$"):
+        _aside(monkeypatch, tmp_path, refused).result()
+
+
+def test_errors_of_the_spill_rebuild_from_their_pickles_whole(tmp_path) -> None:
+    # What a spilling child or a bucket's worker raises reaches the command's process through a pickle.
+    import pickle
+
+    from tiercast.features.schema import DataError
+    from tiercast.features.spill import SpillFolderFull
+    from tiercast.outputs import OutputError
+
+    sample = pd.DataFrame({"customer_id": ["A"], "amount": ["ten"]})
+    for err in (DataError(tmp_path / "tx.csv", "not a number", "amount", sample), SpillFolderFull(tmp_path),
+                OutputError(tmp_path / "out.csv", "a folder")):
+        rebuilt = pickle.loads(pickle.dumps(err))
+        assert type(rebuilt) is type(err) and str(rebuilt) == str(err) and vars(rebuilt).keys() == vars(err).keys()
