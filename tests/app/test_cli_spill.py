@@ -6,6 +6,7 @@ nothing, neither an output nor a spill folder."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from pathlib import Path
 
@@ -168,6 +169,7 @@ def test_a_refusal_after_spilling_is_worded_alike_and_removes_the_spill(tmp_path
     assert errors[0] == errors[1] and ("no customer has a transaction before" in errors[0]
                                        or "repeat a customer_id" in errors[0])
     assert not (tmp_path / "out").exists() and not list((tmp_path / "spill").iterdir())
+    assert not multiprocessing.active_children()  # no spilling child left running
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file every write to fails as a full disk")
@@ -406,6 +408,7 @@ def test_a_spilling_child_that_dies_is_said_not_waited_for(tmp_path, monkeypatch
     aside = _aside(monkeypatch, tmp_path, lambda config, inputs: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(RuntimeError, match=r"spilling the transactions ended without an answer \(exit code -9\)"):
         aside.result()
+    assert not multiprocessing.active_children()
 
 
 class _Unpicklable(Exception):
