@@ -127,21 +127,32 @@ def spill_aside(config: AppConfig, inputs: InputFiles, out: Path) -> SpillingAsi
 
 def _spill_into(config: AppConfig, inputs: InputFiles, sender: Connection) -> None:
     """The child of :class:`SpillingAside`: the spilled inputs, or what was raised, sent back pickled (an error
-    that does not pickle, in words)."""
+    that does not rebuild from its pickle, or an answer that does not pickle, in words)."""
     os.nice(SPILL_NICENESS)
     answer: tuple[Any, BaseException | None]
     try:
         answer = (_spill(config, inputs), None)
     except BaseException as err:  # noqa: BLE001 - raised in the parent by result()
-        answer = (None, err)
+        answer = (None, err if _rebuilds(err) else _in_words(err))
     try:
         sent = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(sent)  # noqa: S301 - an error whose class does not rebuild from its pickle is sent in words
     except Exception as err:  # noqa: BLE001
-        raised = answer[1] or err
-        sent = pickle.dumps((None, RuntimeError(f"{type(raised).__name__}: {raised}")))
+        sent = pickle.dumps((None, _in_words(answer[1] or err)))
     sender.send_bytes(sent)
     sender.close()
+
+
+def _rebuilds(err: BaseException) -> bool:
+    """Whether ``err`` comes back from its pickle (a class whose arguments are not its ``args`` may not)."""
+    try:
+        pickle.loads(pickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301 - pickled just now
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _in_words(err: BaseException) -> RuntimeError:
+    return RuntimeError(f"{type(err).__name__}: {err}")
 
 
 def _workers(config: AppConfig) -> int:
