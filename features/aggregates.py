@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tiercast.features.encoding import NS_PER_DAY, FloatArray, IntArray
+from tiercast.features.pair_codes import pair_codes
 from tiercast.features.registry import slug
 
 SUM_DECIMALS = 6
@@ -77,8 +78,7 @@ def rfm_score(values: FloatArray, edges: Sequence[float], higher_is_better: bool
     return 5 - above if not higher_is_better else 1 + above
 
 
-def order_index(order_codes: IntArray | None, customer_codes: IntArray, ts: IntArray, n_customers: int
-                ) -> IntArray:
+def order_index(order_codes: IntArray | None, customer_codes: IntArray, ts: IntArray) -> IntArray:
     """Order number 0..k-1 of each line: one order_id of one customer; lines without an order_id (code -1,
     or no order_id column at all: None) are grouped by customer and timestamp instead, so the lines of one
     basket exported without an id (several CDNOW rows of one customer and day) are one order. Order ids
@@ -90,8 +90,7 @@ def order_index(order_codes: IntArray | None, customer_codes: IntArray, ts: IntA
         unnamed = key < 0
         if unnamed.any():
             key[unnamed] = key.max() + 1 + pd.factorize(ts[unnamed])[0]
-    order, _ = pd.factorize(key * n_customers + customer_codes)
-    return order.astype(np.int64, copy=False)
+    return pair_codes(key, customer_codes)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def orders(order_codes: IntArray | None, codes: IntArray, ts: IntArray, amount: 
            age: FloatArray | None = None) -> Orders:
     """The `Orders` of lines given their order codes (None without an order_id column), customer codes,
     timestamps (int ns), amounts and, for the orders' ages, ages in days (None: ages NaN)."""
-    line = order_index(order_codes, codes, ts, n)
+    line = order_index(order_codes, codes, ts)
     n_orders = int(line.max(initial=-1)) + 1
     cust = np.empty(n_orders, dtype=np.int64)
     cust[line] = codes

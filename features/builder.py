@@ -75,7 +75,7 @@ def _age_days(as_of_ns: int, ns: IntArray) -> FloatArray:
 
 
 @dataclass(frozen=True)
-class _Text:
+class CodedText:
     """A string column of the kept rows as codes (-1 = missing) into `uniques`."""
 
     codes: IntArray
@@ -100,8 +100,8 @@ class History:
     order: IntArray | None
     product: IntArray | None
     quantity: FloatArray | None
-    category: _Text | None
-    channel: _Text | None
+    category: CodedText | None
+    channel: CodedText | None
 
     @property
     def n(self) -> int:
@@ -121,11 +121,11 @@ def _history(transactions: Table, as_of_ns: int, items: bool = True) -> History:
     codes, ids = sort_encoded(codes, uniques, keep)
     ts = ts[keep]
 
-    def text(name: str) -> _Text | None:
+    def text(name: str) -> CodedText | None:
         if name not in transactions or (name == "category" and not items):
             return None
         c, u = encode(transactions[name])
-        return _Text(c[keep], u)
+        return CodedText(c[keep], u)
 
     return History(
         as_of_ns=as_of_ns,
@@ -142,6 +142,47 @@ def _history(transactions: Table, as_of_ns: int, items: bool = True) -> History:
         category=text("category"),
         channel=text("channel"),
     )
+
+
+@dataclass(frozen=True)
+class CodedLines:
+    """Transaction lines whose text is coded already (a spilled bucket's, :mod:`tiercast.features.spill`), of which
+    :meth:`history` makes the :class:`History` that :meth:`FeatureBuilder.history` makes of a frame. Each column is
+    one array of the lines in any order; ``rows`` are the positions of the lines to read, in the frame's order.
+    Customers are coded by their rank among ``ids``, sorted as :func:`~tiercast.features.encoding.sorted_codes`
+    sorts them; other text columns by any codes that group equal values (-1 = missing)."""
+
+    present: tuple[str, ...]
+    rows: IntArray
+    ids: npt.NDArray[np.object_]
+    customer: IntArray
+    ts: IntArray
+    amount: FloatArray
+    order: IntArray | None = None
+    product: IntArray | None = None
+    quantity: FloatArray | None = None
+    category: CodedText | None = None
+    channel: CodedText | None = None
+
+    def history(self, as_of_ns: int) -> History:
+        """The lines before as_of with a customer id, as :func:`_history` gives them of a frame holding ``rows``."""
+        ts = self.ts[self.rows]
+        rows = self.rows[(ts < as_of_ns) & (ts != NAT) & (self.customer[self.rows] >= 0)]
+        customer = self.customer[rows]
+        held = np.bincount(customer, minlength=len(self.ids)) > 0
+        rank = np.cumsum(held) - 1  # among the customers the history holds, in the same order
+
+        def taken(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[rows]
+
+        def text(values: CodedText | None) -> CodedText | None:
+            return None if values is None else CodedText(values.codes[rows], values.uniques)
+
+        ts = self.ts[rows]
+        return History(as_of_ns=as_of_ns, present=self.present, ids=self.ids[held], codes=rank[customer], ts=ts,
+                       age=_age_days(as_of_ns, ts), amount=self.amount[rows], order=taken(self.order),
+                       product=taken(self.product), quantity=taken(self.quantity), category=text(self.category),
+                       channel=text(self.channel))
 
 
 @dataclass(frozen=True)

@@ -402,15 +402,25 @@ def repeats_an_id(ids: pa.ChunkedArray) -> bool:
     return pc.count_distinct(ids).as_py() < len(ids)
 
 
-def by_customer_and_time(columns: dict[str, pa.ChunkedArray]) -> tuple[np.ndarray, np.ndarray]:
+def customer_ranks(ids: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Each row's rank among the distinct customer ids, sorted as text (by code point, as Python sorts it), and
+    those ids in that order."""
+    codes, distinct = arrow_codes(ids)
+    order = pc.sort_indices(distinct)
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[order.to_numpy()] = np.arange(len(distinct))
+    return rank[codes], distinct.take(order)
+
+
+def by_customer_and_time(columns: dict[str, pa.ChunkedArray], customer: np.ndarray | None = None
+                         ) -> tuple[np.ndarray, np.ndarray]:
     """The order of a stable sort by customer_id, then timestamp (text sorts by code point, as Python's does),
-    and each row's customer rank in that order."""
-    codes, ids = arrow_codes(columns["customer_id"])
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[pc.sort_indices(ids).to_numpy()] = np.arange(len(ids))
-    keys = pa.table({"customer": rank[codes], "timestamp": columns["timestamp"].cast(pa.int64())})
+    and each row's customer rank (``customer``, when given: :func:`customer_ranks`)."""
+    if customer is None:
+        customer = customer_ranks(columns["customer_id"])[0]
+    keys = pa.table({"customer": customer, "timestamp": columns["timestamp"].cast(pa.int64())})
     order = pc.sort_indices(keys, sort_keys=[("customer", "ascending"), ("timestamp", "ascending")]).to_numpy()
-    return order, keys.column("customer").to_numpy()
+    return order, customer
 
 
 def identical_repeats(columns: dict[str, pa.ChunkedArray], order: np.ndarray, customer: np.ndarray

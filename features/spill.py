@@ -37,6 +37,8 @@ import pyarrow.parquet as pq
 
 from tiercast.features import columnar
 from tiercast.features.buckets import Bucket, without_huge_pages
+from tiercast.features.builder import CodedLines, CodedText, History
+from tiercast.features.encoding import NAT, arrow_codes, instant_ns
 from tiercast.features.columnar import NotFast
 from tiercast.features.loading import (
     CleaningReport,
@@ -46,6 +48,7 @@ from tiercast.features.loading import (
     note_identical_rows,
 )
 from tiercast.features.privacy import PersonalData
+from tiercast.features.registry import OPTIONAL_FEATURE_COLUMNS
 from tiercast.features.schema import TRANSACTIONS, DataConfig, DataError
 from tiercast.features.text_decoding import text_encoding
 
@@ -174,6 +177,18 @@ class BucketSummary:
     zero_amounts: int
 
 
+def _summary(amounts: np.ndarray, repeats: np.ndarray, customer: np.ndarray) -> BucketSummary:
+    """The :class:`BucketSummary` of a bucket's kept rows' ``amounts``, the rows found identical to an earlier one
+    and each row's customer rank."""
+    customers = int(customer.max()) + 1 if len(customer) else 0
+    return BucketSummary(len(amounts), int(repeats.sum()), customers, int((amounts < 0).sum()),
+                         int((amounts == 0).sum()))
+
+
+# The text columns a spilled bucket's history reads as codes (the customer ids are ranked instead).
+_CODED = ("order_id", "product_id", "category", "channel")
+
+
 class SpilledInputs:
     """The inputs of one run, the transactions in bucket files under ``folder`` (removed by :meth:`close`, or
     on leaving a ``with`` block); :meth:`bucket` loads one bucket."""
@@ -240,17 +255,50 @@ class SpilledInputs:
     def bucket(self, b: int) -> tuple[Bucket, BucketSummary]:
         """Bucket ``b``'s inputs, its transactions loaded as :func:`~tiercast.features.loading.load_transactions`
         loads a file, and what the report needs of them."""
-        table = self.read(b).combine_chunks()  # one chunk a column: taking rows from many costs more
-        columns = dict(zip(table.column_names, table.columns, strict=True))
-        del table
+        columns = self._columns(b)
         order, customer = columnar.by_customer_and_time(columns)
         repeats = columnar.identical_repeats(columns, order, customer)
-        customers = int(customer.max()) + 1 if len(customer) else 0
-        transactions = columnar.to_frame(columns, order[~repeats[order]] if self.config.drop_identical_rows
-                                         else order)
-        summary = BucketSummary(len(transactions), int(repeats.sum()), customers,
-                                int((transactions["amount"] < 0).sum()), int((transactions["amount"] == 0).sum()))
-        return Bucket(transactions, *self.profiles(b)), summary
+        rows = self._kept(order, repeats)
+        transactions = columnar.to_frame(columns, rows)
+        return Bucket(transactions, *self.profiles(b)), _summary(transactions["amount"].to_numpy(), repeats, customer)
+
+    def history(self, b: int, as_of: Any) -> tuple[History, BucketSummary]:
+        """Bucket ``b``'s transactions before as_of as the feature builder's history of :meth:`bucket`'s frame
+        (:meth:`~tiercast.features.builder.FeatureBuilder.history`), made without the frame: each text column is
+        coded once, for finding identical rows and for the history alike; and what the report needs of them."""
+        columns = self._columns(b)
+        customer, ids = columnar.customer_ranks(columns["customer_id"])
+        coded = {name: arrow_codes(values) for name, values in columns.items() if name in _CODED}
+        order, _ = columnar.by_customer_and_time(columns, customer)
+        # codes stand for their text: -1 (missing) equals only itself, as missing text does
+        repeats = columnar.identical_repeats(
+            {name: pa.chunked_array([coded[name][0]]) if name in coded else values
+             for name, values in columns.items()}, order, customer)
+        rows = self._kept(order, repeats)
+        amount = columns["amount"].to_numpy()
+
+        def codes(name: str) -> np.ndarray | None:
+            return coded[name][0] if name in coded else None
+
+        def text(name: str) -> CodedText | None:
+            return CodedText(coded[name][0], coded[name][1].to_numpy(zero_copy_only=False)) if name in coded else None
+
+        lines = CodedLines(
+            present=tuple(name for name in OPTIONAL_FEATURE_COLUMNS if name in columns), rows=rows,
+            ids=ids.to_numpy(zero_copy_only=False).astype(object), customer=customer,
+            ts=columns["timestamp"].cast(pa.timestamp("ns")).cast(pa.int64()).fill_null(NAT).to_numpy(),
+            amount=amount, order=codes("order_id"), product=codes("product_id"),
+            quantity=columns["quantity"].to_numpy() if "quantity" in columns else None,
+            category=text("category"), channel=text("channel"))
+        return lines.history(instant_ns(as_of)), _summary(amount[rows], repeats, customer)
+
+    def _columns(self, b: int) -> dict[str, pa.ChunkedArray]:
+        table = self.read(b).combine_chunks()  # one chunk a column: taking rows from many costs more
+        return dict(zip(table.column_names, table.columns, strict=True))
+
+    def _kept(self, order: np.ndarray, repeats: np.ndarray) -> np.ndarray:
+        """The rows the frame holds, in its order: identical repeats left out, unless the config keeps them."""
+        return order[~repeats[order]] if self.config.drop_identical_rows else order
 
     def quality_report(self, summaries: list[BucketSummary]) -> dict[str, object]:
         """The inputs' cleaning reports, as :meth:`~tiercast.features.loading.InputData.quality_report` gives

@@ -195,6 +195,12 @@ def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.
     return group_count(code[inside], len(customer_ids), amount)
 
 
+def feature_builder(bundle: ModelBundle | None, spec: FeatureSpec) -> FeatureBuilder:
+    """The builder of the features :func:`score` reads: the bundle's, or without models an unfitted one of ``spec``
+    (the rules read only features every spec has)."""
+    return bundle.builder if bundle else FeatureBuilder(spec)
+
+
 def score(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, spec: FeatureSpec,
           bundle: ModelBundle | None, fallback_rules: FallbackRules | None = None,
           customers: pd.DataFrame | None = None, interactions: pd.DataFrame | None = None,
@@ -224,8 +230,7 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
                    else m.text("fallback.models_unavailable", detail=unavailable_reason))
     rules = fallback_rules or FallbackRules()
     if features is None:
-        builder = bundle.builder if bundle else FeatureBuilder(spec)
-        features = builder.transform_columns(transactions, as_of, customers, interactions)
+        features = feature_builder(bundle, spec).transform_columns(transactions, as_of, customers, interactions)
     horizon = bundle.horizon_days if bundle else horizon_days
     n = len(features)
     answer = {"predicted_value": np.full(n, np.nan), "churn_probability": np.full(n, np.nan),

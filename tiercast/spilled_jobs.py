@@ -184,9 +184,8 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
 
         # Each bucket's history is computed once, when fitting, and kept on disk for building its features.
         def parts(b: int) -> tuple[FitParts, object]:
-            bucket, summary = spilled.bucket(b)
-            history = builder.history(bucket.transactions, as_of)
-            fit_parts = builder.fit_parts_of(history, bucket.customers)
+            history, summary = spilled.history(b, as_of)
+            fit_parts = builder.fit_parts_of(history, spilled.profiles(b)[0])
             spilled.keep(b, "history", history)  # kept with the RFM that fitting computed
             return fit_parts, summary
 
@@ -217,6 +216,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
     the inputs spilling already (:func:`spill_aside`), else spilled here."""
     from tiercast.features.buckets import each_bucket
     from tiercast.jobs import _champion_bundle, score_with_config
+    from tiercast.serving.scorer import feature_builder
 
     if champion is None:  # started only for a log that spills (else the caller's whole load starts its own)
         if not spills(config, inputs):
@@ -229,10 +229,17 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
         require_first_before(spilled.first_timestamp, as_of, inputs.transactions)
         bundle, reason = _champion_bundle(config, champion.result())
 
+        builder = feature_builder(bundle, config.features)
+        spend = f"spend_{config.policy.membership.window_days}d"
+
         def scores(b: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], object]:
-            bucket, summary = spilled.bucket(b)
-            scored = score_with_config(config, bucket.transactions, bucket.customers, bucket.interactions, as_of,
-                                       bundle, config.training.horizon_days, reason)
+            customers, interactions = spilled.profiles(b)
+            history, summary = spilled.history(b, as_of)
+            features = builder.transform_history(history, customers, interactions)
+            # The scores read the transactions themselves only for a membership window the features do not sum.
+            transactions = {} if spend in features else spilled.bucket(b)[0].transactions
+            scored = score_with_config(config, transactions, customers, interactions, as_of, bundle,
+                                       config.training.horizon_days, reason, features)
             tiers = scored.groupby("tier").agg(customers=("customer_id", "size"),
                                                predicted_value=("predicted_value", "sum"))
             return flat_scores(scored), tiers, scored["source"].value_counts().to_dict(), summary

@@ -67,12 +67,15 @@ def test_spilled_features_are_the_features_of_the_whole_log(world, tmp_path, cap
     assert not list((tmp_path / "spill").iterdir())
 
 
-@pytest.mark.parametrize(("suffix", "language"), [(".csv", "en"), (".parquet", "en"), (".csv", "zh")])
-def test_spilled_scores_are_the_scores_of_the_whole_log(world, tmp_path, store, capsys, suffix, language) -> None:
+# A membership window of 45 days is no feature's window: the scores then read its spend from the transactions.
+@pytest.mark.parametrize(("suffix", "language", "membership_days"),
+                         [(".csv", "en", 365), (".parquet", "en", 365), (".csv", "zh", 365), (".csv", "en", 45)])
+def test_spilled_scores_are_the_scores_of_the_whole_log(world, tmp_path, store, capsys, suffix, language,
+                                                       membership_days) -> None:
     args = ["score", "--transactions", str(world / "transactions.parquet"), "--customers",
             str(world / "customers.parquet"), "--as-of", AS_OF]
     whole, spilled = tmp_path / f"whole{suffix}", tmp_path / f"spilled{suffix}"
-    words = {"language": language}
+    words = {"language": language, "policy": {"membership": {"window_days": membership_days}}}
     assert _run(tmp_path, {**WHOLE, **RULES, **words}, args, whole) == 0
     printed_whole = capsys.readouterr().out
     assert _run(tmp_path, {**_spilled(tmp_path / "spill"), **RULES, **words}, args, spilled) == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tiercast.features.aggregates import group_max, group_min, reduce_groups
+from tiercast.features.pair_codes import pair_codes
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -36,3 +38,16 @@ def test_empty_groups_and_no_rows_are_missing() -> None:
     out = group_min(np.array([1, 1]), np.array([4.0, 2.0]), 3)
     assert np.isnan(out[[0, 2]]).all() and out[1] == 2.0
     assert np.isnan(group_max(np.array([0]), np.array([-np.inf]), 1)).all()  # only -inf: as no value
+
+
+@pytest.mark.parametrize("customers_together", [True, False])
+def test_pair_codes_number_the_pairs_as_factorize_does(customers_together) -> None:
+    rng = np.random.default_rng(5)
+    customers = rng.integers(0, 40, 3000)
+    if customers_together:
+        customers = np.sort(customers)
+    keys = rng.integers(0, 25, 3000)
+    keys[1:][rng.random(2999) < 0.5] = -7  # runs of one key, and a key of lines apart
+    expected = pd.factorize(keys * 40 + customers)[0]
+    assert pair_codes(keys, customers).tolist() == expected.tolist()
+    assert pair_codes(keys[:0], customers[:0]).tolist() == []

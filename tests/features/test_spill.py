@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from tiercast.features import columnar
+from tiercast.features.builder import FeatureBuilder
 from tiercast.features.loading import load_transactions
 from tiercast.features.schema import TRANSACTIONS, DataConfig
 from tiercast.features.spill import (
@@ -100,6 +101,68 @@ def test_buckets_hold_about_bucket_rows(log_file, tmp_path) -> None:
         frames = [spilled.bucket(b)[0].transactions for b in range(spilled.count)]
     assert len(frames) >= len(whole) / 300 and max(len(f) for f in frames) <= 300
     pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+
+
+@pytest.fixture
+def line_items_file(tmp_path: Path) -> Path:
+    """Line items of 300 customers with every optional column: missing order ids, products, quantities, categories
+    and channels, refunds, rows identical to an earlier one and rows at or after the cutoff."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    order = rng.integers(0, 900, n)
+    frame = pd.DataFrame({
+        "customer_id": [f"c{v}" for v in rng.integers(0, 300, n)],
+        "timestamp": pd.Timestamp("2024-01-01") + pd.to_timedelta(order % 400, unit="D"),
+        "amount": rng.choice([-5.0, 0.0, 2.5, 12.5, 30.0], n),
+        "order_id": [None if v % 37 == 0 else f"o{v}" for v in order],
+        "product_id": rng.choice(["p1", "p2", "p3", "", "p4"], n),
+        "quantity": rng.choice([1.0, 2.0, np.nan, 40.0], n),
+        "category": rng.choice(["books", " music ", "", "toys"], n),
+        "channel": rng.choice(["Web", "store", "", "App"], n),
+    })
+    late = frame["customer_id"].isin([f"c{v}" for v in range(280, 300)])  # customers only from the cutoff on
+    frame.loc[late, "timestamp"] += pd.Timedelta(days=400)
+    frame = pd.concat([frame, frame.iloc[:60]], ignore_index=True)
+    path = tmp_path / "lines.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def _same_grouping(a: np.ndarray | None, b: np.ndarray | None) -> None:
+    """Codes that group the same lines alike (missing, -1, apart), whatever their numbers."""
+    assert (a is None) == (b is None)
+    if a is not None:
+        assert np.array_equal(a < 0, b < 0) and np.array_equal(pd.factorize(a)[0], pd.factorize(b)[0])
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_a_buckets_history_is_the_history_of_its_frame(line_items_file, tmp_path, drop) -> None:
+    """Made from the spilled columns, without a frame, the history holds the lines, customers and codes the
+    builder's history of the bucket's frame holds; the features of both are the same."""
+    config, as_of = DataConfig(drop_identical_rows=drop), pd.Timestamp("2024-10-01")
+    builder = FeatureBuilder()
+    with spill_inputs(line_items_file, None, None, config, 70, folder=tmp_path) as spilled:
+        assert spilled.count > 3
+        without_history = 0
+        for b in range(spilled.count):
+            bucket, summary = spilled.bucket(b)
+            of_frame = builder.history(bucket.transactions, as_of)
+            history, history_summary = spilled.history(b, as_of)
+            assert history_summary == summary
+            assert history.present == of_frame.present == ("product_id", "quantity", "category", "channel")
+            assert history.ids.tolist() == of_frame.ids.tolist() and 0 < history.n <= summary.customers
+            without_history += summary.customers - history.n
+            for name in ("codes", "ts", "age", "amount", "quantity"):
+                np.testing.assert_array_equal(getattr(history, name), getattr(of_frame, name))
+            _same_grouping(history.order, of_frame.order)
+            _same_grouping(history.product, of_frame.product)
+            for name in ("category", "channel"):
+                text, frame_text = getattr(history, name), getattr(of_frame, name)
+                values = np.append(text.uniques, None)[text.codes]
+                assert values.tolist() == np.append(frame_text.uniques, None)[frame_text.codes].tolist()
+            pd.testing.assert_frame_equal(builder.transform_history(history).frame(),
+                                          builder.transform_history(of_frame).frame())
+        assert without_history == 20
 
 
 def _spilled_sizes_and_frames(log_file: Path, folder: Path) -> tuple[int, list[pd.DataFrame]]:
