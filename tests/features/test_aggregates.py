@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiercast.features.aggregates import group_max, group_min, reduce_groups
+from tiercast.features.aggregates import distinct, group_max, group_min, reduce_groups
 from tiercast.features.pair_codes import pair_codes
 
 
@@ -51,3 +51,11 @@ def test_pair_codes_number_the_pairs_as_factorize_does(customers_together) -> No
     expected = pd.factorize(keys * 40 + customers)[0]
     assert pair_codes(keys, customers).tolist() == expected.tolist()
     assert pair_codes(keys[:0], customers[:0]).tolist() == []
+
+
+def test_distinct_keys_are_sorted_with_the_lines_of_each() -> None:
+    keys = np.random.default_rng(6).integers(-50, 50, 2000)
+    values, lines = distinct(keys)
+    expected_values, expected_lines = np.unique(keys, return_counts=True)
+    assert values.tolist() == expected_values.tolist() and lines.tolist() == expected_lines.tolist()
+    assert [a.tolist() for a in distinct(keys[:0])] == [[], []]
