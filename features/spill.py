@@ -243,6 +243,13 @@ class SpilledInputs:
         with (self.folder / f"{name}-{b:06d}.pickle").open("rb") as f:
             return pickle.load(f)  # noqa: S301 - written by this run into its own temporary folder
 
+    def release(self, b: int, name: str | None = None) -> None:
+        """Remove bucket ``b``'s spilled rows (or what :meth:`keep` kept under ``name``) once no step reads them
+        again: the folder then holds only what is still to be read, and the command ends without removing it all."""
+        path = self.path(b) if name is None else self.folder / f"{name}-{b:06d}.pickle"
+        with contextlib.suppress(OSError):  # where it cannot go now (a system that keeps open files), close() does
+            path.unlink()
+
     def profiles(self, b: int) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
         """Bucket ``b``'s customer profiles and interactions (None where the run has none)."""
         def take(name: str, frame: pd.DataFrame | None) -> pd.DataFrame | None:

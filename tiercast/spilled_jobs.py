@@ -185,6 +185,7 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
         # Each bucket's history is computed once, when fitting, and kept on disk for building its features.
         def parts(b: int) -> tuple[FitParts, object]:
             history, summary = spilled.history(b, as_of)
+            spilled.release(b)
             fit_parts = builder.fit_parts_of(history, spilled.profiles(b)[0])
             spilled.keep(b, "history", history)  # kept with the RFM that fitting computed
             return fit_parts, summary
@@ -194,7 +195,9 @@ def features(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Pa
 
         def features_of(b: int) -> pd.DataFrame:
             customers, interactions = spilled.profiles(b)
-            return builder.transform_history(spilled.kept(b, "history"), customers, interactions).frame().reset_index()
+            history = spilled.kept(b, "history")
+            spilled.release(b, "history")
+            return builder.transform_history(history, customers, interactions).frame().reset_index()
 
         customers = 0
 
@@ -238,6 +241,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
             features = builder.transform_history(history, customers, interactions)
             # The scores read the transactions themselves only for a membership window the features do not sum.
             transactions = {} if spend in features else spilled.bucket(b)[0].transactions
+            spilled.release(b)
             scored = score_with_config(config, transactions, customers, interactions, as_of, bundle,
                                        config.training.horizon_days, reason, features)
             tiers = scored.groupby("tier").agg(customers=("customer_id", "size"),

@@ -152,6 +152,8 @@ ODD_CELLS = {
     "a blank amount": "A,2025-01-01,,o1,1,b,w\n",
     "blank optional cells": "A,2025-01-01,1,,,  ,\t\nA,2025-01-02,1, o2 ,,b, w \n",
     "a text too long": f"A,2025-01-01,1,{'x' * 501},1,b,w\n",
+    "a text of as many characters as allowed, in more bytes": f"A,2025-01-01,1,{'é' * 500},1,b,w\n",
+    "a text too long, in more bytes": f"A,2025-01-01,1,{'é' * 501},1,b,w\n",
     "identical rows": "A,2025-01-01,1,o1,1,b,w\nA,2025-01-01,1,o1,1,b,w\nB,2025-01-01,1,o1,1,b,w\nA,2025-01-01,1,o1,1,b,w\n",
     "a quoted comma and line break": "A,2025-01-01,1,\"o1,x\",1,\"two\nlines\",w\n",
     "a row with a field too many": "A,2025-01-01,1,o1,1,b,w,extra\n",

@@ -165,6 +165,20 @@ def test_a_buckets_history_is_the_history_of_its_frame(line_items_file, tmp_path
         assert without_history == 20
 
 
+def test_a_released_bucket_leaves_the_folder_and_the_rest_stays(log_file, tmp_path) -> None:
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    with spill_inputs(log_file, None, None, DataConfig(), 60, folder=folder) as spilled:
+        spilled.keep(1, "history", np.arange(3))
+        spilled.release(0)
+        spilled.release(1, "history")
+        spilled.release(0)  # twice: nothing left to remove
+        assert not spilled.path(0).exists() and spilled.path(1).exists()
+        assert sorted(p.name for p in spilled.folder.iterdir()) == [spilled.path(b).name for b in range(1, 7)]
+        assert len(spilled.bucket(1)[0].transactions) > 0
+    assert not list(folder.iterdir())
+
+
 def _spilled_sizes_and_frames(log_file: Path, folder: Path) -> tuple[int, list[pd.DataFrame]]:
     with spill_inputs(log_file, None, None, DataConfig(), 60, folder=folder) as spilled:
         size = sum(spilled.path(b).stat().st_size for b in range(spilled.count))
