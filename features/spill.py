@@ -6,7 +6,9 @@ A bucket holds every row of a range of customer ids (in Python's string order, w
 Arrow's; cut every ``bucket_customers`` distinct ids, or sooner where the range would pass ``bucket_rows`` rows,
 as a log of line items would with a hundred rows a customer), so the buckets' results, written one after
 another, are in customer order as the whole table is. A bucket is then loaded as the whole file is (identical
-rows found, rows sorted by customer and time): its frame is the whole frame's rows of those customers.
+rows found, rows sorted by customer and time): its frame is the whole frame's rows of those customers, or, for
+the features, the builder's history of that frame, made from the bucket's columns without it. A bucket's file
+is removed once no step reads it again.
 
 Profiles and interactions are smaller: they are loaded whole (:mod:`tiercast.features.loading`) and their rows
 taken by the same ranges. The cleaning report adds up the batches' and buckets' counts, so it equals the one of
@@ -38,8 +40,8 @@ import pyarrow.parquet as pq
 from tiercast.features import columnar
 from tiercast.features.buckets import Bucket, without_huge_pages
 from tiercast.features.builder import CodedLines, CodedText, History
-from tiercast.features.encoding import NAT, arrow_codes, instant_ns
 from tiercast.features.columnar import NotFast
+from tiercast.features.encoding import NAT, arrow_codes, instant_ns
 from tiercast.features.loading import (
     CleaningReport,
     columnar_format,
