@@ -20,14 +20,18 @@ same kind, 2 trials) into a throwaway MLflow store, then times, in rounds:
 Each round runs the reference and then every command, so each command's ratio is to the reference of its own
 round. Peak memory is the highest sum of the proportional set size (PSS) over the command's process tree (the
 Spark engine's JVM included), sampled every 0.2 s in one more round after the timed ones: reading a process's
-memory map slows it (about 1 s of `score`'s 13 s at 9.9M rows), so no timed run is sampled. Prints min-median-max
-of seconds and ratio and the peak per command and size, and a JSON line per measurement (``--json FILE`` keeps
-them; the sampled round's with ``"sampled": true``).
+memory map slows it (about 1 s of `score`'s 13 s at 9.9M rows), so no timed run is sampled. That round also
+samples the most bytes the command's temporary files held: each sampled command gets a temporary folder of its
+own (``TMPDIR``), where the local engine spills the log unless the config names a spill folder (Spark keeps its
+own files in its local folder, not counted). Prints min-median-max of seconds and ratio and the peaks per command
+and size, and a JSON line per measurement (``--json FILE`` keeps them; the sampled round's with
+``"sampled": true``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -103,12 +107,15 @@ def write_world(rows: int, path: Path, seed: int = 0, lines: bool = False) -> tu
 
 
 class TreePeak:
-    """The highest PSS sum over a process and its descendants, sampled in a thread."""
+    """The highest PSS sum over a process and its descendants, and the most bytes the files under ``folder`` held,
+    sampled in a thread."""
 
-    def __init__(self, pid: int, every: float = 0.2) -> None:
+    def __init__(self, pid: int, every: float = 0.2, folder: Path | None = None) -> None:
         self.root = psutil.Process(pid)
         self.every = every
+        self.folder = folder
         self.peak = 0
+        self.disk_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -126,9 +133,18 @@ class TreePeak:
                 pass
         return total
 
+    def _disk(self) -> int:
+        total = 0
+        for root, _, files in os.walk(self.folder) if self.folder is not None else ():
+            for name in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    total += os.path.getsize(os.path.join(root, name))
+        return total
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, self._sample())
+            self.disk_peak = max(self.disk_peak, self._disk())
             self._stop.wait(self.every)
 
     def stop(self) -> int:
@@ -137,17 +153,24 @@ class TreePeak:
         return self.peak
 
 
-def timed(argv: list[str], env: dict[str, str], sampled: bool = False) -> tuple[float, float | None]:
-    """(seconds, peak GB when ``sampled``, else None) of one command; raises when it fails."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = TreePeak(process.pid) if sampled else None
-    _, stderr = process.communicate()
-    seconds = time.perf_counter() - started
-    gb = peak.stop() / 2**30 if peak is not None else None
+def timed(argv: list[str], env: dict[str, str], sampled: bool = False) -> tuple[float, float | None, float | None]:
+    """(seconds, peak GB of memory and of the temporary folder when ``sampled``, else None) of one command; raises
+    when it fails. A sampled command gets a temporary folder of its own (``TMPDIR``): where it spills the log,
+    unless the config names a spill folder."""
+    with tempfile.TemporaryDirectory(prefix="bench-tmp-") as tmp:
+        env = {**env, "TMPDIR": tmp} if sampled else env
+        started = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        peak = TreePeak(process.pid, folder=Path(tmp)) if sampled else None
+        _, stderr = process.communicate()
+        seconds = time.perf_counter() - started
+        if peak is not None:
+            peak.stop()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}:\n{stderr[-3000:]}")
-    return seconds, gb
+    if peak is None:
+        return seconds, None, None
+    return seconds, peak.peak / 2**30, peak.disk_peak / 2**30
 
 
 def tiercast(*args: str) -> list[str]:
@@ -211,13 +234,15 @@ def main() -> None:
             info = json.loads(meta.read_text())
             cutoff, written = info["cutoff"], info["rows"]
             peaks: dict[str, float] = {}
+            disks: dict[str, float] = {}
             for run in [*range(args.runs), "sampled"]:
                 sampled = run == "sampled"
                 out = work / "out"
                 reference = REFERENCE.format(path=path, as_of=cutoff, out=work / "reference.parquet")
-                ref_s, ref_gb = timed([sys.executable, "-c", reference], env, sampled)
+                ref_s, ref_gb, ref_disk = timed([sys.executable, "-c", reference], env, sampled)
                 if sampled:
                     peaks["duckdb reference"] = ref_gb
+                    disks["duckdb reference"] = ref_disk
                 else:
                     results.setdefault((rows, "duckdb reference"), []).append((ref_s, 1.0))
                 for command in args.commands:
@@ -228,16 +253,17 @@ def main() -> None:
                         config = ["--config", str(args.config)] if args.config else []
                         argv = tiercast(*config, command, "--transactions", str(path), *_when(command, cutoff),
                                         *(["--out", str(target)] if command != "train" else []), "--engine", engine)
-                        seconds, gb = timed(argv, env, sampled)
+                        seconds, gb, disk = timed(argv, env, sampled)
                         name = f"{command} --engine {engine}"
                         if sampled:
                             peaks[name] = gb
+                            disks[name] = disk
                         else:
                             results.setdefault((rows, name), []).append((seconds, seconds / ref_s))
                         record = {"rows": written, "line_items": args.line_items, "command": command,
                                   "engine": engine, "run": run, "config": str(args.config or ""),
                                   "seconds": seconds, "reference_seconds": ref_s, "peak_gb": gb,
-                                  "sampled": sampled}
+                                  "peak_temporary_gb": disk, "sampled": sampled}
                         print(json.dumps(record), flush=True)
                         if args.json:
                             with args.json.open("a") as f:
@@ -248,7 +274,7 @@ def main() -> None:
                     continue
                 seconds, ratios = zip(*values, strict=True)
                 print(f"  {name:<28} {summary(list(seconds))} s   x{summary(list(ratios))} of DuckDB   "
-                      f"peak {peaks[name]:.2f} GB (sampled round)", flush=True)
+                      f"peak {peaks[name]:.2f} GB, temporary files {disks[name]:.2f} GB (sampled round)", flush=True)
 
 
 if __name__ == "__main__":
