@@ -62,11 +62,10 @@ def group_count(codes: IntArray, n: int, weights: FloatArray | None = None) -> F
 
 
 def distinct(keys: IntArray) -> tuple[IntArray, FloatArray]:
-    """The distinct keys, sorted, and the lines holding each: by sorting, which numpy does in a fraction of the
-    time of a hash table (pandas' factorize) for the pairs of a bucket's lines."""
-    ordered = np.sort(keys)
-    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1]))) if len(ordered) else ordered
-    return ordered[starts], np.diff(np.append(starts, len(ordered))).astype(np.float64)
+    """The distinct keys, sorted, and the lines holding each. Asked for the counts, numpy's unique sorts, in a
+    fraction of the time of a hash table (pandas' factorize, or numpy's unique asked for the keys alone)."""
+    values, lines = np.unique(keys, return_counts=True)
+    return values, lines.astype(np.float64)
 
 
 def ratio(num: FloatArray, den: FloatArray) -> FloatArray:

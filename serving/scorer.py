@@ -195,6 +195,12 @@ def trailing_spend(transactions: Table, as_of: Any, days: int, customer_ids: pd.
     return group_count(code[inside], len(customer_ids), amount)
 
 
+def membership_spend(policy: TierPolicy) -> str:
+    """The feature summing the spend of the membership window, which :func:`score` reads where the builder has
+    it (else it sums the transactions itself: :func:`trailing_spend`)."""
+    return f"spend_{policy.membership.window_days}d"
+
+
 def feature_builder(bundle: ModelBundle | None, spec: FeatureSpec) -> FeatureBuilder:
     """The builder of the features :func:`score` reads: the bundle's, or without models an unfitted one of ``spec``
     (the rules read only features every spec has)."""
@@ -270,7 +276,7 @@ def score_columns(transactions: Table, as_of: pd.Timestamp, policy: TierPolicy, 
         rank[fallback] = rules_say["rfm_score"].to_numpy(dtype=float)
     tiers = policy.assign(rank, limits, answer["churn_probability"], features["lifecycle_stage"])
     # The builder sums net spend over its own windows already; the membership window is usually one of them.
-    window_spend = f"spend_{policy.membership.window_days}d"
+    window_spend = membership_spend(policy)
     spend = (features[window_spend] if window_spend in features
              else trailing_spend(transactions, as_of, policy.membership.window_days, pd.Index(features.ids)))
     timing = next_order(features, answer["churn_probability"], _naive_utc(as_of), horizon, policy.churn_risk_bands)

@@ -219,7 +219,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
     the inputs spilling already (:func:`spill_aside`), else spilled here."""
     from tiercast.features.buckets import each_bucket
     from tiercast.jobs import _champion_bundle, score_with_config
-    from tiercast.serving.scorer import feature_builder
+    from tiercast.serving.scorer import feature_builder, membership_spend
 
     if champion is None:  # started only for a log that spills (else the caller's whole load starts its own)
         if not spills(config, inputs):
@@ -233,7 +233,7 @@ def score(config: AppConfig, inputs: InputFiles, as_of: pd.Timestamp, out: Path,
         bundle, reason = _champion_bundle(config, champion.result())
 
         builder = feature_builder(bundle, config.features)
-        spend = f"spend_{config.policy.membership.window_days}d"
+        spend = membership_spend(config.policy)
 
         def scores(b: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int], object]:
             customers, interactions = spilled.profiles(b)
