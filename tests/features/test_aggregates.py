@@ -53,9 +53,17 @@ def test_pair_codes_number_the_pairs_as_factorize_does(customers_together) -> No
     assert pair_codes(keys[:0], customers[:0]).tolist() == []
 
 
-def test_distinct_keys_are_sorted_with_the_lines_of_each() -> None:
-    keys = np.random.default_rng(6).integers(-50, 50, 2000)
+@pytest.mark.parametrize("keys", [
+    np.random.default_rng(6).integers(-50, 50, 2000),  # negative: sorted by numpy's unique
+    np.sort(np.random.default_rng(7).integers(0, 10**12, 2000)),  # in order already: neighbours compared
+    np.sort(np.random.default_rng(8).integers(0, 5, 2000)),  # in order, long runs
+    np.random.default_rng(9).integers(0, 3000, 2000),  # a small range: counted in a table
+    np.random.default_rng(10).integers(0, 10**9, 2000),  # a wide range: sorted
+    np.array([7]), np.array([4, 4, 0]), np.array([0, 0]),
+], ids=["negative", "in-order", "in-order-runs", "small-range", "wide-range", "one", "two-kinds", "one-kind"])
+def test_distinct_keys_are_sorted_with_the_lines_of_each(keys) -> None:
     values, lines = distinct(keys)
     expected_values, expected_lines = np.unique(keys, return_counts=True)
+    assert values.dtype == keys.dtype and lines.dtype == np.float64
     assert values.tolist() == expected_values.tolist() and lines.tolist() == expected_lines.tolist()
     assert [a.tolist() for a in distinct(keys[:0])] == [[], []]
