@@ -41,13 +41,21 @@ def reduce_groups(ufunc: np.ufunc, codes: IntArray, values: npt.NDArray[Any], ou
     """``ufunc`` (a commutative reduction, as np.maximum) of each group's values folded into ``out[code]``, in
     place. Codes in order, as a customer's lines and orders are, are reduced a run at a time by
     ``ufunc.reduceat``, far cheaper than ``ufunc.at`` value by value."""
-    if len(codes) and bool((codes[1:] >= codes[:-1]).all()):
-        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    starts = _run_starts(codes) if len(codes) else None
+    if starts is not None:
         runs = codes[starts]
         out[runs] = ufunc(out[runs], ufunc.reduceat(values, starts))
     else:
         ufunc.at(out, codes, values)
     return out
+
+
+def _run_starts(keys: IntArray) -> IntArray | None:
+    """Where each run of equal keys starts, for keys in order (a history's lines are in customer and time order);
+    None for keys out of order."""
+    if not bool((keys[1:] >= keys[:-1]).all()):
+        return None
+    return np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
 
 
 def group_count(codes: IntArray, n: int, weights: FloatArray | None = None) -> FloatArray:
@@ -72,8 +80,8 @@ def distinct(keys: IntArray) -> tuple[IntArray, FloatArray]:
     fraction of the time of a hash table (pandas' factorize, or numpy's unique asked for the keys alone)."""
     if not len(keys):
         return keys.copy(), np.empty(0, dtype=np.float64)
-    if bool((keys[1:] >= keys[:-1]).all()):
-        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    starts = _run_starts(keys)
+    if starts is not None:
         return keys[starts], np.diff(np.append(starts, len(keys))).astype(np.float64)
     if keys.min() >= 0 and keys.max() < _TABLE_PER_KEY * len(keys):
         lines = np.bincount(keys)
